@@ -1,0 +1,356 @@
+// The one rtnetlink adapter: links, addresses, routes, neighbours and FDB entries of the network
+// namespace this process runs in, as podmesh's plain values (canonical IP text, names, numbers).
+// Every kernel call of the data plane goes through here; requests are pipelined on one socket
+// with a bounded window, because an unbounded burst overruns the netlink binding.
+
+import { createRtNetlink, type RtNetlinkSocket } from 'netlink'
+import { formatInfo, formatVxlan, parseInfo, parseVxlan } from 'netlink/dist/rt/ifla'
+import { AttrStream, type StreamData } from 'netlink/dist/structs'
+import { formatIp, parseIp, type Family } from '../ipam/cidr'
+
+const AF_INET = 2
+const AF_INET6 = 10
+const AF_BRIDGE = 7
+const MAIN_TABLE = 254
+const F_CREATE = 0x400
+const F_EXCL = 0x200
+const F_REPLACE = 0x100
+const F_APPEND = 0x800
+const RTNH_F_ONLINK = 4
+/** How many requests may be in flight on the socket at once. */
+const WINDOW = 32
+
+export interface Link {
+  index: number
+  name: string
+  mtu: number
+  up: boolean
+  /** rtnl link kind ("bridge", "vxlan", "veth", "wireguard", "tun"); '' when the kernel gives none. */
+  kind: string
+  mac?: string
+  master?: number
+  vxlan?: { vni: number, port: number, localIp?: string }
+}
+
+export interface Address { index: number, family: Family, ip: string, prefixLen: number }
+
+export interface KernelRoute {
+  family: Family
+  dst: string
+  oif?: number
+  src?: string
+  via?: string
+  onlink: boolean
+  protocol: number
+  table: number
+}
+
+export interface Neighbor { index: number, family: Family, ip: string, mac: string, permanent: boolean }
+export interface FdbEntry { index: number, mac: string, dst: string }
+
+export class RtnlError extends Error {
+  readonly code = 'ERTNL'
+  readonly errno: string | undefined
+  constructor (readonly op: string, readonly detail: string, cause: unknown) {
+    const errno = (cause as { code?: string } | undefined)?.code
+    super(`${op} ${detail}: ${(cause as Error)?.message ?? String(cause)}`, { cause })
+    this.name = 'RtnlError'
+    this.errno = errno
+  }
+}
+export const isRtnlError = (e: unknown): e is RtnlError => e instanceof RtnlError
+
+const familyOf = (af: number): Family => (af === AF_INET6 ? 6 : 4)
+const afOf = (f: Family): number => (f === 6 ? AF_INET6 : AF_INET)
+
+function ipBuffer (ip: string): Buffer {
+  const { family, addr } = parseIp(ip)
+  const bytes = family === 4 ? 4 : 16
+  const out = Buffer.alloc(bytes)
+  let a = addr
+  for (let i = bytes - 1; i >= 0; i--) { out[i] = Number(a & 0xffn); a >>= 8n }
+  return out
+}
+
+function ipText (buf: Buffer): string {
+  let a = 0n
+  for (const b of buf) a = (a << 8n) | BigInt(b)
+  return formatIp(buf.length === 4 ? 4 : 6, a)
+}
+
+const macText = (buf: Buffer): string => [...buf].map(b => b.toString(16).padStart(2, '0')).join(':')
+const macBuffer = (mac: string): Buffer => Buffer.from(mac.split(':').map(h => parseInt(h, 16)))
+
+/** Serialises an attribute stream (the package's nested-attribute writers) into one buffer. */
+function concat (data: StreamData): Buffer {
+  const out = new AttrStream()
+  out.emit(data)
+  return Buffer.concat(out.bufs)
+}
+
+/** Runs `fn` over `items` with at most WINDOW calls in flight; rejects with the first error after all settle. */
+async function windowed<T> (items: readonly T[], fn: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0
+  const errors: unknown[] = []
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const item = items[next++] as T
+      try { await fn(item) } catch (e) { errors.push(e) }
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(WINDOW, items.length) }, worker))
+  if (errors.length > 0) {
+    const first = errors[0] as Error
+    if (errors.length > 1) first.message += ` (and ${errors.length - 1} more errors)`
+    throw first
+  }
+}
+
+export class Rtnl {
+  private constructor (private readonly sock: RtNetlinkSocket) {}
+
+  static open (): Rtnl {
+    return new Rtnl(createRtNetlink())
+  }
+
+  close (): void {
+    this.sock.socket.close()
+  }
+
+  // ---- links ----
+
+  async links (): Promise<Link[]> {
+    const msgs = await this.call('list links', '', () => this.sock.getLinks())
+    return msgs.map(m => {
+      const a = m.attrs
+      let kind = ''
+      let vxlan: Link['vxlan']
+      if (a.linkinfo !== undefined) {
+        const info = parseInfo(a.linkinfo)
+        kind = info.kind ?? ''
+        if (kind === 'vxlan' && info.data !== undefined) {
+          const v = parseVxlan(info.data)
+          const local = v.local ?? v.local6
+          vxlan = {
+            vni: v.id ?? 0,
+            port: v.port === undefined ? 0 : v.port.readUInt16BE(0),
+            ...(local !== undefined ? { localIp: ipText(local) } : {})
+          }
+        }
+      }
+      return {
+        index: m.data.index ?? 0,
+        name: a.ifname ?? '',
+        mtu: a.mtu ?? 0,
+        up: m.data.flags?.up === true,
+        kind,
+        ...(a.address !== undefined && a.address.length === 6 ? { mac: macText(a.address) } : {}),
+        ...(a.master !== undefined ? { master: a.master } : {}),
+        ...(vxlan !== undefined ? { vxlan } : {})
+      }
+    })
+  }
+
+  async link (name: string): Promise<Link | undefined> {
+    return (await this.links()).find(l => l.name === name)
+  }
+
+  async createBridge (name: string, mtu: number): Promise<void> {
+    const linkinfo = concat(formatInfo({ kind: 'bridge' }))
+    await this.call('create bridge', name, () =>
+      this.sock.newLink({}, { ifname: name, mtu, linkinfo }, { flags: F_CREATE | F_EXCL }))
+  }
+
+  async createVxlan (name: string, opts: { vni: number, port: number, localIp: string, mtu: number, mac: string }): Promise<void> {
+    const port = Buffer.alloc(2)
+    port.writeUInt16BE(opts.port)
+    const local = ipBuffer(opts.localIp)
+    // learning off: every remote is programmed from etcd, never learned by flooding.
+    const data = concat(formatVxlan({
+      id: opts.vni,
+      port,
+      learning: 0,
+      ...(local.length === 4 ? { local } : { local6: local })
+    }))
+    const linkinfo = concat(formatInfo({ kind: 'vxlan', data }))
+    await this.call('create vxlan', name, () =>
+      this.sock.newLink({}, { ifname: name, mtu: opts.mtu, address: macBuffer(opts.mac), linkinfo }, { flags: F_CREATE | F_EXCL }))
+  }
+
+  async deleteLink (index: number, name: string): Promise<void> {
+    await this.call('delete link', name, () => this.sock.delLink({ index }))
+  }
+
+  async setLink (index: number, name: string, change: { up?: boolean, mtu?: number, master?: number }): Promise<void> {
+    const attrs = {
+      ...(change.mtu !== undefined ? { mtu: change.mtu } : {}),
+      ...(change.master !== undefined ? { master: change.master } : {})
+    }
+    // `change` masks which flags to touch; `flags` holds their new values (an absent flag is off).
+    const up = change.up === undefined ? {} : { change: { up: true as const }, flags: change.up ? { up: true as const } : {} }
+    await this.call('set link', name, () => this.sock.setLink({ index, ...up }, attrs))
+  }
+
+  // ---- addresses ----
+
+  async addresses (index?: number): Promise<Address[]> {
+    const msgs = await this.call('list addresses', '', () => this.sock.getAddresses())
+    return msgs
+      .filter(m => index === undefined || m.data.index === index)
+      .flatMap(m => {
+        const raw = m.attrs.local ?? m.attrs.address
+        if (raw === undefined) return []
+        return [{ index: m.data.index ?? 0, family: familyOf(m.data.family ?? AF_INET), ip: ipText(raw), prefixLen: m.data.prefixlen ?? 0 }]
+      })
+  }
+
+  async addAddress (a: Address): Promise<void> {
+    const buf = ipBuffer(a.ip)
+    // nodad: the address is this node's alone by construction; DAD would delay it by seconds.
+    const flags = a.family === 6 ? { nodad: true as const } : {}
+    await this.call('add address', `${a.ip}/${a.prefixLen}`, () =>
+      this.sock.newAddress({ family: afOf(a.family), prefixlen: a.prefixLen, index: a.index, flags }, { local: buf, address: buf },
+        { flags: F_CREATE | F_REPLACE }))
+  }
+
+  async delAddress (a: Address): Promise<void> {
+    const buf = ipBuffer(a.ip)
+    await this.call('delete address', `${a.ip}/${a.prefixLen}`, () =>
+      this.sock.delAddress({ family: afOf(a.family), prefixlen: a.prefixLen, index: a.index }, { local: buf, address: buf }))
+  }
+
+  // ---- routes ----
+
+  /** Routes of the main table carrying `protocol` (podmesh lists only its own). */
+  async routes (protocol: number): Promise<KernelRoute[]> {
+    const msgs = await this.call('list routes', `proto ${protocol}`, () => this.sock.getRoutes())
+    const out: KernelRoute[] = []
+    for (const m of msgs) {
+      const proto = typeof m.data.protocol === 'number' ? m.data.protocol : Number(m.data.protocol)
+      const table = m.attrs.table ?? m.data.table ?? 0
+      if (proto !== protocol || table !== MAIN_TABLE) continue
+      const family = familyOf(m.data.family ?? AF_INET)
+      const dstLen = m.data.dstLen ?? 0
+      const dst = m.attrs.dst === undefined ? (family === 4 ? '0.0.0.0' : '::') : ipText(m.attrs.dst)
+      const rawFlags = (m.data.flags as { __unknown?: number } | undefined)?.__unknown ?? 0
+      out.push({
+        family,
+        dst: `${dst}/${dstLen}`,
+        ...(m.attrs.oif !== undefined ? { oif: m.attrs.oif } : {}),
+        ...(m.attrs.prefsrc !== undefined ? { src: ipText(m.attrs.prefsrc) } : {}),
+        ...(m.attrs.gateway !== undefined ? { via: ipText(m.attrs.gateway) } : {}),
+        onlink: (rawFlags & RTNH_F_ONLINK) !== 0,
+        protocol: proto,
+        table
+      })
+    }
+    return out
+  }
+
+  async addRoutes (routes: readonly KernelRoute[]): Promise<void> {
+    await windowed(routes, r => this.routeCall('add route', r, () =>
+      this.sock.newRoute(this.routeHeader(r), this.routeAttrs(r), { flags: F_CREATE | F_REPLACE })))
+  }
+
+  async delRoutes (routes: readonly KernelRoute[]): Promise<void> {
+    await windowed(routes, r => this.routeCall('delete route', r, async () => {
+      try {
+        return await this.sock.delRoute(this.routeHeader(r), this.routeAttrs(r))
+      } catch (e) {
+        // Already gone (its device went away, or someone removed it): the goal is met.
+        if ((e as { code?: string }).code === 'ESRCH') return []
+        throw e
+      }
+    }))
+  }
+
+  private routeHeader (r: KernelRoute): Parameters<RtNetlinkSocket['newRoute']>[0] {
+    const dstLen = Number(r.dst.split('/')[1])
+    return {
+      family: afOf(r.family),
+      dstLen,
+      table: r.table,
+      protocol: r.protocol,
+      scope: r.via === undefined ? 'LINK' : 'UNIVERSE',
+      type: 'UNICAST',
+      ...(r.onlink ? { flags: { __unknown: RTNH_F_ONLINK } as never } : {})
+    }
+  }
+
+  private routeAttrs (r: KernelRoute): Parameters<RtNetlinkSocket['newRoute']>[1] {
+    return {
+      dst: ipBuffer(r.dst.split('/')[0] as string),
+      ...(r.oif !== undefined ? { oif: r.oif } : {}),
+      ...(r.src !== undefined ? { prefsrc: ipBuffer(r.src) } : {}),
+      ...(r.via !== undefined ? { gateway: ipBuffer(r.via) } : {})
+    }
+  }
+
+  private async routeCall (op: string, r: KernelRoute, fn: () => Promise<unknown>): Promise<unknown> {
+    return await this.call(op, `${r.dst}${r.via !== undefined ? ` via ${r.via}` : ''} oif ${r.oif ?? '-'}`, fn)
+  }
+
+  // ---- neighbours (ARP/NDP) and FDB ----
+
+  async neighbors (index: number): Promise<Neighbor[]> {
+    const msgs = await this.call('list neighbours', `ifindex ${index}`, () => this.sock.getNeighbors())
+    return msgs
+      .filter(m => m.data.ifindex === index && (m.data.family === AF_INET || m.data.family === AF_INET6))
+      .flatMap(m => m.attrs.dst === undefined || m.attrs.lladdr === undefined
+        ? []
+        : [{ index, family: familyOf(m.data.family ?? AF_INET), ip: ipText(m.attrs.dst), mac: macText(m.attrs.lladdr), permanent: m.data.state?.permanent === true }])
+  }
+
+  async setNeighbors (list: readonly Neighbor[]): Promise<void> {
+    await windowed(list, n => this.call('add neighbour', `${n.ip} lladdr ${n.mac}`, () =>
+      this.sock.newNeighbor({ family: afOf(n.family), ifindex: n.index, state: { permanent: true } },
+        { dst: ipBuffer(n.ip), lladdr: macBuffer(n.mac) }, { flags: F_CREATE | F_REPLACE })))
+  }
+
+  async delNeighbors (list: readonly Neighbor[]): Promise<void> {
+    await windowed(list, n => this.call('delete neighbour', `${n.ip}`, async () => {
+      try {
+        return await this.sock.delNeighbor({ family: afOf(n.family), ifindex: n.index }, { dst: ipBuffer(n.ip) })
+      } catch (e) {
+        if ((e as { code?: string }).code === 'ENOENT') return []
+        throw e
+      }
+    }))
+  }
+
+  /** Unicast FDB entries of a VXLAN device that carry a remote destination. */
+  async fdb (index: number): Promise<FdbEntry[]> {
+    const msgs = await this.call('list fdb', `ifindex ${index}`, () => this.sock.getNeighbors({ family: AF_BRIDGE }))
+    return msgs
+      .filter(m => m.data.family === AF_BRIDGE && m.data.ifindex === index && m.attrs.dst !== undefined && m.attrs.lladdr !== undefined)
+      .map(m => ({ index, mac: macText(m.attrs.lladdr as Buffer), dst: ipText(m.attrs.dst as Buffer) }))
+  }
+
+  async addFdb (list: readonly FdbEntry[]): Promise<void> {
+    await windowed(list, f => this.call('add fdb', `${f.mac} dst ${f.dst}`, () =>
+      this.sock.newNeighbor({ family: AF_BRIDGE, ifindex: f.index, state: { permanent: true }, flags: { self: true } },
+        { lladdr: macBuffer(f.mac), dst: ipBuffer(f.dst) }, { flags: F_CREATE | F_APPEND })))
+  }
+
+  async delFdb (list: readonly FdbEntry[]): Promise<void> {
+    await windowed(list, f => this.call('delete fdb', `${f.mac} dst ${f.dst}`, async () => {
+      try {
+        return await this.sock.delNeighbor({ family: AF_BRIDGE, ifindex: f.index, flags: { self: true } },
+          { lladdr: macBuffer(f.mac), dst: ipBuffer(f.dst) })
+      } catch (e) {
+        if ((e as { code?: string }).code === 'ENOENT') return []
+        throw e
+      }
+    }))
+  }
+
+  private async call<T> (op: string, detail: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn()
+    } catch (e) {
+      throw new RtnlError(op, detail, e)
+    }
+  }
+}
+
+
