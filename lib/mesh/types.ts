@@ -31,6 +31,8 @@ export interface Peer {
 
 export interface WireguardDevice {
   ifname: string
+  /** Public key of the device's private key (a device holding another key gets reconfigured). */
+  publicKey: string
   listenPort: number
   mtu: number
   /** Addresses on the device, CIDR form ("10.244.1.0/32"). */
@@ -69,6 +71,8 @@ export interface DesiredState {
 
 export interface ObservedWireguard {
   ifname: string
+  /** Public key derived by `wg` from the device's private key; '' when none is set. */
+  publicKey: string
   listenPort: number
   mtu: number
   addresses: string[]

@@ -1,0 +1,135 @@
+// The desired state of one node's data plane: a pure function of the network config, every
+// node record, and this node's identity. No I/O and no clock: the daemon, podmeshctl and the
+// benchmarks all run the same function.
+
+import type { NetworkConfig } from '../config/network'
+import type { NodeRecord } from '../store/node-record'
+import { formatIp, parseCidr, parseIp, overlaps, type Family } from '../ipam/cidr'
+import type { DesiredState, Peer, Route, VxlanRemote, WireguardDevice, VxlanDevice } from './types'
+import { parseEndpoint } from './endpoint'
+
+/** What this node knows of itself that is not in etcd's records (or must not be trusted from them). */
+export interface LocalIdentity {
+  name: string
+  podCIDRs: readonly string[]
+  /** Underlay IP the tunnels use (the endpoint's IP). */
+  underlayIp: string
+  publicKey: string
+  /** Tunnel MTU (underlay MTU minus the tunnel's overhead, or the config's override). */
+  mtu: number
+  location?: string
+  vxlanMac?: string
+  devices: { wireguard: string, vxlan: string }
+}
+
+export type Transport = 'wireguard' | 'vxlan'
+
+export interface SkippedNode { node: string, reason: string }
+
+export interface Desired {
+  state: DesiredState
+  /** Per remote node, the tunnel chosen for it. */
+  transports: ReadonlyMap<string, Transport>
+  /** Remote nodes that get no peer and no route, and why (logged by the daemon). */
+  skipped: SkippedNode[]
+}
+
+/** The node's own address on its tunnels: the network address of each pod subnet (as flannel does). */
+export function tunnelAddress (podCIDR: string): { family: Family, ip: string } {
+  const c = parseCidr(podCIDR)
+  return { family: c.family, ip: formatIp(c.family, c.addr) }
+}
+
+const hostPrefix = (f: Family): number => (f === 4 ? 32 : 128)
+
+/** Which tunnel carries traffic to `remote` (pure policy; mixed mode is per location). */
+export function transportFor (config: NetworkConfig, self: LocalIdentity, remote: NodeRecord): Transport {
+  if (config.backend.type === 'vxlan') return 'vxlan'
+  const w = config.backend.wireguard
+  if (w.vxlanWithinLocation && self.location !== undefined && self.location === remote.location) return 'vxlan'
+  return 'wireguard'
+}
+
+export const usesWireguard = (config: NetworkConfig): boolean => config.backend.type === 'wireguard'
+export const usesVxlan = (config: NetworkConfig): boolean =>
+  config.backend.type === 'vxlan' || config.backend.wireguard.vxlanWithinLocation
+
+export function desiredState (config: NetworkConfig, nodes: Iterable<NodeRecord>, self: LocalIdentity): Desired {
+  const own = self.podCIDRs.map(tunnelAddress)
+  const ownSrc = new Map(own.map(a => [a.family, a.ip]))
+  const ownCidrs = self.podCIDRs.map(c => parseCidr(c))
+  const addresses = own.map(a => `${a.ip}/${hostPrefix(a.family)}`)
+  const underlayFamily = parseIp(self.underlayIp).family
+
+  const peers: Peer[] = []
+  const remotes: VxlanRemote[] = []
+  const routes: Route[] = []
+  const transports = new Map<string, Transport>()
+  const skipped: SkippedNode[] = []
+
+  const sorted = [...nodes].filter(n => n.name !== self.name).sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+  for (const node of sorted) {
+    const clash = node.podCIDRs.find(c => ownCidrs.some(o => overlaps(o, parseCidr(c))))
+    if (clash !== undefined) { skipped.push({ node: node.name, reason: `pod CIDR ${clash} overlaps this node's` }); continue }
+    const endpoint = parseEndpoint(node.endpoint)
+    const transport = transportFor(config, self, node)
+    if (transport === 'wireguard') {
+      if (node.publicKey === undefined) { skipped.push({ node: node.name, reason: 'record has no WireGuard public key' }); continue }
+      peers.push({
+        node: node.name,
+        publicKey: node.publicKey,
+        endpoint: node.endpoint,
+        allowedIps: [...node.podCIDRs].sort(),
+        persistentKeepalive: config.backend.wireguard.persistentKeepalive
+      })
+      for (const dst of node.podCIDRs) {
+        const family = parseCidr(dst).family
+        const src = ownSrc.get(family)
+        routes.push({ family, dst, dev: self.devices.wireguard, ...(src !== undefined ? { src } : {}) })
+      }
+    } else {
+      if (node.vxlan === undefined) { skipped.push({ node: node.name, reason: 'record has no VXLAN MAC' }); continue }
+      if (endpoint.family !== underlayFamily) {
+        skipped.push({ node: node.name, reason: `underlay ${endpoint.ip} is not IPv${underlayFamily} like this node's` })
+        continue
+      }
+      const tunnelIps = node.podCIDRs.map(tunnelAddress)
+      remotes.push({ node: node.name, mac: node.vxlan.mac, underlayIp: endpoint.ip, tunnelIps: tunnelIps.map(a => a.ip) })
+      for (const dst of node.podCIDRs) {
+        const family = parseCidr(dst).family
+        const via = tunnelIps.find(a => a.family === family)?.ip
+        const src = ownSrc.get(family)
+        routes.push({ family, dst, dev: self.devices.vxlan, ...(via !== undefined ? { via } : {}), ...(src !== undefined ? { src } : {}) })
+      }
+    }
+    transports.set(node.name, transport)
+  }
+
+  const state: DesiredState = { routes }
+  if (usesWireguard(config)) {
+    const wireguard: WireguardDevice = {
+      ifname: self.devices.wireguard,
+      publicKey: self.publicKey,
+      listenPort: config.backend.wireguard.port,
+      mtu: self.mtu,
+      addresses,
+      peers
+    }
+    state.wireguard = wireguard
+  }
+  if (usesVxlan(config) && self.vxlanMac !== undefined) {
+    const vxlan: VxlanDevice = {
+      ifname: self.devices.vxlan,
+      vni: config.backend.vxlan.vni,
+      port: config.backend.vxlan.port,
+      // VXLAN's overhead is smaller than WireGuard's; in mixed mode pods still get the smaller MTU.
+      mtu: self.mtu,
+      mac: self.vxlanMac,
+      localIp: self.underlayIp,
+      addresses,
+      remotes
+    }
+    state.vxlan = vxlan
+  }
+  return { state, transports, skipped }
+}

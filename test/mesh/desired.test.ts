@@ -1,0 +1,119 @@
+import t from 'tap'
+import type { Test } from 'tap'
+import { desiredState, tunnelAddress } from '../../lib/mesh/desired'
+import { config, key, node, nodes, self } from '../fixtures/mesh'
+
+t.test('tunnel address is the network address of the pod subnet', async t => {
+  t.strictSame(tunnelAddress('10.244.7.0/24'), { family: 4, ip: '10.244.7.0' })
+  t.strictSame(tunnelAddress('fd00:10:244:7::/64'), { family: 6, ip: 'fd00:10:244:7::' })
+})
+
+const cases = [
+  {
+    name: 'wireguard: one peer per remote node, routes per family with own source address',
+    config: config(),
+    nodes: nodes.slice(0, 2),
+    check: (t: Test, d: ReturnType<typeof desiredState>) => {
+      t.strictSame(d.state.wireguard, {
+        ifname: 'pm-wg', publicKey: key('A'), listenPort: 51820, mtu: 1420,
+        addresses: ['10.244.1.0/32', 'fd00:10:244:1::/128'],
+        peers: [{ node: 'node-2', publicKey: key('B'), endpoint: '192.0.2.12:51820', allowedIps: ['10.244.2.0/24', 'fd00:10:244:2::/64'], persistentKeepalive: 25 }]
+      })
+      t.strictSame(d.state.routes, [
+        { family: 4, dst: '10.244.2.0/24', dev: 'pm-wg', src: '10.244.1.0' },
+        { family: 6, dst: 'fd00:10:244:2::/64', dev: 'pm-wg', src: 'fd00:10:244:1::' }
+      ])
+      t.equal(d.state.vxlan, undefined)
+      t.strictSame(d.skipped, [])
+    }
+  },
+  {
+    name: 'the node itself is never its own peer',
+    config: config(),
+    nodes: [node(1)],
+    check: (t: Test, d: ReturnType<typeof desiredState>) => {
+      t.strictSame(d.state.wireguard?.peers, [])
+      t.strictSame(d.state.routes, [])
+    }
+  },
+  {
+    name: 'vxlan: fdb/neighbour per remote, onlink routes via the remote tunnel address',
+    config: config({ type: 'vxlan' }),
+    nodes: nodes.slice(0, 2),
+    check: (t: Test, d: ReturnType<typeof desiredState>) => {
+      t.equal(d.state.wireguard, undefined)
+      t.strictSame(d.state.vxlan, {
+        ifname: 'pm-vx', vni: 1, port: 4789, mtu: 1420, mac: '02:00:00:00:00:01', localIp: '192.0.2.11',
+        addresses: ['10.244.1.0/32', 'fd00:10:244:1::/128'],
+        remotes: [{ node: 'node-2', mac: '02:00:00:00:00:02', underlayIp: '192.0.2.12', tunnelIps: ['10.244.2.0', 'fd00:10:244:2::'] }]
+      })
+      t.strictSame(d.state.routes, [
+        { family: 4, dst: '10.244.2.0/24', dev: 'pm-vx', via: '10.244.2.0', src: '10.244.1.0' },
+        { family: 6, dst: 'fd00:10:244:2::/64', dev: 'pm-vx', via: 'fd00:10:244:2::', src: 'fd00:10:244:1::' }
+      ])
+    }
+  },
+  {
+    name: 'mixed mode: same location over vxlan, other locations over wireguard',
+    config: config({ wg: { vxlanWithinLocation: true } }),
+    nodes,
+    check: (t: Test, d: ReturnType<typeof desiredState>) => {
+      t.strictSame(Object.fromEntries(d.transports), { 'node-2': 'vxlan', 'node-3': 'wireguard', 'node-4': 'wireguard' })
+      t.strictSame(d.state.wireguard?.peers.map(p => p.node), ['node-3', 'node-4'])
+      t.strictSame(d.state.vxlan?.remotes.map(r => r.node), ['node-2'])
+      t.strictSame(d.state.routes.map(r => `${r.dst} ${r.dev}`), [
+        '10.244.2.0/24 pm-vx', 'fd00:10:244:2::/64 pm-vx',
+        '10.244.3.0/24 pm-wg', 'fd00:10:244:3::/64 pm-wg',
+        '10.244.4.0/24 pm-wg', 'fd00:10:244:4::/64 pm-wg'])
+    }
+  },
+  {
+    name: 'mixed mode without a location of its own: everything over wireguard',
+    config: config({ wg: { vxlanWithinLocation: true } }),
+    nodes,
+    self: self({ location: undefined }),
+    check: (t: Test, d: ReturnType<typeof desiredState>) => {
+      t.strictSame(d.state.vxlan?.remotes, [])
+      t.equal(d.state.wireguard?.peers.length, 3)
+    }
+  },
+  {
+    name: 'a record overlapping our own subnet is skipped, never routed',
+    config: config(),
+    nodes: [node(1), node(5, { podCIDRs: ['10.244.1.0/24', 'fd00:10:244:5::/64'] })],
+    check: (t: Test, d: ReturnType<typeof desiredState>) => {
+      t.strictSame(d.state.routes, [])
+      t.strictSame(d.skipped, [{ node: 'node-5', reason: "pod CIDR 10.244.1.0/24 overlaps this node's" }])
+    }
+  },
+  {
+    name: 'wireguard peer without a public key is skipped',
+    config: config(),
+    nodes: [node(2, { publicKey: undefined })],
+    check: (t: Test, d: ReturnType<typeof desiredState>) => {
+      t.strictSame(d.state.wireguard?.peers, [])
+      t.strictSame(d.skipped, [{ node: 'node-2', reason: 'record has no WireGuard public key' }])
+    }
+  },
+  {
+    name: 'vxlan peer on another underlay family is skipped',
+    config: config({ type: 'vxlan' }),
+    nodes: [node(2, { endpoint: '[2001:db8::12]:51820' })],
+    check: (t: Test, d: ReturnType<typeof desiredState>) => {
+      t.strictSame(d.state.vxlan?.remotes, [])
+      t.match(d.skipped[0]?.reason, /not IPv4/)
+    }
+  },
+  {
+    name: 'peers are ordered by name whatever the input order',
+    config: config(),
+    nodes: [node(4), node(2), node(3)],
+    check: (t: Test, d: ReturnType<typeof desiredState>) => {
+      t.strictSame(d.state.wireguard?.peers.map(p => p.node), ['node-2', 'node-3', 'node-4'])
+    }
+  }
+]
+
+for (const c of cases) {
+  t.test(c.name, async t => c.check(t, desiredState(c.config, c.nodes, c.self ?? self())))
+}
