@@ -1,0 +1,76 @@
+// ensureBridge against the real kernel, in a namespace of its own. One child process runs a
+// sequence of specs (see cni-ensure-bridge.ts) so each step sees the previous step's result.
+import t from 'tap'
+import type { BridgeChange, BridgeSpec } from '../../lib/dataplane/cni/bridge'
+import { addNetns, ipJson, run, runTag, runTsIn } from './cni-netns'
+
+type Step = { change: BridgeChange } | { error: { code: string, reason: string, message: string } }
+interface IpAddr { ifname: string, mtu: number, flags: string[], addr_info: Array<{ family: string, local: string, prefixlen: number, scope: string }> }
+
+const ensure = async (netns: string, specs: BridgeSpec[]): Promise<Step[]> =>
+  JSON.parse(await runTsIn(netns, 'test/dataplane/cni-ensure-bridge.ts', [JSON.stringify(specs)])) as Step[]
+
+async function addrs (netns: string, dev: string): Promise<{ global: string[], linkLocal: number, mtu: number, up: boolean }> {
+  const [link] = await ipJson<IpAddr[]>(netns, ['addr', 'show', 'dev', dev])
+  if (link === undefined) throw new Error(`${dev} missing in ${netns}`)
+  return {
+    global: link.addr_info.filter(a => a.scope !== 'link').map(a => `${a.local}/${a.prefixlen}`).sort(),
+    linkLocal: link.addr_info.filter(a => a.scope === 'link').length,
+    mtu: link.mtu,
+    up: link.flags.includes('UP')
+  }
+}
+
+const unchanged: BridgeChange = { created: false, addedAddresses: [], removedAddresses: [], broughtUp: false }
+
+t.test('ensureBridge creates, converges, repairs drift, and touches only its bridge', async t => {
+  const tag = runTag()
+  const ns = await addNetns(t, tag, 'node')
+  const br = `pmbr${tag}`.slice(0, 15)
+  const other = `pmo${tag}`.slice(0, 15)
+  const v1 = { name: br, addresses: ['10.31.1.1/24', 'fd00:31:1::1/64'], mtu: 1420 }
+
+  const [create, again] = await ensure(ns, [v1, v1])
+  t.strictSame(create, { change: { created: true, addedAddresses: ['10.31.1.1/24', 'fd00:31:1::1/64'], removedAddresses: [], broughtUp: true } })
+  t.strictSame(again, { change: unchanged }, 'second run changes nothing')
+  const a1 = await addrs(ns, br)
+  t.strictSame(a1.global, ['10.31.1.1/24', 'fd00:31:1::1/64'])
+  t.equal(a1.mtu, 1420)
+  t.ok(a1.up)
+  const [link] = await ipJson<Array<{ linkinfo?: { info_kind?: string } }>>(ns, ['-d', 'link', 'show', 'dev', br])
+  t.equal(link?.linkinfo?.info_kind, 'bridge')
+  const v6 = (await ipJson<IpAddr[]>(ns, ['addr', 'show', 'dev', br]))[0]?.addr_info.find(a => a.local === 'fd00:31:1::1')
+  t.notMatch(JSON.stringify(v6), 'tentative', 'gateway IPv6 address is usable at once (nodad)')
+
+  // Drift by hand: a foreign address on another link, the bridge down, its MTU changed,
+  // one gateway address removed. The next run repairs the bridge and leaves the other link alone.
+  await run('ip', ['-n', ns, 'link', 'add', other, 'type', 'bridge'])
+  await run('ip', ['-n', ns, 'addr', 'add', '10.31.9.1/24', 'dev', other])
+  await run('ip', ['-n', ns, 'link', 'set', br, 'down', 'mtu', '1500'])
+  await run('ip', ['-n', ns, 'addr', 'del', '10.31.1.1/24', 'dev', br])
+  const [repair] = await ensure(ns, [v1])
+  // (Link down also flushes the IPv6 address: the kernel drops IPv6 addresses of a down link.)
+  t.strictSame(repair, { change: { created: false, mtu: { from: 1500, to: 1420 }, addedAddresses: ['10.31.1.1/24', 'fd00:31:1::1/64'], removedAddresses: [], broughtUp: true } })
+  t.strictSame((await addrs(ns, br)).global, ['10.31.1.1/24', 'fd00:31:1::1/64'])
+
+  // A new subnet (e.g. the node got another lease): old addresses go, link-local stays.
+  const v2 = { name: br, addresses: ['10.31.2.1/24', 'fd00:31:2::1/64'], mtu: 1420 }
+  const [resubnet, settled] = await ensure(ns, [v2, v2])
+  t.strictSame(resubnet, { change: { created: false, addedAddresses: ['10.31.2.1/24', 'fd00:31:2::1/64'], removedAddresses: ['10.31.1.1/24', 'fd00:31:1::1/64'], broughtUp: false } })
+  t.strictSame(settled, { change: unchanged })
+  const a2 = await addrs(ns, br)
+  t.strictSame(a2.global, ['10.31.2.1/24', 'fd00:31:2::1/64'])
+  t.equal(a2.linkLocal, 1, 'the kernel\'s link-local address is not treated as stale')
+  t.strictSame((await addrs(ns, other)).global, ['10.31.9.1/24'], 'the other link is untouched')
+})
+
+t.test('ensureBridge refuses a name held by a link that is not a bridge', async t => {
+  const tag = runTag()
+  const ns = await addNetns(t, tag, 'veth')
+  const name = `pmv${tag}`.slice(0, 15)
+  await run('ip', ['-n', ns, 'link', 'add', name, 'type', 'veth', 'peer', 'name', `${name.slice(0, 13)}p`])
+  const [step] = await ensure(ns, [{ name, addresses: ['10.32.1.1/24'], mtu: 1420 }])
+  t.match(step, { error: { code: 'EBRIDGE', reason: 'not-a-bridge' } })
+  t.match(JSON.stringify(step), name, 'the error names the link')
+  t.strictSame((await addrs(ns, name)).global, [], 'nothing was added to the veth')
+})
