@@ -52,13 +52,23 @@ export class RtnlError extends Error {
   readonly code = 'ERTNL'
   readonly errno: string | undefined
   constructor (readonly op: string, readonly detail: string, cause: unknown) {
-    const errno = (cause as { code?: string } | undefined)?.code
+    const errno = errnoOf(cause)
     super(`${op} ${detail}: ${(cause as Error)?.message ?? String(cause)}`, { cause })
     this.name = 'RtnlError'
     this.errno = errno
   }
 }
 export const isRtnlError = (e: unknown): e is RtnlError => e instanceof RtnlError
+
+/**
+ * The errno name of a failed request. The netlink package throws a plain
+ * `Error('Request rejected: ESRCH')` without a `code`, so the name is read from the message.
+ */
+function errnoOf (e: unknown): string | undefined {
+  const code = (e as { code?: unknown } | undefined)?.code
+  if (typeof code === 'string') return code
+  return /Request rejected: (E[A-Z0-9]+)/.exec((e as Error | undefined)?.message ?? '')?.[1]
+}
 
 const familyOf = (af: number): Family => (af === AF_INET6 ? 6 : 4)
 const afOf = (f: Family): number => (f === 6 ? AF_INET6 : AF_INET)
@@ -177,6 +187,13 @@ export class Rtnl {
       this.sock.newLink({}, { ifname: name, mtu: opts.mtu, address: macBuffer(opts.mac), linkinfo }, { flags: F_CREATE | F_EXCL }))
   }
 
+  /** Creates a kernel WireGuard link; EOPNOTSUPP where the kernel has no wireguard module. */
+  async createWireguard (name: string): Promise<void> {
+    const linkinfo = concat(formatInfo({ kind: 'wireguard' }))
+    await this.call('create wireguard', name, () =>
+      this.sock.newLink({}, { ifname: name, linkinfo }, { flags: F_CREATE | F_EXCL }))
+  }
+
   async deleteLink (index: number, name: string): Promise<void> {
     await this.call('delete link', name, () => this.sock.delLink({ index }))
   }
@@ -247,9 +264,11 @@ export class Rtnl {
     return out
   }
 
-  async addRoutes (routes: readonly KernelRoute[]): Promise<void> {
+  /** Adds routes; `replace: false` fails (EEXIST) where a route to the same destination exists. */
+  async addRoutes (routes: readonly KernelRoute[], opts: { replace?: boolean } = {}): Promise<void> {
+    const flags = F_CREATE | (opts.replace === false ? F_EXCL : F_REPLACE)
     await windowed(routes, r => this.routeCall('add route', r, () =>
-      this.sock.newRoute(this.routeHeader(r), this.routeAttrs(r), { flags: F_CREATE | F_REPLACE })))
+      this.sock.newRoute(this.routeHeader(r), this.routeAttrs(r), { flags })))
   }
 
   async delRoutes (routes: readonly KernelRoute[]): Promise<void> {
@@ -258,7 +277,7 @@ export class Rtnl {
         return await this.sock.delRoute(this.routeHeader(r), this.routeAttrs(r))
       } catch (e) {
         // Already gone (its device went away, or someone removed it): the goal is met.
-        if ((e as { code?: string }).code === 'ESRCH') return []
+        if (errnoOf(e) === 'ESRCH') return []
         throw e
       }
     }))
@@ -312,7 +331,7 @@ export class Rtnl {
       try {
         return await this.sock.delNeighbor({ family: afOf(n.family), ifindex: n.index }, { dst: ipBuffer(n.ip) })
       } catch (e) {
-        if ((e as { code?: string }).code === 'ENOENT') return []
+        if (errnoOf(e) === 'ENOENT') return []
         throw e
       }
     }))
@@ -338,7 +357,7 @@ export class Rtnl {
         return await this.sock.delNeighbor({ family: AF_BRIDGE, ifindex: f.index, flags: { self: true } },
           { lladdr: macBuffer(f.mac), dst: ipBuffer(f.dst) })
       } catch (e) {
-        if ((e as { code?: string }).code === 'ENOENT') return []
+        if (errnoOf(e) === 'ENOENT') return []
         throw e
       }
     }))

@@ -1,0 +1,168 @@
+// WireGuard's text formats, both ways, pure: parse `wg show <if> dump`, and render the `wg`
+// invocations that carry out a WireguardPlan. The kernel-facing side is device.ts.
+//
+// What `wg` does with what we render (wireguard-tools 1.0.20210914, checked against wireguard-go):
+// - `wg set … peer K allowed-ips a,b` REPLACES the peer's allowed IPs (an empty string clears
+//   them); it never appends. The same holds for every [Peer] section given to `wg addconf`, where
+//   a section without an AllowedIPs line clears them (an empty `AllowedIPs =` line is a syntax
+//   error, so it is left out).
+// - `endpoint` overwrites the peer's endpoint; there is no way to clear one, so a plan peer with
+//   endpoint '' leaves whatever the kernel holds (roaming may have learned one).
+// - Updating an existing peer keeps its session: handshake, counters and keepalive timers
+//   survive. Only `remove` (or re-creating the device) resets them.
+// - `persistent-keepalive off` (or 0) disables it.
+//
+// How many processes an apply costs (the "one `wg` per apply" rule):
+// - Normally ONE `wg set <if> [private-key F listen-port P] peer … remove … peer … endpoint …`.
+// - When that argv would exceed ARGV_LIMIT bytes (about 5,000 peers; Linux allows 2 MB of argv
+//   plus environment) or one argument would exceed the kernel's 128 KiB per-argument limit, the
+//   upserts move into ONE `wg addconf <if> <file>` (the rendered [Peer] sections, written to a
+//   0600 temp file: `wg` cannot fopen /dev/stdin when stdin is the socketpair Node gives a child),
+//   and the private key, listen port and removals stay in `wg set` invocations (one per
+//   ARGV_LIMIT bytes, so one unless tens of thousands of peers leave at once), run first.
+
+import { canonicalCidr } from '../../ipam/cidr'
+import type { ObservedWireguard, Peer, WireguardPlan } from '../../mesh/types'
+
+/** Bytes of argv (strings, their NULs and pointers) above which the addconf form is used. */
+export const ARGV_LIMIT = 1_000_000
+/** The kernel's limit for one argument (MAX_ARG_STRLEN), with a margin. */
+const ARG_LIMIT = 128 * 1024 - 1024
+
+export interface WireguardDump {
+  /** The device's public key; '' when no private key is set. (The private key is never kept.) */
+  publicKey: string
+  listenPort: number
+  peers: ObservedWireguard['peers']
+}
+
+/**
+ * One `wg` process to run: `wg ...args`; when `config` is present, it goes into a file whose
+ * path is appended to args (`wg addconf <if> <file>`).
+ */
+export interface WgInvocation { args: string[], config?: string }
+
+export class WireguardDumpError extends Error {
+  readonly code = 'EWGDUMP'
+  constructor (readonly line: number, message: string, cause?: unknown) {
+    super(`wg dump line ${line}: ${message}`, cause === undefined ? undefined : { cause })
+    this.name = 'WireguardDumpError'
+  }
+}
+export const isWireguardDumpError = (e: unknown): e is WireguardDumpError => e instanceof WireguardDumpError
+
+const none = (field: string): boolean => field === '(none)' || field === ''
+
+function count (text: string, line: number, what: string): number {
+  if (!/^\d+$/.test(text)) throw new WireguardDumpError(line, `${what} "${text}" is not a number`)
+  return Number(text)
+}
+
+/**
+ * Parses `wg show <if> dump`: one tab-separated interface line (private key, public key, listen
+ * port, fwmark), then one line per peer (public key, preshared key, endpoint, allowed IPs, latest
+ * handshake, rx bytes, tx bytes, persistent keepalive). The private and preshared keys are dropped.
+ */
+export function parseDump (text: string): WireguardDump {
+  const lines = text.split('\n').filter(l => l.trim() !== '')
+  const head = lines[0]
+  if (head === undefined) throw new WireguardDumpError(1, 'empty dump')
+  const dev = head.split('\t')
+  if (dev.length !== 4) throw new WireguardDumpError(1, `interface line has ${dev.length} fields, want 4`)
+  const publicKey = none(dev[1] as string) ? '' : dev[1] as string
+  const listenPort = count(dev[2] as string, 1, 'listen port')
+  const peers = lines.slice(1).map((l, i) => {
+    const n = i + 2
+    const f = l.split('\t')
+    if (f.length !== 8) throw new WireguardDumpError(n, `peer line has ${f.length} fields, want 8`)
+    const [key, , endpoint, allowed, handshake, rx, tx, keepalive] = f as [string, string, string, string, string, string, string, string]
+    let allowedIps: string[]
+    try {
+      allowedIps = none(allowed) ? [] : allowed.split(',').map(canonicalCidr).sort()
+    } catch (e) {
+      throw new WireguardDumpError(n, `allowed IPs "${allowed}" malformed`, e)
+    }
+    return {
+      publicKey: key,
+      endpoint: none(endpoint) ? '' : endpoint,
+      allowedIps,
+      persistentKeepalive: keepalive === 'off' ? 0 : count(keepalive, n, 'persistent keepalive'),
+      lastHandshake: count(handshake, n, 'latest handshake'),
+      rxBytes: count(rx, n, 'rx bytes'),
+      txBytes: count(tx, n, 'tx bytes')
+    }
+  })
+  return { publicKey, listenPort, peers }
+}
+
+const keepaliveArg = (s: number): string => (s === 0 ? 'off' : String(s))
+
+function peerArgs (p: Peer): string[] {
+  return [
+    'peer', p.publicKey,
+    ...(p.endpoint !== '' ? ['endpoint', p.endpoint] : []),
+    'persistent-keepalive', keepaliveArg(p.persistentKeepalive),
+    'allowed-ips', p.allowedIps.join(',')
+  ]
+}
+
+const configureArgs = (plan: WireguardPlan, privateKeyFile: string): string[] =>
+  plan.configure ? ['private-key', privateKeyFile, 'listen-port', String(plan.listenPort)] : []
+
+const removeArgs = (keys: readonly string[]): string[] => keys.flatMap(k => ['peer', k, 'remove'])
+
+/**
+ * The argv (after `wg`) of the one `wg set` that carries out the plan's key/port and peer
+ * changes: removals first (an allowed IP moving from a leaving peer to a new one ends up on the
+ * new one either way, but this order never lets two peers claim it), then upserts.
+ */
+export function renderSetArgs (ifname: string, plan: WireguardPlan, privateKeyFile: string): string[] {
+  return ['set', ifname, ...configureArgs(plan, privateKeyFile), ...removeArgs(plan.removePeers), ...plan.upsertPeers.flatMap(peerArgs)]
+}
+
+/** The `wg addconf` config for upserting peers ([Peer] sections only; keys stay out of it). */
+export function renderAddconf (peers: readonly Peer[]): string {
+  return peers.map(p => [
+    '[Peer]',
+    `PublicKey = ${p.publicKey}`,
+    ...(p.endpoint !== '' ? [`Endpoint = ${p.endpoint}`] : []),
+    `PersistentKeepalive = ${keepaliveArg(p.persistentKeepalive)}`,
+    ...(p.allowedIps.length > 0 ? [`AllowedIPs = ${p.allowedIps.join(', ')}`] : [])
+  ].join('\n')).join('\n\n') + '\n'
+}
+
+/** Bytes the kernel counts for an argv: each string, its NUL, and its pointer. */
+export const argvBytes = (args: readonly string[]): number =>
+  args.reduce((n, a) => n + Buffer.byteLength(a) + 1 + 8, 0)
+
+const fitsArgv = (args: readonly string[]): boolean =>
+  argvBytes(args) <= ARGV_LIMIT && args.every(a => Buffer.byteLength(a) <= ARG_LIMIT)
+
+/**
+ * The `wg` invocations for a plan, in order; [] when the plan has no key, port or peer change.
+ * One invocation unless the plan is too large for one argv (see the header for the rule).
+ */
+export function renderInvocations (ifname: string, plan: WireguardPlan, privateKeyFile: string): WgInvocation[] {
+  if (!plan.configure && plan.upsertPeers.length === 0 && plan.removePeers.length === 0) return []
+  const one = renderSetArgs(ifname, plan, privateKeyFile)
+  if (fitsArgv(one)) return [{ args: one }]
+  const sets: WgInvocation[] = []
+  let current = ['set', ifname, ...configureArgs(plan, privateKeyFile)]
+  let size = argvBytes(current)
+  let dirty = plan.configure
+  for (const key of plan.removePeers) {
+    const more = removeArgs([key])
+    const moreSize = argvBytes(more)
+    if (dirty && size + moreSize > ARGV_LIMIT) {
+      sets.push({ args: current })
+      current = ['set', ifname]
+      size = argvBytes(current)
+    }
+    current.push(...more)
+    size += moreSize
+    dirty = true
+  }
+  if (dirty) sets.push({ args: current })
+  if (plan.upsertPeers.length > 0) sets.push({ args: ['addconf', ifname], config: renderAddconf(plan.upsertPeers) })
+  return sets
+}

@@ -1,0 +1,150 @@
+// Table tests for the pure WireGuard text formats: parsing `wg show <if> dump` and rendering the
+// `wg` invocations of a plan (including the split of plans too large for one argv).
+
+import t from 'tap'
+import type { Peer, WireguardPlan } from '../../lib/mesh/types'
+import {
+  ARGV_LIMIT, argvBytes, isWireguardDumpError, parseDump, renderAddconf, renderInvocations, renderSetArgs
+} from '../../lib/dataplane/wireguard/conf'
+
+const PRIV = 'yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk='
+const PUB = 'HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw='
+const K1 = 'xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg='
+const K2 = 'TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0='
+const K3 = 'gN65BkIKy1eCE9pP1wdc8ROUtkHLF2PfAqYdyYBz6EA='
+
+const dumpOf = (...lines: string[][]): string => lines.map(l => l.join('\t')).join('\n') + '\n'
+
+t.test('parseDump', async t => {
+  const cases: Array<{ name: string, text: string, want: unknown }> = [
+    {
+      name: 'fresh device: no key, no peers',
+      text: dumpOf(['(none)', '(none)', '33954', 'off']),
+      want: { publicKey: '', listenPort: 33954, peers: [] }
+    },
+    {
+      name: 'IPv4 and IPv6 endpoints, allowed IPs canonicalised and sorted, keepalive off/n',
+      text: dumpOf(
+        [PRIV, PUB, '51820', 'off'],
+        [K1, '(none)', '192.0.2.2:51820', '10.244.2.0/24,fd00:0:0:2:0:0:0:0/64', '1700000000', '1234', '5678', '25'],
+        [K2, '(none)', '[2001:db8::3]:51821', 'fd00::3:0/112,10.244.3.0/24', '0', '0', '0', 'off']
+      ),
+      want: {
+        publicKey: PUB,
+        listenPort: 51820,
+        peers: [
+          { publicKey: K1, endpoint: '192.0.2.2:51820', allowedIps: ['10.244.2.0/24', 'fd00:0:0:2::/64'], persistentKeepalive: 25, lastHandshake: 1700000000, rxBytes: 1234, txBytes: 5678 },
+          { publicKey: K2, endpoint: '[2001:db8::3]:51821', allowedIps: ['10.244.3.0/24', 'fd00::3:0/112'], persistentKeepalive: 0, lastHandshake: 0, rxBytes: 0, txBytes: 0 }
+        ]
+      }
+    },
+    {
+      name: 'peer without endpoint and allowed IPs, fwmark set, trailing blank lines',
+      text: dumpOf([PRIV, PUB, '51820', '0x1234'], [K3, '(none)', '(none)', '(none)', '0', '0', '0', 'off']) + '\n\n',
+      want: { publicKey: PUB, listenPort: 51820, peers: [{ publicKey: K3, endpoint: '', allowedIps: [], persistentKeepalive: 0, lastHandshake: 0, rxBytes: 0, txBytes: 0 }] }
+    }
+  ]
+  for (const c of cases) {
+    t.test(c.name, async t => {
+      const got = parseDump(c.text)
+      t.strictSame(got, c.want)
+      t.notMatch(JSON.stringify(got), PRIV, 'the private key is never returned')
+    })
+  }
+
+  const bad: Array<{ name: string, text: string, line: number }> = [
+    { name: 'empty', text: '', line: 1 },
+    { name: 'short interface line', text: dumpOf([PRIV, PUB, '51820']), line: 1 },
+    { name: 'port not a number', text: dumpOf([PRIV, PUB, 'x', 'off']), line: 1 },
+    { name: 'short peer line', text: dumpOf([PRIV, PUB, '1', 'off'], [K1, '(none)', '(none)']), line: 2 },
+    { name: 'bad allowed IP', text: dumpOf([PRIV, PUB, '1', 'off'], [K1, '(none)', '(none)', '10.0.0.1/24', '0', '0', '0', 'off']), line: 2 },
+    { name: 'bad keepalive', text: dumpOf([PRIV, PUB, '1', 'off'], [K1, '(none)', '(none)', '(none)', '0', '0', '0', 'on']), line: 2 }
+  ]
+  for (const c of bad) {
+    t.test(`rejects: ${c.name}`, async t => {
+      const e = (() => { try { parseDump(c.text); return undefined } catch (e) { return e } })()
+      t.ok(isWireguardDumpError(e), 'a WireguardDumpError')
+      t.match(e, { code: 'EWGDUMP', line: c.line })
+      t.notMatch(String((e as Error).message), PRIV, 'the message never quotes the private key')
+    })
+  }
+})
+
+const peer = (publicKey: string, over: Partial<Peer> = {}): Peer => ({
+  node: 'n', publicKey, endpoint: '192.0.2.2:51820', allowedIps: ['10.244.2.0/24'], persistentKeepalive: 25, ...over
+})
+
+const plan = (over: Partial<WireguardPlan> = {}): WireguardPlan => ({
+  ifname: 'pm0', create: false, configure: false, listenPort: 51820, addAddresses: [], delAddresses: [], upsertPeers: [], removePeers: [], ...over
+})
+
+t.test('renderSetArgs', async t => {
+  const cases: Array<{ name: string, plan: WireguardPlan, want: string[] }> = [
+    {
+      name: 'configure: key file and port before any peer',
+      plan: plan({ configure: true, upsertPeers: [peer(K1)] }),
+      want: ['set', 'pm0', 'private-key', '/state/wireguard.key', 'listen-port', '51820',
+        'peer', K1, 'endpoint', '192.0.2.2:51820', 'persistent-keepalive', '25', 'allowed-ips', '10.244.2.0/24']
+    },
+    {
+      name: 'removals first, then upserts; IPv6 endpoint; several allowed IPs joined',
+      plan: plan({ removePeers: [K3], upsertPeers: [peer(K1, { endpoint: '[2001:db8::2]:51820', allowedIps: ['10.244.2.0/24', 'fd00:0:0:2::/64'] })] }),
+      want: ['set', 'pm0', 'peer', K3, 'remove',
+        'peer', K1, 'endpoint', '[2001:db8::2]:51820', 'persistent-keepalive', '25', 'allowed-ips', '10.244.2.0/24,fd00:0:0:2::/64']
+    },
+    {
+      name: 'no endpoint: left out (wg cannot clear one); no allowed IPs: empty string clears them; keepalive 0 is off',
+      plan: plan({ upsertPeers: [peer(K2, { endpoint: '', allowedIps: [], persistentKeepalive: 0 })] }),
+      want: ['set', 'pm0', 'peer', K2, 'persistent-keepalive', 'off', 'allowed-ips', '']
+    },
+    {
+      name: 'configure only',
+      plan: plan({ configure: true, listenPort: 51999 }),
+      want: ['set', 'pm0', 'private-key', '/state/wireguard.key', 'listen-port', '51999']
+    }
+  ]
+  for (const c of cases) {
+    t.test(c.name, async t => { t.strictSame(renderSetArgs('pm0', c.plan, '/state/wireguard.key'), c.want) })
+  }
+})
+
+t.test('renderAddconf', async t => {
+  t.equal(renderAddconf([peer(K1, { allowedIps: ['10.244.2.0/24', 'fd00::/64'] }), peer(K2, { endpoint: '', allowedIps: [], persistentKeepalive: 0 })]), [
+    '[Peer]', `PublicKey = ${K1}`, 'Endpoint = 192.0.2.2:51820', 'PersistentKeepalive = 25', 'AllowedIPs = 10.244.2.0/24, fd00::/64',
+    '',
+    '[Peer]', `PublicKey = ${K2}`, 'PersistentKeepalive = off',
+    ''
+  ].join('\n'), 'a peer without allowed IPs has no AllowedIPs line (an empty one is a syntax error; the section clears them anyway)')
+})
+
+t.test('renderInvocations', async t => {
+  t.strictSame(renderInvocations('pm0', plan({ setMtu: 1400, addAddresses: ['10.0.0.0/32'] }), '/k'), [], 'no key, port or peer change: no wg at all')
+  t.strictSame(renderInvocations('pm0', plan({ removePeers: [K1] }), '/k'), [{ args: ['set', 'pm0', 'peer', K1, 'remove'] }], 'small plan: one wg set')
+
+  // Thousands of peers: just over the limit with one argv → the addconf form.
+  const many = Array.from({ length: 6000 }, (_, i) => peer(Buffer.alloc(32, i % 256).toString('base64'), { allowedIps: [`10.${i >> 8}.${i & 255}.0/24`] }))
+  t.ok(argvBytes(renderSetArgs('pm0', plan({ upsertPeers: many }), '/k')) > ARGV_LIMIT, 'the fixture is over the limit')
+  const big = renderInvocations('pm0', plan({ configure: true, upsertPeers: many, removePeers: [K3] }), '/k')
+  t.equal(big.length, 2, 'two processes: wg set for key, port and removals, wg addconf for upserts')
+  t.strictSame(big[0], { args: ['set', 'pm0', 'private-key', '/k', 'listen-port', '51820', 'peer', K3, 'remove'] })
+  t.strictSame(big[1]?.args, ['addconf', 'pm0'])
+  t.equal(big[1]?.config, renderAddconf(many))
+  t.notOk(big[1]?.config?.includes('/k'), 'the key file stays out of the config')
+
+  const upsertsOnly = renderInvocations('pm0', plan({ upsertPeers: many }), '/k')
+  t.equal(upsertsOnly.length, 1, 'upserts alone: only wg addconf')
+  t.strictSame(upsertsOnly[0]?.args, ['addconf', 'pm0'])
+
+  // One peer with an allowed-ips list longer than the kernel's per-argument limit.
+  const wide = peer(K1, { allowedIps: Array.from({ length: 12000 }, (_, i) => `10.${i >> 8}.${i & 255}.0/24`) })
+  t.strictSame(renderInvocations('pm0', plan({ upsertPeers: [wide] }), '/k').map(i => i.args), [['addconf', 'pm0']], 'an argument over 128 KiB also takes the addconf form')
+
+  // Tens of thousands leaving at once: removals split over several wg set, each under the limit.
+  const leaving = Array.from({ length: 30000 }, (_, i) => Buffer.alloc(32, i % 256).toString('base64') + String(i))
+  const sets = renderInvocations('pm0', plan({ removePeers: leaving, upsertPeers: many }), '/k')
+  const setArgs = sets.filter(s => s.args[0] === 'set')
+  t.ok(setArgs.length >= 2, 'split into several wg set')
+  t.ok(setArgs.every(s => argvBytes(s.args) <= ARGV_LIMIT), 'each under the limit')
+  t.equal(setArgs.flatMap(s => s.args).filter(a => a === 'remove').length, leaving.length, 'every removal kept')
+  t.equal(sets[sets.length - 1]?.args[0], 'addconf', 'upserts last')
+})
