@@ -1,0 +1,254 @@
+// podmeshd's options: one declarative schema gives the flags, the PODMESH_* environment
+// variables, the config-file keys and the --help text. Precedence: flag > environment > file >
+// default. Parsing is pure (argv, env and file content are passed in); errors name the option.
+
+import { hostname } from 'node:os'
+import { isIP } from 'node:net'
+
+type Kind = 'string' | 'list' | 'int' | 'bool' | 'duration'
+
+interface OptionSpec {
+  flag: string
+  kind: Kind
+  help: string
+  default?: string | number | boolean | string[]
+  /** Never printed in logs or dumps. */
+  secret?: boolean
+  choices?: readonly string[]
+}
+
+export const OPTION_SPECS = {
+  config: { flag: 'config', kind: 'string', help: 'JSON file with any of these options (keys are the flag names)' },
+  etcdEndpoints: { flag: 'etcd-endpoints', kind: 'list', help: 'etcd client URLs, comma-separated', default: ['http://127.0.0.1:2379'] },
+  etcdCa: { flag: 'etcd-ca', kind: 'string', help: 'CA bundle that signs the etcd server certificate' },
+  etcdCert: { flag: 'etcd-cert', kind: 'string', help: 'client certificate for etcd' },
+  etcdKey: { flag: 'etcd-key', kind: 'string', help: 'client key for etcd', secret: true },
+  etcdUsername: { flag: 'etcd-username', kind: 'string', help: 'etcd user' },
+  etcdPassword: { flag: 'etcd-password', kind: 'string', help: 'etcd password', secret: true },
+  cluster: { flag: 'cluster', kind: 'string', help: 'cluster name; the key prefix is /podmesh/<cluster>/', default: 'default' },
+  prefix: { flag: 'prefix', kind: 'string', help: 'etcd key prefix (overrides /podmesh/<cluster>/)' },
+  nodeName: { flag: 'node-name', kind: 'string', help: 'this node\'s name, its identity in etcd (default: hostname)' },
+  publicAddress: { flag: 'public-address', kind: 'string', help: 'underlay IP other nodes reach this node at' },
+  publicInterface: { flag: 'public-interface', kind: 'string', help: 'take the underlay IP from this interface (first global address)' },
+  location: { flag: 'location', kind: 'string', help: 'topology label (site, rack); nodes sharing it use VXLAN in mixed mode' },
+  subnets: { flag: 'subnets', kind: 'list', help: 'ask for these pod subnets (one per family), comma-separated' },
+  wgInterface: { flag: 'wg-interface', kind: 'string', help: 'WireGuard interface name', default: 'podmesh0' },
+  wgMode: { flag: 'wg-mode', kind: 'string', help: 'kernel WireGuard, userspace wireguard-go, or auto', default: 'auto', choices: ['auto', 'kernel', 'userspace'] },
+  vxlanInterface: { flag: 'vxlan-interface', kind: 'string', help: 'VXLAN interface name', default: 'podmesh-vx' },
+  stateDir: { flag: 'state-dir', kind: 'string', help: 'private key, subnet and VTEP MAC survive restarts here', default: '/var/lib/podmesh' },
+  cniConfDir: { flag: 'cni-conf-dir', kind: 'string', help: 'where the CNI conflist is written', default: '/etc/cni/net.d' },
+  cniNetwork: { flag: 'cni-network', kind: 'string', help: 'CNI network name (file 10-<name>.conflist)', default: 'podmesh' },
+  cniBridge: { flag: 'cni-bridge', kind: 'string', help: 'pod bridge name', default: 'podmesh-br0' },
+  cniDataDir: { flag: 'cni-data-dir', kind: 'string', help: 'host-local IPAM state dir (default: the plugin\'s own)' },
+  masquerade: { flag: 'masquerade', kind: 'bool', help: 'masquerade pod traffic to destinations outside all pod CIDRs', default: false },
+  metricsAddress: { flag: 'metrics-address', kind: 'string', help: 'host:port for /healthz, /readyz, /metrics; empty disables', default: '127.0.0.1:9475' },
+  resyncInterval: { flag: 'resync-interval', kind: 'duration', help: 'full reconcile period that repairs drift', default: '30s' },
+  leaseTtl: { flag: 'lease-ttl', kind: 'duration', help: 'TTL of the node\'s etcd lease (its keys outlive a dead node this long)', default: '1h' },
+  leave: { flag: 'leave', kind: 'bool', help: 'on stop, decommission: delete this node from etcd and remove its tunnel', default: false },
+  logLevel: { flag: 'log-level', kind: 'string', help: 'pino level', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] }
+} as const satisfies Record<string, OptionSpec>
+
+export type OptionName = keyof typeof OPTION_SPECS
+
+export interface DaemonOptions {
+  etcdEndpoints: string[]
+  etcdCa?: string
+  etcdCert?: string
+  etcdKey?: string
+  etcdUsername?: string
+  etcdPassword?: string
+  cluster: string
+  prefix: string
+  nodeName: string
+  publicAddress?: string
+  publicInterface?: string
+  location?: string
+  subnets?: string[]
+  wgInterface: string
+  wgMode: 'auto' | 'kernel' | 'userspace'
+  vxlanInterface: string
+  stateDir: string
+  cniConfDir: string
+  cniNetwork: string
+  cniBridge: string
+  cniDataDir?: string
+  masquerade: boolean
+  metricsAddress: string
+  resyncIntervalMs: number
+  leaseTtlSeconds: number
+  leave: boolean
+  logLevel: string
+}
+
+export class OptionsError extends Error {
+  readonly code = 'EOPTIONS'
+  constructor (message: string) { super(message); this.name = 'OptionsError' }
+}
+export const isOptionsError = (e: unknown): e is OptionsError => e instanceof OptionsError
+
+const envName = (flag: string): string => `PODMESH_${flag.toUpperCase().replace(/-/g, '_')}`
+
+export function parseDuration (text: string, what: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text.trim())
+  if (m === null) throw new OptionsError(`${what}: "${text}" is not a duration (e.g. 500ms, 30s, 5m, 1h)`)
+  const n = Number(m[1])
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h']
+  return Math.round(n * unit)
+}
+
+function coerce (name: string, spec: OptionSpec, raw: unknown, origin: string): unknown {
+  const what = `${origin} ${name}`
+  switch (spec.kind) {
+    case 'bool':
+      if (typeof raw === 'boolean') return raw
+      if (raw === 'true' || raw === '1' || raw === 'yes') return true
+      if (raw === 'false' || raw === '0' || raw === 'no' || raw === '') return false
+      throw new OptionsError(`${what}: "${String(raw)}" is not true or false`)
+    case 'int': {
+      const n = Number(raw)
+      if (!Number.isInteger(n)) throw new OptionsError(`${what}: "${String(raw)}" is not an integer`)
+      return n
+    }
+    case 'list':
+      if (Array.isArray(raw)) return raw.map(String)
+      if (typeof raw !== 'string') throw new OptionsError(`${what}: expected a comma-separated list`)
+      return raw.split(',').map(s => s.trim()).filter(s => s !== '')
+    case 'duration':
+      return typeof raw === 'number' ? raw : raw
+    case 'string':
+      if (typeof raw !== 'string') throw new OptionsError(`${what}: expected a string`)
+      if (spec.choices !== undefined && !spec.choices.includes(raw)) {
+        throw new OptionsError(`${what}: "${raw}" is not one of ${spec.choices.join(', ')}`)
+      }
+      return raw
+  }
+}
+
+export interface OptionSources {
+  argv: readonly string[]
+  env: Readonly<Record<string, string | undefined>>
+  /** Reads the --config file; injected so parsing stays pure. */
+  readFile?: (path: string) => string
+}
+
+/** Parses argv/env/file into raw values per option name. Throws OptionsError; returns 'help' for --help. */
+function collect (src: OptionSources): Record<string, unknown> | 'help' {
+  const byFlag = new Map<string, { name: string, spec: OptionSpec }>(Object.entries(OPTION_SPECS).map(([name, s]) => [s.flag, { name, spec: s as OptionSpec }]))
+  const fromFlags: Record<string, unknown> = {}
+  const argv = [...src.argv]
+  while (argv.length > 0) {
+    const arg = argv.shift() as string
+    if (arg === '--help' || arg === '-h') return 'help'
+    if (!arg.startsWith('--')) throw new OptionsError(`unexpected argument "${arg}" (podmeshd takes only --flags; see --help)`)
+    const eq = arg.indexOf('=')
+    let flag = eq < 0 ? arg.slice(2) : arg.slice(2, eq)
+    let value: string | undefined = eq < 0 ? undefined : arg.slice(eq + 1)
+    let negated = false
+    if (!byFlag.has(flag) && flag.startsWith('no-') && byFlag.get(flag.slice(3))?.spec.kind === 'bool') { flag = flag.slice(3); negated = true }
+    const entry = byFlag.get(flag)
+    if (entry === undefined) throw new OptionsError(`unknown flag --${flag} (see --help)`)
+    if (entry.spec.kind === 'bool' && value === undefined) {
+      value = negated ? 'false' : (argv[0] === 'true' || argv[0] === 'false' ? argv.shift() as string : 'true')
+    } else if (value === undefined) {
+      if (argv.length === 0 || (argv[0] as string).startsWith('--')) throw new OptionsError(`flag --${flag} needs a value`)
+      value = argv.shift() as string
+    }
+    fromFlags[entry.name] = coerce(`--${flag}`, entry.spec, value, 'flag')
+  }
+  const out: Record<string, unknown> = {}
+  const configPath = (fromFlags.config ?? src.env[envName('config')]) as string | undefined
+  if (configPath !== undefined && configPath !== '') {
+    if (src.readFile === undefined) throw new OptionsError('config file given but no way to read it')
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(src.readFile(configPath))
+    } catch (e) {
+      throw new OptionsError(`config file ${configPath}: ${(e as Error).message}`)
+    }
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new OptionsError(`config file ${configPath}: expected a JSON object`)
+    for (const [k, v] of Object.entries(parsed)) {
+      const entry = byFlag.get(k)
+      if (entry === undefined) throw new OptionsError(`config file ${configPath}: unknown option "${k}"`)
+      out[entry.name] = coerce(k, entry.spec, v, `config file ${configPath}:`)
+    }
+  }
+  for (const [name, spec] of Object.entries(OPTION_SPECS) as Array<[string, OptionSpec]>) {
+    const e = src.env[envName(spec.flag)]
+    if (e !== undefined && name !== 'config') out[name] = coerce(envName(spec.flag), spec, e, 'environment')
+  }
+  return { ...out, ...fromFlags }
+}
+
+export function parseDaemonOptions (src: OptionSources): DaemonOptions | 'help' {
+  const raw = collect(src)
+  if (raw === 'help') return raw
+  const get = <T>(name: OptionName): T => (raw[name] ?? (OPTION_SPECS[name] as OptionSpec).default) as T
+  const cluster = get<string>('cluster')
+  if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(cluster)) throw new OptionsError(`--cluster "${cluster}" must be a DNS label`)
+  let prefix = get<string | undefined>('prefix') ?? `/podmesh/${cluster}/`
+  if (!prefix.startsWith('/')) throw new OptionsError(`--prefix "${prefix}" must start with /`)
+  if (!prefix.endsWith('/')) prefix += '/'
+  const nodeName = get<string | undefined>('nodeName') ?? hostname()
+  if (!/^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$/.test(nodeName)) {
+    throw new OptionsError(`--node-name "${nodeName}" must be lower-case letters, digits, '-' and '.', at most 63 characters`)
+  }
+  const publicAddress = get<string | undefined>('publicAddress')
+  if (publicAddress !== undefined && isIP(publicAddress) === 0) throw new OptionsError(`--public-address "${publicAddress}" is not an IP address`)
+  for (const n of ['wgInterface', 'vxlanInterface', 'cniBridge'] as const) {
+    const v = get<string>(n)
+    if (!/^[A-Za-z0-9_.-]{1,15}$/.test(v)) throw new OptionsError(`--${OPTION_SPECS[n].flag} "${v}" is not a valid interface name (1-15 of [A-Za-z0-9_.-])`)
+  }
+  const endpoints = get<string[]>('etcdEndpoints')
+  if (endpoints.length === 0) throw new OptionsError('--etcd-endpoints is empty')
+  for (const e of endpoints) {
+    if (!/^https?:\/\/[^/\s]+\/?$/.test(e)) throw new OptionsError(`--etcd-endpoints: "${e}" is not an http(s)://host:port URL`)
+  }
+  const resyncIntervalMs = parseDuration(String(get('resyncInterval')), '--resync-interval')
+  if (resyncIntervalMs < 100) throw new OptionsError('--resync-interval must be at least 100ms')
+  const leaseTtlSeconds = Math.round(parseDuration(String(get('leaseTtl')), '--lease-ttl') / 1000)
+  if (leaseTtlSeconds < 5) throw new OptionsError('--lease-ttl must be at least 5s')
+  const metricsAddress = get<string>('metricsAddress')
+  if (metricsAddress !== '' && !/^[^\s]+:\d{1,5}$/.test(metricsAddress)) throw new OptionsError(`--metrics-address "${metricsAddress}" is not host:port`)
+  const opt = <K extends OptionName>(k: K): Record<string, unknown> => raw[k] === undefined ? {} : { [k]: raw[k] }
+  return {
+    etcdEndpoints: endpoints,
+    ...opt('etcdCa'), ...opt('etcdCert'), ...opt('etcdKey'), ...opt('etcdUsername'), ...opt('etcdPassword'),
+    cluster,
+    prefix,
+    nodeName,
+    ...(publicAddress !== undefined ? { publicAddress } : {}),
+    ...opt('publicInterface'), ...opt('location'), ...opt('subnets'), ...opt('cniDataDir'),
+    wgInterface: get('wgInterface'),
+    wgMode: get('wgMode'),
+    vxlanInterface: get('vxlanInterface'),
+    stateDir: get('stateDir'),
+    cniConfDir: get('cniConfDir'),
+    cniNetwork: get('cniNetwork'),
+    cniBridge: get('cniBridge'),
+    masquerade: get('masquerade'),
+    metricsAddress,
+    resyncIntervalMs,
+    leaseTtlSeconds,
+    leave: get('leave'),
+    logLevel: get('logLevel')
+  } as DaemonOptions
+}
+
+/** The options with secrets replaced, for the startup log line and dumps. */
+export function redactOptions (o: DaemonOptions): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...o }
+  for (const [name, spec] of Object.entries(OPTION_SPECS) as Array<[string, OptionSpec]>) {
+    if (spec.secret === true && out[name] !== undefined) out[name] = '[redacted]'
+  }
+  return out
+}
+
+export function helpText (): string {
+  const lines = ['Usage: podmeshd [--flag value]...', '', 'Every flag can also be set as PODMESH_<FLAG> in the environment or as "<flag>" in the --config JSON file.', '']
+  for (const spec of Object.values(OPTION_SPECS) as OptionSpec[]) {
+    const def = spec.default === undefined ? '' : ` (default: ${Array.isArray(spec.default) ? spec.default.join(',') : String(spec.default)})`
+    const choices = spec.choices === undefined ? '' : ` [${spec.choices.join('|')}]`
+    lines.push(`  --${spec.flag.padEnd(18)} ${envName(spec.flag).padEnd(26)} ${spec.help}${choices}${def}`)
+  }
+  return lines.join('\n') + '\n'
+}

@@ -1,0 +1,273 @@
+// podmeshd's lifecycle: acquire the node's subnet lease, publish its record, prepare the pod
+// network (bridge, CNI conflist, forwarding), then keep the kernel equal to the desired state
+// derived from etcd — watch-driven with a periodic resync — and serve health and metrics.
+// Stopping leaves the data plane in place (pods keep talking); --leave decommissions.
+
+import { EventEmitter } from 'node:events'
+import type { Server } from 'node:http'
+import type { Logger } from 'pino'
+import type { NetworkConfig } from '../config/network'
+import { TUNNEL_OVERHEAD } from '../config/network'
+import type { DaemonOptions } from '../config/daemon-options'
+import type { NodeRecord } from '../store/node-record'
+import { Rtnl } from '../dataplane/rtnl'
+import { Kernel } from '../dataplane/kernel'
+import { findUnderlay, type Underlay } from '../dataplane/underlay'
+import { loadOrCreatePrivateKey } from '../dataplane/keys'
+import { loadOrCreateVxlanMac } from '../dataplane/vxlan/mac'
+import { ensureForwarding } from '../dataplane/sysctl'
+import { ensurePodNetwork, removePodNetwork } from '../dataplane/pod-network'
+import { desiredState, usesVxlan, usesWireguard, type LocalIdentity } from '../mesh/desired'
+import { plan, describePlan } from '../mesh/plan'
+import { planIsEmpty, type ObservedState } from '../mesh/types'
+import { formatEndpoint } from '../mesh/endpoint'
+import { Reconciler, backoffDelay } from './reconciler'
+import { createMetrics, type Metrics } from './metrics'
+import { startHealthServer, type Readiness } from './health'
+import { openStore, type Store, type NodeLease, type NodeWatcher } from './store-session'
+
+export interface DaemonEvents {
+  ready: []
+  applied: [{ changes: string[] }]
+}
+
+export class Daemon extends EventEmitter<DaemonEvents> {
+  readonly metrics: Metrics = createMetrics()
+  private store: Store | undefined
+  private rtnl: Rtnl | undefined
+  private kernel: Kernel | undefined
+  private lease: NodeLease | undefined
+  private watcher: NodeWatcher | undefined
+  private reconciler: Reconciler | undefined
+  private server: Server | undefined
+  private config: NetworkConfig | undefined
+  private self: LocalIdentity | undefined
+  private nodes: ReadonlyMap<string, NodeRecord> = new Map()
+  private synced = false
+  private degraded = false
+  private applied = false
+  private lastObserved: ObservedState | undefined
+  private stopping = false
+
+  constructor (private readonly opts: DaemonOptions, private readonly log: Logger) {
+    super()
+  }
+
+  async start (): Promise<void> {
+    const o = this.opts
+    this.server = o.metricsAddress === ''
+      ? undefined
+      : await startHealthServer(o.metricsAddress, { readiness: () => this.readiness(), registry: this.metrics.registry })
+
+    this.store = await this.withEtcdRetry('connect and read config', async () => await openStore(o))
+    const config = this.config = this.store.config
+    this.log.info({ config: { ...config } }, 'network config read')
+
+    const rtnl = this.rtnl = Rtnl.open()
+    const underlay = await findUnderlay(rtnl, {
+      ...(o.publicAddress !== undefined ? { address: o.publicAddress } : {}),
+      ...(o.publicInterface !== undefined ? { interface: o.publicInterface } : {})
+    })
+    const mtu = tunnelMtu(config, underlay)
+    const key = usesWireguard(config) ? await loadOrCreatePrivateKey(o.stateDir) : undefined
+    const vxlanMac = usesVxlan(config) ? await loadOrCreateVxlanMac(o.stateDir) : undefined
+    this.log.info({ underlay: underlay.ip, underlayInterface: underlay.ifname, underlayMtu: underlay.mtu, mtu, publicKey: key?.publicKey }, 'node identity')
+
+    this.lease = await this.withEtcdRetry('acquire subnet lease', async () => await this.store!.acquire({
+      name: o.nodeName,
+      stateDir: o.stateDir,
+      ttlSeconds: o.leaseTtlSeconds,
+      ...(o.subnets !== undefined ? { requested: o.subnets } : {}),
+      record: {
+        endpoint: formatEndpoint({ ip: underlay.ip, port: config.backend.wireguard.port }),
+        ...(key !== undefined ? { publicKey: key.publicKey } : {}),
+        ...(vxlanMac !== undefined ? { vxlan: { mac: vxlanMac } } : {}),
+        mtu,
+        ...(o.location !== undefined ? { location: o.location } : {})
+      }
+    }))
+    const podCIDRs = this.lease.podCIDRs
+    this.log.info({ podCIDRs, generation: this.lease.record.generation }, 'subnet lease held')
+    this.lease.on('lost', () => { this.metrics.etcdErrors.inc({ op: 'lease' }); this.log.warn('etcd lease lost; re-acquiring the same subnets') })
+    this.lease.on('reacquired', () => this.log.info({ podCIDRs }, 'subnet lease re-acquired'))
+    this.lease.on('keepaliveFailed', (e: unknown) => { this.metrics.etcdErrors.inc({ op: 'keepalive' }); this.log.warn({ err: e }, 'lease keepalive failed') })
+
+    this.self = {
+      name: o.nodeName,
+      podCIDRs,
+      underlayIp: underlay.ip,
+      publicKey: key?.publicKey ?? '',
+      mtu,
+      ...(o.location !== undefined ? { location: o.location } : {}),
+      ...(vxlanMac !== undefined ? { vxlanMac } : {}),
+      devices: { wireguard: o.wgInterface, vxlan: o.vxlanInterface }
+    }
+
+    const forwarding = await ensureForwarding({ ipv4: config.ipv4 !== undefined, ipv6: config.ipv6 !== undefined })
+    if (forwarding.length > 0) this.log.info({ sysctls: forwarding }, 'forwarding enabled')
+    const pod = await ensurePodNetwork(rtnl, {
+      bridge: o.cniBridge,
+      network: o.cniNetwork,
+      confDir: o.cniConfDir,
+      ...(o.cniDataDir !== undefined ? { dataDir: o.cniDataDir } : {}),
+      podCIDRs,
+      clusterCIDRs: [config.ipv4?.cidr, config.ipv6?.cidr].filter((c): c is string => c !== undefined),
+      mtu,
+      masquerade: o.masquerade
+    })
+    this.log.info({ bridge: o.cniBridge, conflist: pod.conflistPath, written: pod.conflistWritten, masquerade: o.masquerade }, 'pod network ready')
+
+    this.kernel = new Kernel({
+      rtnl,
+      devices: { wireguard: o.wgInterface, vxlan: o.vxlanInterface },
+      ...(key !== undefined ? { privateKeyFile: key.privateKeyFile } : {}),
+      wgMode: o.wgMode
+    })
+    this.reconciler = new Reconciler({ run: async reason => await this.reconcile(reason), resyncIntervalMs: o.resyncIntervalMs })
+    this.reconciler.on('applied', e => {
+      this.metrics.reconciles.inc({ result: 'ok' })
+      this.metrics.reconcileDuration.observe(e.durationMs / 1000)
+      if (e.changes.length > 0) {
+        this.metrics.changes.inc(e.changes.length)
+        this.metrics.convergenceLag.observe((Date.now() - e.triggeredAt) / 1000)
+        this.log.info({ reason: e.reason, changes: e.changes, durationMs: e.durationMs }, 'kernel updated')
+        this.emit('applied', { changes: e.changes })
+      }
+    })
+    this.reconciler.on('failed', e => {
+      this.metrics.reconciles.inc({ result: 'error' })
+      this.log.error({ err: e.error, reason: e.reason, attempt: e.attempt, retryInMs: e.retryInMs }, 'reconcile failed; will retry')
+    })
+
+    this.watcher = this.store.watch()
+    this.watcher.on('change', ev => {
+      this.metrics.watchEvents.inc()
+      this.nodes = ev.nodes
+      this.synced = true
+      if (ev.added.length + ev.updated.length + ev.removed.length > 0 || ev.relisted) {
+        this.log.info({ added: ev.added, updated: ev.updated, removed: ev.removed, relisted: ev.relisted, revision: ev.revision }, 'node records changed')
+      }
+      this.reconciler?.trigger('watch')
+    })
+    this.watcher.on('rejected', r => { this.metrics.rejectedRecords.inc(); this.log.warn({ key: r.key, reason: r.reason }, 'etcd value rejected') })
+    this.watcher.on('degraded', (e: unknown) => {
+      this.degraded = true
+      this.metrics.degraded.set(1)
+      this.metrics.etcdErrors.inc({ op: 'watch' })
+      this.log.warn({ err: e }, 'etcd unreachable: keeping the last known state, pruning nothing')
+    })
+    this.watcher.on('recovered', () => {
+      this.degraded = false
+      this.metrics.degraded.set(0)
+      this.log.info('etcd reachable again')
+      this.reconciler?.trigger('etcd recovered')
+    })
+    await this.watcher.start()
+    this.reconciler.start()
+    await this.reconciler.settled()
+  }
+
+  /** One level-triggered pass: full snapshot → desired → observe → plan → apply. */
+  private async reconcile (reason: string): Promise<{ changes: string[] }> {
+    const config = this.config; const self = this.self; const kernel = this.kernel
+    if (config === undefined || self === undefined || kernel === undefined) return { changes: [] }
+    const d = desiredState(config, this.nodes.values(), self)
+    for (const s of d.skipped) this.log.warn({ peer: s.node, reason: s.reason }, 'node skipped')
+    const observed = this.lastObserved = await kernel.observe()
+    this.updatePeerMetrics(d.transports, observed)
+    // Prune only with a full, current view: never while etcd is away, never before the first list.
+    const p = plan(d.state, observed, { prune: this.synced && !this.degraded })
+    if (!planIsEmpty(p)) {
+      const t0 = Date.now()
+      await kernel.apply(p)
+      this.metrics.applyDuration.observe((Date.now() - t0) / 1000)
+    }
+    if (!this.applied && this.synced) {
+      this.applied = true
+      this.metrics.ready.set(1)
+      this.log.info({ reason }, 'data plane applied; ready')
+      this.emit('ready')
+    }
+    return { changes: describePlan(p) }
+  }
+
+  private updatePeerMetrics (transports: ReadonlyMap<string, string>, observed: ObservedState): void {
+    const counts = { wireguard: 0, vxlan: 0 }
+    for (const t of transports.values()) counts[t as 'wireguard' | 'vxlan']++
+    this.metrics.peers.set({ transport: 'wireguard' }, counts.wireguard)
+    this.metrics.peers.set({ transport: 'vxlan' }, counts.vxlan)
+    const nameByKey = new Map([...this.nodes.values()].map(n => [n.publicKey ?? '', n.name]))
+    const now = Date.now() / 1000
+    this.metrics.handshakeAge.reset()
+    for (const p of observed.wireguard?.peers ?? []) {
+      const name = nameByKey.get(p.publicKey)
+      if (name === undefined) continue
+      this.metrics.handshakeAge.set({ peer: name }, p.lastHandshake === 0 ? -1 : Math.max(0, now - p.lastHandshake))
+    }
+  }
+
+  readiness (): Readiness {
+    if (this.lease === undefined) return { ready: false, detail: 'no subnet lease yet' }
+    if (!this.applied) return { ready: false, detail: 'data plane not applied yet' }
+    if ((this.reconciler?.consecutiveFailures ?? 0) > 0) return { ready: false, detail: `last ${this.reconciler?.consecutiveFailures} reconcile(s) failed` }
+    if (this.degraded) return { ready: true, detail: 'degraded: etcd unreachable, serving the last known state' }
+    return { ready: true, detail: 'subnet held, data plane applied, etcd reachable' }
+  }
+
+  get isDegraded (): boolean { return this.degraded }
+  get podCIDRs (): readonly string[] { return this.lease?.podCIDRs ?? [] }
+  get observed (): ObservedState | undefined { return this.lastObserved }
+
+  /** Stops the loop. With `leave`, also removes the node from etcd and its tunnels from the kernel. */
+  async stop (opts: { leave?: boolean } = {}): Promise<void> {
+    if (this.stopping) return
+    this.stopping = true
+    const leave = opts.leave ?? this.opts.leave
+    await this.reconciler?.stop()
+    await this.watcher?.stop()
+    if (leave) {
+      try {
+        await this.lease?.release()
+        this.log.info('node removed from etcd')
+      } catch (e) {
+        this.log.error({ err: e }, 'could not remove the node from etcd; its keys expire with the lease')
+      }
+      await this.kernel?.teardown()
+      if (this.rtnl !== undefined) await removePodNetwork(this.rtnl, { bridge: this.opts.cniBridge, network: this.opts.cniNetwork, confDir: this.opts.cniConfDir })
+      this.log.info('tunnels, routes and pod network removed')
+    } else {
+      // The lease keeps running in etcd until its TTL: a restart takes the keys over.
+      await this.lease?.close()
+    }
+    await this.store?.close()
+    this.rtnl?.close()
+    await new Promise<void>(resolve => this.server === undefined ? resolve() : this.server.close(() => resolve()))
+  }
+
+  /** Retries an etcd-dependent step forever with capped backoff (systemd starts us before etcd may be up). */
+  private async withEtcdRetry<T> (what: string, fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn()
+      } catch (e) {
+        if (!isRetryableStoreError(e) || this.stopping) throw e
+        const delay = backoffDelay(attempt, { initialMs: 250, maxMs: 5000 })
+        this.metrics.etcdErrors.inc({ op: 'start' })
+        // One line per attempt, without the stack: it repeats until etcd answers.
+        this.log.warn({ error: (e as Error).message, step: what, attempt, retryInMs: delay }, 'etcd not reachable; retrying')
+        await new Promise(resolve => setTimeout(resolve, delay))
+      }
+    }
+  }
+}
+
+/** Tunnel MTU: the config's override, else the underlay's minus the largest overhead in use. */
+export function tunnelMtu (config: NetworkConfig, underlay: Underlay): number {
+  if (config.mtu !== undefined) return config.mtu
+  const overhead = usesWireguard(config) ? TUNNEL_OVERHEAD.wireguard : TUNNEL_OVERHEAD.vxlan
+  return underlay.mtu - overhead
+}
+
+function isRetryableStoreError (e: unknown): boolean {
+  return (e as { retryable?: boolean } | undefined)?.retryable === true
+}

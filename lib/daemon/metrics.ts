@@ -1,0 +1,27 @@
+// podmeshd's Prometheus metrics: one registry per daemon (so tests can run several in a process),
+// stable names under podmesh_*. The daemon updates them from the events its parts emit.
+
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+
+export function createMetrics () {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry, prefix: 'podmesh_process_' })
+  const m = {
+    registry,
+    peers: new Gauge({ name: 'podmesh_peers', help: 'Remote nodes in the desired state, by transport', labelNames: ['transport'], registers: [registry] }),
+    handshakeAge: new Gauge({ name: 'podmesh_peer_handshake_age_seconds', help: 'Seconds since the last WireGuard handshake with each peer (-1: never)', labelNames: ['peer'], registers: [registry] }),
+    reconciles: new Counter({ name: 'podmesh_reconcile_total', help: 'Reconcile passes by result', labelNames: ['result'], registers: [registry] }),
+    reconcileDuration: new Histogram({ name: 'podmesh_reconcile_duration_seconds', help: 'Duration of a full reconcile pass', buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [registry] }),
+    applyDuration: new Histogram({ name: 'podmesh_apply_duration_seconds', help: 'Duration of applying a non-empty plan to the kernel', buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [registry] }),
+    changes: new Counter({ name: 'podmesh_kernel_changes_total', help: 'Kernel changes applied (peers, routes, addresses, FDB, neighbours)', registers: [registry] }),
+    watchEvents: new Counter({ name: 'podmesh_watch_events_total', help: 'Coalesced node-record changes received from etcd', registers: [registry] }),
+    rejectedRecords: new Counter({ name: 'podmesh_rejected_records_total', help: 'etcd values rejected by validation', registers: [registry] }),
+    etcdErrors: new Counter({ name: 'podmesh_etcd_errors_total', help: 'etcd failures (watch, lease keepalive, status writes)', labelNames: ['op'], registers: [registry] }),
+    convergenceLag: new Histogram({ name: 'podmesh_convergence_lag_seconds', help: 'Time from receiving an etcd change to its application in the kernel', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5], registers: [registry] }),
+    degraded: new Gauge({ name: 'podmesh_degraded', help: '1 while etcd is unreachable and the last known state is kept', registers: [registry] }),
+    ready: new Gauge({ name: 'podmesh_ready', help: '1 when the subnet is held and the data plane applied', registers: [registry] })
+  }
+  return m
+}
+
+export type Metrics = ReturnType<typeof createMetrics>

@@ -1,0 +1,111 @@
+// The reconcile loop's driver: one reconcile at a time, triggers coalesced, a periodic resync
+// that repairs drift, and a failed apply retried with capped exponential backoff. It knows
+// nothing of WireGuard or etcd: `run` does one full desired → observe → plan → apply pass.
+// It emits events; the daemon logs and counts them.
+
+import { EventEmitter } from 'node:events'
+
+export interface ReconcileResult {
+  /** One line per change applied (empty: the kernel already matched). */
+  changes: string[]
+}
+
+export interface ReconcilerOptions {
+  run: (reason: string) => Promise<ReconcileResult>
+  resyncIntervalMs: number
+  /** Triggers arriving within this window share one pass. */
+  coalesceMs?: number
+  backoff?: { initialMs: number, maxMs: number }
+}
+
+export interface ReconcilerEvents {
+  applied: [{ reason: string, changes: string[], durationMs: number, triggeredAt: number }]
+  failed: [{ reason: string, error: unknown, attempt: number, retryInMs: number }]
+}
+
+/** Capped exponential backoff as a value: the delay before retry number `attempt` (1-based). */
+export function backoffDelay (attempt: number, b: { initialMs: number, maxMs: number }): number {
+  return Math.min(b.maxMs, b.initialMs * 2 ** Math.max(0, attempt - 1))
+}
+
+export class Reconciler extends EventEmitter<ReconcilerEvents> {
+  private readonly opts: Required<ReconcilerOptions>
+  private running = false
+  private pending: { reason: string, at: number } | undefined
+  private timer: NodeJS.Timeout | undefined
+  private resync: NodeJS.Timeout | undefined
+  private failures = 0
+  private stopped = false
+  private idle: Array<() => void> = []
+
+  constructor (opts: ReconcilerOptions) {
+    super()
+    this.opts = { coalesceMs: 5, backoff: { initialMs: 200, maxMs: 10_000 }, ...opts }
+  }
+
+  start (): void {
+    this.resync = setInterval(() => this.trigger('resync'), this.opts.resyncIntervalMs)
+    this.resync.unref()
+  }
+
+  /** Asks for a pass; returns at once. The first trigger's time is kept for the convergence lag. */
+  trigger (reason: string, delayMs = this.opts.coalesceMs): void {
+    if (this.stopped) return
+    if (this.pending === undefined) this.pending = { reason, at: Date.now() }
+    if (this.running) return // picked up when the current pass ends
+    if (this.timer !== undefined) {
+      // An error retry may be scheduled far out; a new trigger must not wait for it.
+      if (delayMs >= this.opts.coalesceMs) return
+      clearTimeout(this.timer)
+    }
+    this.timer = setTimeout(() => { void this.pass() }, delayMs)
+  }
+
+  get consecutiveFailures (): number { return this.failures }
+
+  /** Resolves when no pass is running or scheduled (tests and shutdown). */
+  async settled (): Promise<void> {
+    if (!this.running && this.timer === undefined) return
+    await new Promise<void>(resolve => this.idle.push(resolve))
+  }
+
+  async stop (): Promise<void> {
+    this.stopped = true
+    if (this.resync !== undefined) clearInterval(this.resync)
+    if (this.timer !== undefined) { clearTimeout(this.timer); this.timer = undefined }
+    if (this.running) await new Promise<void>(resolve => this.idle.push(resolve))
+  }
+
+  private async pass (): Promise<void> {
+    this.timer = undefined
+    const job = this.pending
+    this.pending = undefined
+    if (job === undefined || this.stopped) return this.wake()
+    this.running = true
+    const started = Date.now()
+    try {
+      const result = await this.opts.run(job.reason)
+      this.failures = 0
+      this.emit('applied', { reason: job.reason, changes: result.changes, durationMs: Date.now() - started, triggeredAt: job.at })
+    } catch (error) {
+      this.failures++
+      const retryInMs = backoffDelay(this.failures, this.opts.backoff)
+      this.emit('failed', { reason: job.reason, error, attempt: this.failures, retryInMs })
+      // Level-triggered: the retry re-plans from the full snapshot, whatever changed meanwhile.
+      if (this.pending === undefined) this.pending = { reason: `retry after ${job.reason}`, at: job.at }
+      this.running = false
+      if (!this.stopped) this.timer = setTimeout(() => { void this.pass() }, retryInMs)
+      return this.wake()
+    }
+    this.running = false
+    if (this.pending !== undefined && !this.stopped) this.timer = setTimeout(() => { void this.pass() }, 0)
+    this.wake()
+  }
+
+  private wake (): void {
+    if (this.running || this.timer !== undefined) return
+    const idle = this.idle
+    this.idle = []
+    for (const f of idle) f()
+  }
+}

@@ -1,0 +1,61 @@
+// The daemon's view of the store: one etcd client, the network config read once at start, the
+// node's lease and the watch, all bound to the same client and prefix.
+
+import type { DaemonOptions } from '../config/daemon-options'
+import type { NetworkConfig } from '../config/network'
+import { connectStore, isStoreError, type StoreClient } from '../store/client'
+import { readConfig } from '../store/config-store'
+import { acquireNode, type NodeLease, type RecordFields } from '../store/node-lease'
+import { NodeWatcher } from '../store/node-watch'
+
+export type { NodeLease, NodeWatcher }
+
+export interface Store {
+  readonly client: StoreClient
+  readonly prefix: string
+  readonly config: NetworkConfig
+  acquire: (o: { name: string, stateDir: string, ttlSeconds: number, requested?: string[], record: RecordFields }) => Promise<NodeLease>
+  watch: () => NodeWatcher
+  close: () => Promise<void>
+}
+
+/** Connects and reads the config. Errors that a retry may cure carry `retryable: true`. */
+export async function openStore (o: DaemonOptions): Promise<Store> {
+  const client = await connectStore({
+    endpoints: o.etcdEndpoints,
+    cluster: o.cluster,
+    prefix: o.prefix,
+    ...(o.etcdCa !== undefined ? { caFile: o.etcdCa } : {}),
+    ...(o.etcdCert !== undefined ? { certFile: o.etcdCert } : {}),
+    ...(o.etcdKey !== undefined ? { keyFile: o.etcdKey } : {}),
+    ...(o.etcdUsername !== undefined ? { username: o.etcdUsername } : {}),
+    ...(o.etcdPassword !== undefined ? { password: o.etcdPassword } : {})
+  })
+  let config: NetworkConfig
+  try {
+    config = await readConfig(client, o.prefix)
+  } catch (e) {
+    client.close()
+    throw markRetryable(e)
+  }
+  return {
+    client,
+    prefix: o.prefix,
+    config,
+    acquire: async a => {
+      try {
+        return await acquireNode({ client, prefix: o.prefix, config, ...a })
+      } catch (e) {
+        throw markRetryable(e)
+      }
+    },
+    watch: () => new NodeWatcher({ client, prefix: o.prefix, config }),
+    close: async () => { client.close() }
+  }
+}
+
+/** An unreachable etcd is worth waiting for; a missing config or a taken subnet is not. */
+function markRetryable (e: unknown): unknown {
+  if (isStoreError(e) && e.kind === 'unavailable') Object.defineProperty(e, 'retryable', { value: true })
+  return e
+}

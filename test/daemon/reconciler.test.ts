@@ -1,0 +1,66 @@
+import t from 'tap'
+import { Reconciler, backoffDelay } from '../../lib/daemon/reconciler'
+
+t.test('backoff doubles and caps', async t => {
+  const b = { initialMs: 100, maxMs: 1000 }
+  t.strictSame([1, 2, 3, 4, 5, 6].map(a => backoffDelay(a, b)), [100, 200, 400, 800, 1000, 1000])
+})
+
+t.test('a burst of triggers shares one pass', async t => {
+  const reasons: string[] = []
+  const r = new Reconciler({ run: async reason => { reasons.push(reason); return { changes: [] } }, resyncIntervalMs: 60_000, coalesceMs: 20 })
+  for (let i = 0; i < 50; i++) r.trigger(`watch ${i}`)
+  await new Promise(resolve => setTimeout(resolve, 5))
+  await r.settled()
+  t.strictSame(reasons, ['watch 0'])
+  await r.stop()
+})
+
+t.test('never two passes at once; a trigger during a pass causes exactly one more', async t => {
+  let active = 0; let maxActive = 0; let runs = 0
+  let release!: () => void
+  const r = new Reconciler({
+    run: async () => {
+      active++; runs++; maxActive = Math.max(maxActive, active)
+      if (runs === 1) await new Promise<void>(resolve => { release = resolve })
+      active--
+      return { changes: [] }
+    },
+    resyncIntervalMs: 60_000,
+    coalesceMs: 1
+  })
+  r.trigger('a')
+  await new Promise(resolve => setTimeout(resolve, 10))
+  r.trigger('b'); r.trigger('c')
+  release()
+  await new Promise(resolve => setTimeout(resolve, 10))
+  await r.settled()
+  t.equal(maxActive, 1)
+  t.equal(runs, 2)
+  await r.stop()
+})
+
+t.test('a failed pass is retried with backoff and reported', async t => {
+  let calls = 0
+  const failures: number[] = []
+  const r = new Reconciler({
+    run: async () => { if (++calls < 3) throw new Error('wg set failed'); return { changes: ['x'] } },
+    resyncIntervalMs: 60_000, coalesceMs: 1, backoff: { initialMs: 10, maxMs: 20 }
+  })
+  r.on('failed', e => failures.push(e.retryInMs))
+  const applied = new Promise(resolve => r.once('applied', resolve))
+  r.trigger('start')
+  t.match(await applied, { changes: ['x'] })
+  t.strictSame(failures, [10, 20])
+  t.equal(r.consecutiveFailures, 0)
+  await r.stop()
+})
+
+t.test('the periodic resync runs without any trigger', async t => {
+  let runs = 0
+  const r = new Reconciler({ run: async () => { runs++; return { changes: [] } }, resyncIntervalMs: 30, coalesceMs: 1 })
+  r.start()
+  await new Promise(resolve => setTimeout(resolve, 200))
+  await r.stop()
+  t.ok(runs >= 3, `resync ran ${runs} times in 200 ms at a 30 ms interval`)
+})

@@ -1,0 +1,301 @@
+// The netns lab: a hub namespace is the underlay (a bridge with 192.0.2.1/24 and 2001:db8::1/64,
+// etcd listening on it), each node is a namespace with a veth on that bridge running the compiled
+// podmeshd, and each pod is a namespace attached through the CNI conflist that podmeshd wrote,
+// by the lab's CNI runtime. Everything is named per run and removed by destroy(), which also
+// kills every process the lab started (by PID) and every wireguard-go of its interfaces.
+// Usable from tap tests and from scripts/lab (the demo).
+
+import { spawn, execFile, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync, existsSync, openSync, closeSync, mkdirSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { promisify } from 'node:util'
+import { randomBytes } from 'node:crypto'
+import { cniAdd, cniDel, type CniResult } from './cni-runtime'
+
+const execFileP = promisify(execFile)
+export const ROOT = resolve(__dirname, '..', '..')
+const DAEMON = join(ROOT, 'dist', 'cmd', 'podmeshd.js')
+const CTL = join(ROOT, 'dist', 'cmd', 'podmeshctl.js')
+
+export async function sh (cmd: string, args: readonly string[], opts: { input?: string, allowFail?: boolean, timeoutMs?: number } = {}): Promise<string> {
+  try {
+    const p = execFileP(cmd, args, { timeout: opts.timeoutMs ?? 60_000, maxBuffer: 64 << 20 })
+    if (opts.input !== undefined) { p.child.stdin?.end(opts.input) }
+    return (await p).stdout
+  } catch (e) {
+    if (opts.allowFail === true) return ''
+    const err = e as { stderr?: string, message: string }
+    throw new Error(`${cmd} ${args.join(' ')}: ${err.stderr?.trim() ?? err.message}`)
+  }
+}
+
+export const nsExec = async (ns: string, args: readonly string[], opts?: { allowFail?: boolean, timeoutMs?: number }): Promise<string> =>
+  await sh('ip', ['netns', 'exec', ns, ...args], opts)
+
+export interface LabOptions {
+  nodes: number
+  podsPerNode?: number
+  backend?: 'wireguard' | 'vxlan'
+  dualStack?: boolean
+  /** Mixed mode: location label per node index (0-based). */
+  locations?: string[]
+  vxlanWithinLocation?: boolean
+  resyncInterval?: string
+  extraDaemonArgs?: string[]
+}
+
+export interface LabPod { name: string, node: LabNode, ns: string, ips: string[] }
+
+export class LabNode {
+  daemon: ChildProcess | undefined
+  readonly pods: LabPod[] = []
+  constructor (readonly lab: Lab, readonly index: number, readonly name: string, readonly ns: string,
+    readonly underlayIp: string, readonly underlayIp6: string, readonly wgIf: string, readonly dir: string, readonly location?: string) {}
+
+  get conflist (): string { return join(this.dir, 'cni', '10-podmesh.conflist') }
+  get logFile (): string { return join(this.dir, 'podmeshd.log') }
+  get metricsUrl (): string { return `http://${this.underlayIp}:9475` }
+
+  daemonArgs (): string[] {
+    return [
+      '--etcd-endpoints', this.lab.etcdUrl,
+      '--node-name', this.name,
+      '--public-address', this.underlayIp,
+      '--wg-interface', this.wgIf,
+      '--vxlan-interface', `${this.wgIf}x`,
+      '--wg-mode', 'userspace',
+      '--state-dir', join(this.dir, 'state'),
+      '--cni-conf-dir', join(this.dir, 'cni'),
+      '--cni-data-dir', join(this.dir, 'ipam'),
+      '--metrics-address', `${this.underlayIp}:9475`,
+      '--resync-interval', this.lab.opts.resyncInterval ?? '2s',
+      '--lease-ttl', '60s',
+      ...(this.location !== undefined ? ['--location', this.location] : []),
+      ...(this.lab.opts.extraDaemonArgs ?? [])
+    ]
+  }
+
+  /** Starts podmeshd in the node's namespace; resolves when /readyz says ready. */
+  async start (extra: string[] = [], readyTimeoutMs = 30_000): Promise<void> {
+    mkdirSync(this.dir, { recursive: true })
+    const fd = openSync(this.logFile, 'a')
+    this.daemon = spawn('ip', ['netns', 'exec', this.ns, process.execPath, DAEMON, ...this.daemonArgs(), ...extra], { stdio: ['ignore', fd, fd] })
+    closeSync(fd)
+    this.lab.track(this.daemon)
+    await this.waitReady(readyTimeoutMs)
+  }
+
+  async waitReady (timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    while (Date.now() < deadline) {
+      if (this.daemon?.exitCode !== null && this.daemon?.exitCode !== undefined) {
+        throw new Error(`podmeshd on ${this.name} exited with ${this.daemon.exitCode}:\n${this.logTail()}`)
+      }
+      const out = await nsExec(this.ns, ['curl', '-s', '-m', '1', `${this.metricsUrl}/readyz`], { allowFail: true })
+      if (out.startsWith('ready')) return
+      await sleep(100)
+    }
+    throw new Error(`podmeshd on ${this.name} not ready after ${timeoutMs} ms:\n${this.logTail()}`)
+  }
+
+  /** SIGTERM (graceful: data plane stays) and wait for exit. */
+  async stop (): Promise<void> {
+    const d = this.daemon
+    if (d === undefined || d.exitCode !== null || d.signalCode !== null) return
+    const exited = new Promise(resolve => d.once('exit', resolve))
+    d.kill('SIGTERM')
+    await Promise.race([exited, sleep(10_000)])
+    if (d.exitCode === null && d.signalCode === null) d.kill('SIGKILL')
+    this.daemon = undefined
+  }
+
+  logTail (lines = 30): string {
+    try { return readFileSync(this.logFile, 'utf8').trim().split('\n').slice(-lines).join('\n') } catch { return '(no log)' }
+  }
+
+  async addPod (j: number): Promise<LabPod> {
+    const name = `${this.name}-p${j}`
+    const ns = `${this.lab.id}${this.index}p${j}`
+    await sh('ip', ['netns', 'add', ns])
+    this.lab.namespaces.push(ns)
+    await nsExec(ns, ['ip', 'link', 'set', 'lo', 'up'])
+    const result: CniResult = await cniAdd({ conflistPath: this.conflist, containerId: ns, netns: ns, hostNetns: this.ns, ifName: 'eth0', cacheDir: join(this.dir, 'cni-cache') })
+    const ips = (result.ips ?? []).map(i => i.address.split('/')[0] as string)
+    const pod = { name, node: this, ns, ips }
+    this.pods.push(pod)
+    return pod
+  }
+
+  async delPod (pod: LabPod): Promise<void> {
+    await cniDel({ conflistPath: this.conflist, containerId: pod.ns, netns: pod.ns, hostNetns: this.ns, ifName: 'eth0', cacheDir: join(this.dir, 'cni-cache') })
+  }
+
+  async routes (): Promise<string> { return await nsExec(this.ns, ['ip', '-d', 'route', 'show', 'table', 'main']) }
+  async wg (...args: string[]): Promise<string> { return await nsExec(this.ns, ['wg', 'show', this.wgIf, ...args], { allowFail: true }) }
+  /** The node's own address in its pod subnets (the tunnel address), per family. */
+  async tunnelAddresses (): Promise<string[]> {
+    const out = await nsExec(this.ns, ['ip', '-j', 'addr', 'show', 'dev', this.wgIf], { allowFail: true })
+    const parsed = out === '' ? [] : JSON.parse(out) as Array<{ addr_info: Array<{ local: string, scope: string }> }>
+    return parsed.flatMap(l => l.addr_info.filter(a => a.scope === 'global').map(a => a.local))
+  }
+}
+
+export class Lab {
+  readonly id: string
+  readonly hub: string
+  readonly dir: string
+  readonly nodes: LabNode[] = []
+  readonly namespaces: string[] = []
+  private readonly procs: ChildProcess[] = []
+  etcd: ChildProcess | undefined
+  etcdPort = 0
+  private destroyed = false
+
+  constructor (readonly opts: LabOptions) {
+    // ≤ 6 chars: namespace and interface names carry it and must stay under 15 characters.
+    this.id = `pm${randomBytes(2).toString('hex')}`
+    this.hub = `${this.id}hub`
+    this.dir = mkdtempSync(join(tmpdir(), `podmesh-lab-${this.id}-`))
+  }
+
+  get etcdUrl (): string { return `http://192.0.2.1:${this.etcdPort}` }
+
+  track (p: ChildProcess): void { this.procs.push(p) }
+
+  static async create (opts: LabOptions): Promise<Lab> {
+    const lab = new Lab(opts)
+    try {
+      await lab.setup()
+    } catch (e) {
+      await lab.destroy()
+      throw e
+    }
+    return lab
+  }
+
+  private async setup (): Promise<void> {
+    if (!existsSync(DAEMON)) await sh('npm', ['run', '-s', 'build'], { timeoutMs: 180_000 })
+    await sh('ip', ['netns', 'add', this.hub])
+    this.namespaces.push(this.hub)
+    await nsExec(this.hub, ['ip', 'link', 'set', 'lo', 'up'])
+    await nsExec(this.hub, ['ip', 'link', 'add', 'br0', 'type', 'bridge'])
+    await nsExec(this.hub, ['ip', 'addr', 'add', '192.0.2.1/24', 'dev', 'br0'])
+    await nsExec(this.hub, ['ip', 'addr', 'add', '2001:db8::1/64', 'dev', 'br0', 'nodad'])
+    await nsExec(this.hub, ['ip', 'link', 'set', 'br0', 'up'])
+    await this.startEtcd()
+    const args = ['init', '--ipv4-cidr', '10.244.0.0/16', '--subnet-len4', '24']
+    if (this.opts.dualStack !== false) args.push('--ipv6-cidr', 'fd00:10:244::/56', '--subnet-len6', '64')
+    args.push('--backend', this.opts.backend ?? 'wireguard')
+    if (this.opts.vxlanWithinLocation === true) args.push('--vxlan-within-location')
+    await this.ctl(...args)
+    for (let i = 1; i <= this.opts.nodes; i++) await this.addNode(i)
+    await Promise.all(this.nodes.map(async n => await n.start()))
+    for (const n of this.nodes) {
+      for (let j = 1; j <= (this.opts.podsPerNode ?? 0); j++) await n.addPod(j)
+    }
+  }
+
+  async startEtcd (): Promise<void> {
+    if (this.etcdPort === 0) this.etcdPort = 20000 + Math.floor(Math.random() * 20000)
+    const dataDir = join(this.dir, 'etcd')
+    const url = `http://192.0.2.1:${this.etcdPort}`
+    const peer = `http://127.0.0.1:${this.etcdPort + 1}`
+    const fd = openSync(join(this.dir, 'etcd.log'), 'a')
+    this.etcd = spawn('ip', ['netns', 'exec', this.hub, 'etcd', '--name', this.id, '--data-dir', dataDir,
+      '--listen-client-urls', url, '--advertise-client-urls', url,
+      '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `${this.id}=${peer}`,
+      '--log-level', 'warn', '--logger', 'zap'], { stdio: ['ignore', fd, fd] })
+    closeSync(fd)
+    this.track(this.etcd)
+    const deadline = Date.now() + 20_000
+    while (Date.now() < deadline) {
+      const out = await nsExec(this.hub, ['curl', '-s', '-m', '1', `${url}/health`], { allowFail: true })
+      if (out.includes('"health":"true"')) return
+      await sleep(100)
+    }
+    throw new Error(`lab etcd did not become healthy: ${readFileSync(join(this.dir, 'etcd.log'), 'utf8').slice(-2000)}`)
+  }
+
+  async stopEtcd (): Promise<void> {
+    const e = this.etcd
+    if (e === undefined || e.exitCode !== null) return
+    const exited = new Promise(resolve => e.once('exit', resolve))
+    e.kill('SIGTERM')
+    await Promise.race([exited, sleep(10_000)])
+    this.etcd = undefined
+  }
+
+  /** Runs podmeshctl (compiled) inside the hub namespace against the lab's etcd. */
+  async ctl (...args: string[]): Promise<string> {
+    return await nsExec(this.hub, [process.execPath, CTL, '--etcd-endpoints', this.etcdUrl, ...args])
+  }
+
+  async etcdctl (...args: string[]): Promise<string> {
+    return await nsExec(this.hub, ['env', 'ETCDCTL_API=3', 'etcdctl', '--endpoints', this.etcdUrl, ...args])
+  }
+
+  async addNode (i: number): Promise<LabNode> {
+    const ns = `${this.id}n${i}`
+    const node = new LabNode(this, i, `node-${i}`, ns, `192.0.2.${10 + i}`, `2001:db8::${10 + i}`, `${this.id}w${i}`,
+      join(this.dir, `node-${i}`), this.opts.locations?.[i - 1])
+    await sh('ip', ['netns', 'add', ns])
+    this.namespaces.push(ns)
+    await nsExec(ns, ['ip', 'link', 'set', 'lo', 'up'])
+    await nsExec(this.hub, ['ip', 'link', 'add', `v${i}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns])
+    await nsExec(this.hub, ['ip', 'link', 'set', `v${i}`, 'master', 'br0', 'up'])
+    await nsExec(ns, ['ip', 'addr', 'add', `${node.underlayIp}/24`, 'dev', 'eth0'])
+    await nsExec(ns, ['ip', 'addr', 'add', `${node.underlayIp6}/64`, 'dev', 'eth0', 'nodad'])
+    await nsExec(ns, ['ip', 'link', 'set', 'eth0', 'up'])
+    this.nodes.push(node)
+    return node
+  }
+
+  /** Pings `ip` from namespace `ns` once; true when a reply came. */
+  async ping (ns: string, ip: string, opts: { count?: number, timeoutS?: number, interval?: string } = {}): Promise<boolean> {
+    const out = await nsExec(ns, ['ping', ...(ip.includes(':') ? ['-6'] : []), '-c', String(opts.count ?? 1), '-W', String(opts.timeoutS ?? 2),
+      ...(opts.interval !== undefined ? ['-i', opts.interval] : []), ip], { allowFail: true })
+    return / 0% packet loss/.test(out)
+  }
+
+  /** Every pod pings every other pod on every address; returns the failures ("a -> b ip"). */
+  async podMatrix (): Promise<string[]> {
+    const pods = this.nodes.flatMap(n => n.pods)
+    const jobs = pods.flatMap(a => pods.filter(b => b !== a).flatMap(b => b.ips.map(ip => ({ a, b, ip }))))
+    const failures: string[] = []
+    await Promise.all(jobs.map(async j => { if (!await this.ping(j.a.ns, j.ip)) failures.push(`${j.a.name} -> ${j.b.name} ${j.ip}`) }))
+    return failures.sort()
+  }
+
+  /** Every node pings every remote pod. */
+  async nodeMatrix (): Promise<string[]> {
+    const failures: string[] = []
+    const jobs = this.nodes.flatMap(n => this.nodes.filter(m => m !== n).flatMap(m => m.pods.flatMap(p => p.ips.map(ip => ({ n, p, ip })))))
+    await Promise.all(jobs.map(async j => { if (!await this.ping(j.n.ns, j.ip)) failures.push(`${j.n.name} -> ${j.p.name} ${j.ip}`) }))
+    return failures.sort()
+  }
+
+  async destroy (): Promise<void> {
+    if (this.destroyed) return
+    this.destroyed = true
+    for (const p of this.procs) {
+      if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL')
+    }
+    await sleep(100)
+    // wireguard-go daemonizes away from us and outlives its namespace: end ours by PID.
+    for (const n of this.nodes) await killWireguardGo(n.wgIf)
+    for (const pod of this.nodes.flatMap(n => n.pods)) await sh('ip', ['netns', 'del', pod.ns], { allowFail: true })
+    for (const ns of [...this.namespaces].reverse()) await sh('ip', ['netns', 'del', ns], { allowFail: true })
+    rmSync(this.dir, { recursive: true, force: true })
+  }
+}
+
+export async function killWireguardGo (ifname: string): Promise<void> {
+  const out = await sh('pgrep', ['-f', `^wireguard-go ${ifname}$`], { allowFail: true })
+  for (const pid of out.split('\n').map(Number).filter(n => n > 0)) {
+    try { process.kill(pid, 'SIGTERM') } catch { /* already gone */ }
+  }
+  rmSync(`/var/run/wireguard/${ifname}.sock`, { force: true })
+}
+
+export const sleep = async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms))

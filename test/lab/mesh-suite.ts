@@ -1,0 +1,212 @@
+// The multi-node lab suite, parameterised by backend: the same assertions hold for WireGuard
+// and VXLAN (only the underlay capture differs: encrypted UDP to the WireGuard port, or VXLAN).
+import type { Test } from 'tap'
+import { spawn } from 'node:child_process'
+import { Lab, nsExec, sleep, sh, type LabNode } from './cluster'
+
+export interface SuiteOptions { backend: 'wireguard' | 'vxlan' }
+
+const ROUTE_PROTO = '211'
+
+async function waitFor (what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<number> {
+  const t0 = Date.now()
+  while (Date.now() - t0 < timeoutMs) {
+    if (await check()) return Date.now() - t0
+    await sleep(50)
+  }
+  throw new Error(`${what}: not within ${timeoutMs} ms`)
+}
+
+/** A node-run TCP echo of the peer address: the server answers each connection with what it sees. */
+async function remoteAddressSeen (lab: Lab, serverNs: string, serverIp: string, clientNs: string): Promise<string> {
+  const port = 30000 + Math.floor(Math.random() * 10000)
+  const server = spawn('ip', ['netns', 'exec', serverNs, process.execPath, '-e',
+    `const s=require('net').createServer(c=>{c.end(c.remoteAddress);s.close()});s.listen(${port},'::',()=>console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] })
+  lab.track(server)
+  await new Promise(resolve => server.stdout?.once('data', resolve))
+  const target = serverIp.includes(':') ? `[${serverIp}]` : serverIp
+  const out = await nsExec(clientNs, [process.execPath, '-e',
+    `const c=require('net').connect({host:'${serverIp}',port:${port}});let d='';c.on('data',x=>d+=x);c.on('end',()=>console.log(d));c.on('error',e=>{console.error(e.message,'${target}');process.exit(1)})`])
+  return out.trim().replace(/^::ffff:/, '')
+}
+
+/** Pings at `intervalS` for `count` packets in the background; resolves to the loss count. */
+function pingStream (ns: string, ip: string, count: number, intervalS: number): Promise<{ sent: number, received: number }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn('ip', ['netns', 'exec', ns, 'ping', '-q', '-i', String(intervalS), '-c', String(count), '-W', '1', ip], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    p.stdout.on('data', d => { out += String(d) })
+    p.on('error', reject)
+    p.on('exit', () => {
+      const m = /(\d+) packets transmitted, (\d+) received/.exec(out)
+      if (m === null) reject(new Error(`ping output not understood: ${out}`))
+      else resolve({ sent: Number(m[1]), received: Number(m[2]) })
+    })
+  })
+}
+
+async function handshakes (n: LabNode): Promise<Map<string, number>> {
+  const out = await n.wg('latest-handshakes')
+  return new Map(out.trim().split('\n').filter(l => l !== '').map(l => { const [k = '', v = '0'] = l.split('\t'); return [k, Number(v)] }))
+}
+
+export function meshSuite (t: Test, opts: SuiteOptions): void {
+  const { backend } = opts
+  t.setTimeout(15 * 60_000)
+  let lab: Lab
+  t.before(async () => { lab = await Lab.create({ nodes: 3, podsPerNode: 2, backend, dualStack: true }) })
+  t.teardown(async () => { await lab?.destroy() })
+
+  t.test('every pod reaches every pod and every node reaches every remote pod, IPv4 and IPv6', async t => {
+    const pods = lab.nodes.flatMap(n => n.pods)
+    t.equal(pods.length, 6)
+    for (const p of pods) t.equal(p.ips.length, 2, `${p.name} has one address per family`)
+    // The first packets may race the last apply on a slow machine; the matrix must converge fast.
+    await waitFor('pod matrix', 10_000, async () => (await lab.podMatrix()).length === 0).catch(() => undefined)
+    t.strictSame(await lab.podMatrix(), [], 'pod-to-pod matrix')
+    t.strictSame(await lab.nodeMatrix(), [], 'node-to-remote-pod matrix')
+  })
+
+  t.test('no NAT: a pod server sees the client pod IP, and the node\'s own pod-subnet address for host traffic', async t => {
+    const [a, b] = lab.nodes as [LabNode, LabNode]
+    const server = a.pods[0]!; const client = b.pods[0]!
+    for (const fam of [0, 1]) {
+      t.equal(await remoteAddressSeen(lab, server.ns, server.ips[fam]!, client.ns), client.ips[fam], `pod client, family ${fam === 0 ? 4 : 6}`)
+    }
+    const tunnel = await b.tunnelAddresses()
+    const bSubnet4 = tunnel.find(x => !x.includes(':'))
+    t.equal(await remoteAddressSeen(lab, server.ns, server.ips[0]!, b.ns), bSubnet4, 'host client uses its pod-subnet address')
+    t.match(bSubnet4, /^10\.244\.\d+\.0$/)
+  })
+
+  t.test(`underlay carries only ${backend === 'wireguard' ? 'encrypted WireGuard UDP' : 'VXLAN UDP'} for pod traffic`, async t => {
+    const [a, b] = lab.nodes as [LabNode, LabNode]
+    const file = `${lab.dir}/underlay.pcap`
+    const cap = spawn('ip', ['netns', 'exec', lab.hub, 'tcpdump', '-i', 'br0', '-n', '-U', '-w', file, `host ${a.underlayIp} and host ${b.underlayIp}`], { stdio: 'ignore' })
+    lab.track(cap)
+    await sleep(700)
+    t.ok(await lab.ping(a.pods[0]!.ns, b.pods[0]!.ips[0]!, { count: 10, interval: '0.1' }))
+    await sleep(300)
+    cap.kill('SIGINT')
+    await new Promise(resolve => cap.once('exit', resolve))
+    const lines = (await sh('tcpdump', ['-n', '-r', file], { allowFail: true })).trim().split('\n').filter(l => l !== '' && !/ARP|ICMP6|ip6/.test(l))
+    t.ok(lines.length >= 10, `captured ${lines.length} packets between the two nodes`)
+    const port = backend === 'wireguard' ? '51820' : '4789'
+    const other = lines.filter(l => !new RegExp(`\\.${port}: `).test(l) && !new RegExp(`\\.${port} >`).test(l))
+    t.strictSame(other, [], `every packet between the nodes is UDP port ${port}`)
+    const plain = (await sh('tcpdump', ['-n', '-r', file, 'icmp'], { allowFail: true })).trim()
+    if (backend === 'wireguard') t.equal(plain, '', 'no plain ICMP on the underlay')
+    else {
+      t.match(plain, /10\.244\./, 'VXLAN carries the pod packets inside UDP 4789')
+      const fdb = await nsExec(a.ns, ['bridge', 'fdb', 'show', 'dev', `${a.wgIf}x`])
+      t.notMatch(fdb, /00:00:00:00:00:00/, 'no flooding (all-zero) FDB entries')
+    }
+  })
+
+  t.test('a 4th node joins: every pod reaches its pods within 2 s, unchanged peers keep their handshakes', async t => {
+    const before = backend === 'wireguard' ? await Promise.all(lab.nodes.map(handshakes)) : []
+    const n4 = await lab.addNode(4)
+    await n4.start()
+    const pod = await n4.addPod(1)
+    const t0 = Date.now()
+    const others = lab.nodes.flatMap(n => n.pods).filter(p => p.node !== n4)
+    await Promise.all(others.map(async p => await waitFor(`${p.name} -> ${pod.name}`, 2000, async () => await lab.ping(p.ns, pod.ips[0]!, { timeoutS: 1 }))))
+    t.ok(Date.now() - t0 <= 2000, `all pods reached the new pod after ${Date.now() - t0} ms`)
+    t.strictSame(await lab.podMatrix(), [], 'full pod matrix with the 4th node')
+    if (backend === 'wireguard') {
+      const after = await Promise.all(lab.nodes.slice(0, 3).map(handshakes))
+      for (let i = 0; i < 3; i++) {
+        for (const [key, ts] of before[i]!) {
+          if (ts === 0) continue
+          t.equal(after[i]!.get(key), ts, `node-${i + 1}: handshake with ${key.slice(0, 8)} untouched`)
+        }
+      }
+    }
+  })
+
+  t.test('the 4th node leaves (decommission): its peer and routes are gone from every node within 2 s', async t => {
+    const n4 = lab.nodes[3]!
+    const cidr = (await lab.etcdctl('get', '--print-value-only', `/podmesh/default/nodes/${n4.name}`)).trim()
+    const podCIDR = (JSON.parse(cidr) as { podCIDRs: string[] }).podCIDRs[0]!
+    await n4.stop()
+    await lab.ctl('node', 'remove', n4.name)
+    const ms = await waitFor('routes gone', 2000, async () => {
+      for (const n of lab.nodes.slice(0, 3)) if ((await n.routes()).includes(podCIDR)) return false
+      return true
+    })
+    t.ok(ms <= 2000, `routes to ${podCIDR} gone from all nodes after ${ms} ms`)
+    if (backend === 'wireguard') {
+      for (const n of lab.nodes.slice(0, 3)) t.notMatch(await n.wg('allowed-ips'), podCIDR, `${n.name}: peer gone`)
+    }
+    lab.nodes.pop()
+  })
+
+  t.test('restarting podmeshd while a pod pings across at 50/s loses nothing', async t => {
+    const [a, b] = lab.nodes as [LabNode, LabNode]
+    const stream = pingStream(a.pods[0]!.ns, b.pods[0]!.ips[0]!, 300, 0.02)
+    await sleep(1000)
+    await b.stop()
+    await b.start()
+    const r = await stream
+    t.equal(r.sent, 300)
+    t.equal(r.received, r.sent, `${r.sent - r.received} packets lost across the restart`)
+  })
+
+  t.test('etcd down for 30 s: pod traffic flows without loss; a node that joins meanwhile becomes reachable when etcd returns', async t => {
+    const [a, b] = lab.nodes as [LabNode, LabNode]
+    const stream = pingStream(a.pods[0]!.ns, b.pods[1]!.ips[0]!, 340, 0.1)
+    await sleep(500)
+    await lab.stopEtcd()
+    const n5 = await lab.addNode(5)
+    const started = n5.start([], 90_000) // retries until etcd is back
+    await sleep(30_000)
+    await lab.startEtcd()
+    await started
+    const pod = await n5.addPod(1)
+    const r = await stream
+    t.equal(r.received, r.sent, `${r.sent - r.received} of ${r.sent} packets lost during the outage`)
+    const ms = await waitFor('pods reach the node that joined during the outage', 15_000, async () => await lab.ping(a.pods[0]!.ns, pod.ips[0]!, { timeoutS: 1 }))
+    t.pass(`reachable ${ms} ms after its pod was added`)
+    t.strictSame(await lab.podMatrix(), [], 'full matrix after the outage')
+  })
+
+  t.test('drift: a podmesh route and a peer deleted by hand come back within one resync', async t => {
+    const [a, b] = lab.nodes as [LabNode, LabNode]
+    const bCidr = (JSON.parse((await lab.etcdctl('get', '--print-value-only', `/podmesh/default/nodes/${b.name}`)).trim()) as { podCIDRs: string[] }).podCIDRs[0]!
+    await nsExec(a.ns, ['ip', 'route', 'del', bCidr])
+    t.notMatch(await a.routes(), bCidr)
+    if (backend === 'wireguard') {
+      const bKey = (await nsExec(b.ns, ['wg', 'show', b.wgIf, 'public-key'])).trim()
+      await nsExec(a.ns, ['wg', 'set', a.wgIf, 'peer', bKey, 'remove'])
+      t.notMatch(await a.wg('peers'), bKey)
+    } else {
+      await nsExec(a.ns, ['ip', 'neigh', 'flush', 'dev', `${a.wgIf}x`, 'nud', 'permanent'])
+    }
+    const ms = await waitFor('drift repaired', 4000, async () => await lab.ping(a.pods[0]!.ns, b.pods[0]!.ips[0]!, { timeoutS: 1 }))
+    t.ok(ms < 4000, `repaired after ${ms} ms (resync interval 2 s)`)
+    t.match(await a.routes(), bCidr)
+  })
+
+  t.test('a node adds only its own routes, and removing it restores the namespace\'s routes', async t => {
+    const n6 = await lab.addNode(6)
+    const snapshot = async (): Promise<string> => (await nsExec(n6.ns, ['ip', 'route', 'show', 'table', 'all'])) + (await nsExec(n6.ns, ['ip', '-6', 'route', 'show', 'table', 'all']))
+    const strip = (s: string): string[] => s.split('\n').filter(l => l !== '' && !/fe80::|^multicast|^local fe80|^ff00::/.test(l)).sort()
+    // Foreign routes podmesh must never touch.
+    await nsExec(n6.ns, ['ip', 'route', 'add', '198.51.100.0/24', 'via', '192.0.2.1'])
+    const before = strip(await snapshot())
+    await n6.start()
+    const during = strip(await snapshot())
+    const added = during.filter(l => !before.includes(l))
+    const devs = [n6.wgIf, `${n6.wgIf}x`, 'podmesh-br0']
+    for (const l of added) {
+      t.ok(l.includes(`proto ${ROUTE_PROTO}`) || devs.some(d => l.includes(`dev ${d}`)), `route belongs to podmesh: ${l}`)
+    }
+    t.ok(before.every(l => during.includes(l)), 'every prior route is still there')
+    await n6.stop()
+    // Decommission: the daemon with --leave removes its node, tunnel and pod network.
+    await n6.start(['--leave'])
+    await n6.stop()
+    t.strictSame(strip(await snapshot()), before, 'routes are back to what they were')
+    lab.nodes.pop()
+  })
+}
