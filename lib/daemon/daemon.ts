@@ -4,6 +4,7 @@
 // Stopping leaves the data plane in place (pods keep talking); --leave decommissions.
 
 import { EventEmitter } from 'node:events'
+import { mkdir } from 'node:fs/promises'
 import type { Server } from 'node:http'
 import type { Logger } from 'pino'
 import type { NetworkConfig } from '../config/network'
@@ -25,6 +26,7 @@ import { Reconciler, backoffDelay } from './reconciler'
 import { createMetrics, type Metrics } from './metrics'
 import { startHealthServer, type Readiness } from './health'
 import { openStore, type Store, type NodeLease, type NodeWatcher } from './store-session'
+import { StatusReport } from './status-report'
 
 export interface DaemonEvents {
   ready: []
@@ -48,6 +50,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private applied = false
   private lastObserved: ObservedState | undefined
   private stopping = false
+  private status: StatusReport | undefined
+  private lastDegraded: { since: string, until?: string } | undefined
 
   constructor (private readonly opts: DaemonOptions, private readonly log: Logger) {
     super()
@@ -69,6 +73,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       ...(o.publicInterface !== undefined ? { interface: o.publicInterface } : {})
     })
     const mtu = tunnelMtu(config, underlay)
+    // Private key, VTEP MAC and remembered subnets live here: private to root.
+    await mkdir(o.stateDir, { recursive: true, mode: 0o700 })
     const key = usesWireguard(config) ? await loadOrCreatePrivateKey(o.stateDir) : undefined
     const vxlanMac = usesVxlan(config) ? await loadOrCreateVxlanMac(o.stateDir) : undefined
     this.log.info({ underlay: underlay.ip, underlayInterface: underlay.ifname, underlayMtu: underlay.mtu, mtu, publicKey: key?.publicKey }, 'node identity')
@@ -133,6 +139,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         this.log.info({ reason: e.reason, changes: e.changes, durationMs: e.durationMs }, 'kernel updated')
         this.emit('applied', { changes: e.changes })
       }
+      this.status?.trigger()
     })
     this.reconciler.on('failed', e => {
       this.metrics.reconciles.inc({ result: 'error' })
@@ -151,6 +158,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     })
     this.watcher.on('rejected', r => { this.metrics.rejectedRecords.inc(); this.log.warn({ key: r.key, reason: r.reason }, 'etcd value rejected') })
     this.watcher.on('degraded', (e: unknown) => {
+      if (!this.degraded) this.lastDegraded = { since: new Date().toISOString() }
       this.degraded = true
       this.metrics.degraded.set(1)
       this.metrics.etcdErrors.inc({ op: 'watch' })
@@ -158,13 +166,30 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     })
     this.watcher.on('recovered', () => {
       this.degraded = false
+      if (this.lastDegraded !== undefined) this.lastDegraded = { ...this.lastDegraded, until: new Date().toISOString() }
       this.metrics.degraded.set(0)
       this.log.info('etcd reachable again')
       this.reconciler?.trigger('etcd recovered')
     })
     await this.watcher.start()
+    this.status = new StatusReport({
+      client: this.store.client,
+      prefix: this.store.prefix,
+      node: o.nodeName,
+      snapshot: () => this.lease === undefined ? undefined : {
+        generation: this.lease.record.generation,
+        revision: this.watcher?.currentRevision ?? '0',
+        degraded: this.degraded,
+        ready: this.readiness().ready,
+        ...(this.lastDegraded !== undefined ? { lastDegraded: this.lastDegraded } : {}),
+        observed: this.lastObserved,
+        nodes: this.nodes.values()
+      },
+      onError: () => this.metrics.etcdErrors.inc({ op: 'status' })
+    })
     this.reconciler.start()
     await this.reconciler.settled()
+    this.status.start()
   }
 
   /** One level-triggered pass: full snapshot → desired → observe → plan → apply. */
@@ -224,6 +249,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.stopping = true
     const leave = opts.leave ?? this.opts.leave
     await this.reconciler?.stop()
+    await this.status?.stop()
     await this.watcher?.stop()
     if (leave) {
       try {

@@ -130,7 +130,7 @@ export class Rtnl {
   // ---- links ----
 
   async links (): Promise<Link[]> {
-    const msgs = await this.call('list links', '', () => this.sock.getLinks())
+    const msgs = await this.dump('list links', '', () => this.sock.getLinks())
     return msgs.map(m => {
       const a = m.attrs
       let kind = ''
@@ -211,7 +211,7 @@ export class Rtnl {
   // ---- addresses ----
 
   async addresses (index?: number): Promise<Address[]> {
-    const msgs = await this.call('list addresses', '', () => this.sock.getAddresses())
+    const msgs = await this.dump('list addresses', '', () => this.sock.getAddresses())
     return msgs
       .filter(m => index === undefined || m.data.index === index)
       .flatMap(m => {
@@ -240,7 +240,7 @@ export class Rtnl {
 
   /** Routes of the main table carrying `protocol` (podmesh lists only its own). */
   async routes (protocol: number): Promise<KernelRoute[]> {
-    const msgs = await this.call('list routes', `proto ${protocol}`, () => this.sock.getRoutes())
+    const msgs = await this.dump('list routes', `proto ${protocol}`, () => this.sock.getRoutes())
     const out: KernelRoute[] = []
     for (const m of msgs) {
       const proto = typeof m.data.protocol === 'number' ? m.data.protocol : Number(m.data.protocol)
@@ -312,7 +312,7 @@ export class Rtnl {
   // ---- neighbours (ARP/NDP) and FDB ----
 
   async neighbors (index: number): Promise<Neighbor[]> {
-    const msgs = await this.call('list neighbours', `ifindex ${index}`, () => this.sock.getNeighbors())
+    const msgs = await this.dump('list neighbours', `ifindex ${index}`, () => this.sock.getNeighbors())
     return msgs
       .filter(m => m.data.ifindex === index && (m.data.family === AF_INET || m.data.family === AF_INET6))
       .flatMap(m => m.attrs.dst === undefined || m.attrs.lladdr === undefined
@@ -339,7 +339,7 @@ export class Rtnl {
 
   /** Unicast FDB entries of a VXLAN device that carry a remote destination. */
   async fdb (index: number): Promise<FdbEntry[]> {
-    const msgs = await this.call('list fdb', `ifindex ${index}`, () => this.sock.getNeighbors({ family: AF_BRIDGE }))
+    const msgs = await this.dump('list fdb', `ifindex ${index}`, () => this.sock.getNeighbors({ family: AF_BRIDGE }))
     return msgs
       .filter(m => m.data.family === AF_BRIDGE && m.data.ifindex === index && m.attrs.dst !== undefined && m.attrs.lladdr !== undefined)
       .map(m => ({ index, mac: macText(m.attrs.lladdr as Buffer), dst: ipText(m.attrs.dst as Buffer) }))
@@ -361,6 +361,17 @@ export class Rtnl {
         throw e
       }
     }))
+  }
+
+  /**
+   * Dumps run one at a time: the netlink package reassembles only one multipart reply per
+   * socket, so two dumps in flight at once corrupt each other. Writes stay pipelined.
+   */
+  private dumpQueue: Promise<unknown> = Promise.resolve()
+  private async dump<T> (op: string, detail: string, fn: () => Promise<T>): Promise<T> {
+    const next = this.dumpQueue.then(async () => await this.call(op, detail, fn))
+    this.dumpQueue = next.catch(() => undefined)
+    return await next
   }
 
   private async call<T> (op: string, detail: string, fn: () => Promise<T>): Promise<T> {

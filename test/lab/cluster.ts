@@ -135,9 +135,13 @@ export class LabNode {
   async wg (...args: string[]): Promise<string> { return await nsExec(this.ns, ['wg', 'show', this.wgIf, ...args], { allowFail: true }) }
   /** The node's own address in its pod subnets (the tunnel address), per family. */
   async tunnelAddresses (): Promise<string[]> {
-    const out = await nsExec(this.ns, ['ip', '-j', 'addr', 'show', 'dev', this.wgIf], { allowFail: true })
-    const parsed = out === '' ? [] : JSON.parse(out) as Array<{ addr_info: Array<{ local: string, scope: string }> }>
-    return parsed.flatMap(l => l.addr_info.filter(a => a.scope === 'global').map(a => a.local))
+    const found: string[] = []
+    for (const dev of [this.wgIf, `${this.wgIf}x`]) {
+      const out = await nsExec(this.ns, ['ip', '-j', 'addr', 'show', 'dev', dev], { allowFail: true })
+      const parsed = out.trim() === '' ? [] : JSON.parse(out) as Array<{ addr_info: Array<{ local: string, scope: string }> }>
+      found.push(...parsed.flatMap(l => l.addr_info.filter(a => a.scope === 'global').map(a => a.local)))
+    }
+    return [...new Set(found)]
   }
 }
 
