@@ -45,6 +45,8 @@ export interface LabOptions {
   extraDaemonArgs?: string[]
 }
 
+export interface LabState { id: string, dir: string, namespaces: string[], pids: number[], wgInterfaces: string[] }
+
 export interface LabPod { name: string, node: LabNode, ns: string, ips: string[] }
 
 export class LabNode {
@@ -166,6 +168,31 @@ export class Lab {
   get etcdUrl (): string { return `http://192.0.2.1:${this.etcdPort}` }
 
   track (p: ChildProcess): void { this.procs.push(p) }
+
+  /** Lets this process exit while the lab keeps running (the demo); returns what `down` needs. */
+  detach (): LabState {
+    for (const p of this.procs) p.unref()
+    this.destroyed = true
+    return {
+      id: this.id,
+      dir: this.dir,
+      namespaces: [...this.nodes.flatMap(n => n.pods.map(p => p.ns)), ...this.namespaces],
+      pids: this.procs.filter(p => p.exitCode === null && p.pid !== undefined).map(p => p.pid as number),
+      wgInterfaces: this.nodes.map(n => n.wgIf)
+    }
+  }
+
+  /** Tears down a detached lab from its recorded state. */
+  static async destroyDetached (s: LabState): Promise<void> {
+    for (const pid of s.pids) {
+      // The recorded PIDs are `ip netns exec` wrappers that exec'd into the daemon/etcd: same PID.
+      try { process.kill(pid, 'SIGKILL') } catch { /* already gone */ }
+    }
+    await sleep(200)
+    for (const w of s.wgInterfaces) await killWireguardGo(w)
+    for (const ns of s.namespaces) await sh('ip', ['netns', 'del', ns], { allowFail: true })
+    rmSync(s.dir, { recursive: true, force: true })
+  }
 
   static async create (opts: LabOptions): Promise<Lab> {
     const lab = new Lab(opts)
