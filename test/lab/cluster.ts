@@ -53,7 +53,7 @@ export class LabNode {
   daemon: ChildProcess | undefined
   readonly pods: LabPod[] = []
   constructor (readonly lab: Lab, readonly index: number, readonly name: string, readonly ns: string,
-    readonly underlayIp: string, readonly underlayIp6: string, readonly wgIf: string, readonly dir: string, readonly location?: string) {}
+    readonly underlayIp: string, readonly underlayIp6: string, readonly wgIf: string, readonly dir: string, public location?: string) {}
 
   get conflist (): string { return join(this.dir, 'cni', '10-podmesh.conflist') }
   get logFile (): string { return join(this.dir, 'podmeshd.log') }

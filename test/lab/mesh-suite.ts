@@ -82,9 +82,14 @@ export function meshSuite (t: Test, opts: SuiteOptions): void {
   t.test(`underlay carries only ${backend === 'wireguard' ? 'encrypted WireGuard UDP' : 'VXLAN UDP'} for pod traffic`, async t => {
     const [a, b] = lab.nodes as [LabNode, LabNode]
     const file = `${lab.dir}/underlay.pcap`
-    const cap = spawn('ip', ['netns', 'exec', lab.hub, 'tcpdump', '-i', 'br0', '-n', '-U', '-w', file, `host ${a.underlayIp} and host ${b.underlayIp}`], { stdio: 'ignore' })
+    const cap = spawn('ip', ['netns', 'exec', lab.hub, 'tcpdump', '-i', 'br0', '-n', '-U', '-w', file, `host ${a.underlayIp} and host ${b.underlayIp}`], { stdio: ['ignore', 'ignore', 'pipe'] })
     lab.track(cap)
-    await sleep(700)
+    // tcpdump says "listening on br0" once its capture is open: start the traffic after that.
+    await new Promise<void>((resolve, reject) => {
+      let err = ''
+      cap.stderr?.on('data', d => { err += String(d); if (err.includes('listening on')) resolve() })
+      cap.once('exit', code => reject(new Error(`tcpdump exited ${code}: ${err}`)))
+    })
     t.ok(await lab.ping(a.pods[0]!.ns, b.pods[0]!.ips[0]!, { count: 10, interval: '0.1' }))
     await sleep(300)
     cap.kill('SIGINT')
