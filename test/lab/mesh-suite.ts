@@ -18,7 +18,7 @@ async function waitFor (what: string, timeoutMs: number, check: () => Promise<bo
 }
 
 /** A node-run TCP echo of the peer address: the server answers each connection with what it sees. */
-async function remoteAddressSeen (lab: Lab, serverNs: string, serverIp: string, clientNs: string): Promise<string> {
+export async function remoteAddressSeen (lab: Lab, serverNs: string, serverIp: string, clientNs: string): Promise<string> {
   const port = 30000 + Math.floor(Math.random() * 10000)
   const server = spawn('ip', ['netns', 'exec', serverNs, process.execPath, '-e',
     `const s=require('net').createServer(c=>{c.end(c.remoteAddress);s.close()});s.listen(${port},'::',()=>console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] })

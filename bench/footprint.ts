@@ -1,0 +1,105 @@
+// Footprint (issue #6, item 3): the compiled podmeshd at idle, in a network namespace, against a
+// real etcd holding 0, 1,000 and 5,000 synthetic nodes (synthetic.ts): resident memory (VmRSS of
+// the daemon; wireguard-go's shown beside it), and CPU over --idle seconds (default 60) at the
+// largest size, from /proc/<pid>/stat utime+stime. Floor: an idle `node -e` process's RSS.
+//
+//   npm run -s bench:footprint [-- --sizes 0,1000,5000 --idle 60] [--json]
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { EtcdProcess } from '../test/harness/etcd'
+import { connectStore } from '../lib/store/client'
+import { writeConfig } from '../lib/store/config-store'
+import { SCALE_CONFIG, syntheticNode, putNodes } from './synthetic'
+import { printReport, type Row } from './report'
+import { REPO, runInNetns, wireguardGoPids } from './netns-run'
+
+const arg = (name: string, def: string): string => {
+  const i = process.argv.indexOf(name)
+  return i >= 0 ? process.argv[i + 1] ?? def : def
+}
+const sizes = arg('--sizes', '0,1000,5000').split(',').map(Number)
+const IDLE_S = Number(arg('--idle', '60'))
+const TAG = process.env.BENCH_TAG ?? 'bx'
+const DAEMON = join(REPO, 'dist', 'cmd', 'podmeshd.js')
+const sleep = async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms))
+
+async function rssMiB (pid: number): Promise<number> {
+  const m = /VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))
+  return Number(m?.[1] ?? NaN) / 1024
+}
+/** utime + stime in seconds (USER_HZ is 100 on Linux). */
+async function cpuSeconds (pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(f[11]) + Number(f[12])) / 100
+}
+
+async function waitReady (url: string, child: ChildProcess, timeoutMs: number): Promise<number> {
+  const t0 = Date.now()
+  while (Date.now() - t0 < timeoutMs) {
+    if (child.exitCode !== null) throw new Error(`podmeshd exited with ${child.exitCode}`)
+    try { if ((await (await fetch(url)).text()).startsWith('ready')) return Date.now() - t0 } catch {}
+    await sleep(100)
+  }
+  throw new Error(`podmeshd not ready after ${timeoutMs} ms`)
+}
+
+async function inner (): Promise<void> {
+  const etcd = await EtcdProcess.create()
+  const dir = await mkdtemp(join(tmpdir(), 'podmesh-bench-fp-'))
+  const client = await connectStore({ endpoints: etcd.endpoints } as Parameters<typeof connectStore>[0])
+  const rows: Row[] = []
+  let daemon: ChildProcess | undefined
+  try {
+    const idle = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'])
+    await sleep(500)
+    const floorRss = await rssMiB(idle.pid as number)
+    idle.kill('SIGKILL')
+    rows.push({ metric: 'floor: idle node process RSS', value: floorRss, unit: 'MiB' })
+    for (const [i, n] of sizes.entries()) {
+      process.stderr.write(`footprint: N=${n}…\n`)
+      const prefix = `/bench/fp${n}/`
+      await writeConfig(client, prefix, SCALE_CONFIG)
+      await putNodes(client, prefix, Array.from({ length: n }, (_, k) => syntheticNode(k + 1)))
+      const wgIf = `${TAG}w${i}`
+      const port = 19000 + i
+      const d = join(dir, `n${n}`)
+      daemon = spawn(process.execPath, [DAEMON, '--etcd-endpoints', etcd.endpoint, '--prefix', prefix, '--node-name', 'self',
+        '--public-address', '192.0.2.2', '--wg-interface', wgIf, '--vxlan-interface', `${TAG}x${i}`, '--wg-mode', 'userspace',
+        '--state-dir', join(d, 'state'), '--cni-conf-dir', join(d, 'cni'), '--cni-data-dir', join(d, 'ipam'),
+        '--cni-bridge', `${TAG}br${i}`, '--metrics-address', `127.0.0.1:${port}`, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'] })
+      const readyMs = await waitReady(`http://127.0.0.1:${port}/readyz`, daemon, 120_000)
+      await sleep(5000) // let start-up garbage be collected
+      const pid = daemon.pid as number
+      const rss = await rssMiB(pid)
+      const wgPid = wireguardGoPids(wgIf)[0]
+      const wgRss = wgPid !== undefined ? await rssMiB(wgPid) : NaN
+      rows.push({ metric: `N=${n} podmeshd RSS at idle`, value: rss, unit: 'MiB', floor: floorRss, target: n >= 5000 ? 150 : undefined, note: `ready in ${readyMs} ms; wireguard-go RSS ${wgRss.toFixed(0)} MiB` })
+      if (i === sizes.length - 1 && IDLE_S > 0) {
+        const c0 = await cpuSeconds(pid); const t0 = Date.now()
+        await sleep(IDLE_S * 1000)
+        const cpu = (await cpuSeconds(pid) - c0) / ((Date.now() - t0) / 1000) * 100
+        rows.push({ metric: `N=${n} podmeshd CPU over ${IDLE_S} s idle`, value: cpu, unit: '% core', target: 1, note: 'includes resyncs every 30 s (default)' })
+        rows.push({ metric: `N=${n} podmeshd RSS after idle`, value: await rssMiB(pid), unit: 'MiB' })
+      }
+      daemon.kill('SIGTERM')
+      await new Promise(resolve => daemon?.once('exit', resolve))
+      daemon = undefined
+      try { execFileSync('ip', ['link', 'del', wgIf]) } catch {}
+    }
+    printReport('footprint', rows, { sizes: sizes.join(','), idleSeconds: IDLE_S, resyncInterval: '30s' })
+  } finally {
+    daemon?.kill('SIGKILL')
+    client.close()
+    await etcd.destroy()
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+if (process.argv.includes('--inner')) {
+  inner().then(() => process.exit(0), e => { process.stderr.write(`footprint: ${(e as Error).stack ?? String(e)}\n`); process.exit(1) })
+} else {
+  runInNetns(__filename, process.argv.slice(2)).then(code => process.exit(code), e => { process.stderr.write(`${String(e)}\n`); process.exit(1) })
+}

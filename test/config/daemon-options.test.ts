@@ -1,0 +1,69 @@
+import t from 'tap'
+import { parseDaemonOptions, redactOptions, helpText, OPTION_SPECS, type DaemonOptions } from '../../lib/config/daemon-options'
+
+const parse = (argv: string[], env: Record<string, string> = {}, file?: string): DaemonOptions => {
+  const r = parseDaemonOptions({ argv, env, readFile: () => { if (file === undefined) throw new Error('no file'); return file } })
+  if (r === 'help') throw new Error('unexpected help')
+  return r
+}
+
+t.test('defaults', async t => {
+  const o = parse(['--node-name', 'n1'])
+  t.match(o, { etcdEndpoints: ['http://127.0.0.1:2379'], cluster: 'default', prefix: '/podmesh/default/', nodeName: 'n1',
+    wgInterface: 'podmesh0', wgMode: 'auto', stateDir: '/var/lib/podmesh', resyncIntervalMs: 30_000, leaseTtlSeconds: 3600, masquerade: false, leave: false })
+})
+
+t.test('precedence: flag > environment > file > default', async t => {
+  const file = JSON.stringify({ 'wg-interface': 'fromfile', 'cni-network': 'filenet', 'resync-interval': '10s' })
+  const o = parse(['--config', '/x.json', '--node-name', 'n1', '--wg-interface', 'fromflag'], { PODMESH_WG_INTERFACE: 'fromenv', PODMESH_CNI_NETWORK: 'envnet' }, file)
+  t.equal(o.wgInterface, 'fromflag')
+  t.equal(o.cniNetwork, 'envnet')
+  t.equal(o.resyncIntervalMs, 10_000)
+})
+
+t.test('booleans, lists, durations, prefix from cluster', async t => {
+  const o = parse(['--node-name', 'n1', '--leave', '--masquerade=true', '--etcd-endpoints', 'http://a:2379,https://b:2379', '--cluster', 'prod', '--lease-ttl', '5m'])
+  t.equal(o.leave, true)
+  t.equal(o.masquerade, true)
+  t.strictSame(o.etcdEndpoints, ['http://a:2379', 'https://b:2379'])
+  t.equal(o.prefix, '/podmesh/prod/')
+  t.equal(o.leaseTtlSeconds, 300)
+  t.equal(parse(['--node-name', 'n1', '--no-leave']).leave, false)
+})
+
+const bad: Array<[string, string[], Record<string, string>, RegExp]> = [
+  ['unknown flag', ['--nope'], {}, /unknown flag --nope/],
+  ['missing value', ['--node-name'], {}, /--node-name needs a value/],
+  ['bad node name', ['--node-name', 'Node_1'], {}, /--node-name "Node_1"/],
+  ['bad public address', ['--node-name', 'n', '--public-address', '192.0.2.300'], {}, /--public-address "192.0.2.300" is not an IP/],
+  ['interface too long', ['--node-name', 'n', '--wg-interface', 'a-very-long-ifname'], {}, /--wg-interface .* not a valid interface name/],
+  ['bad endpoint URL', ['--node-name', 'n', '--etcd-endpoints', 'etcd:2379'], {}, /not an http\(s\):\/\/host:port URL/],
+  ['bad duration', ['--node-name', 'n', '--resync-interval', 'soon'], {}, /not a duration/],
+  ['too short resync', ['--node-name', 'n', '--resync-interval', '10ms'], {}, /at least 100ms/],
+  ['bad choice', ['--node-name', 'n', '--wg-mode', 'fast'], {}, /not one of auto, kernel, userspace/],
+  ['bad env boolean', ['--node-name', 'n'], { PODMESH_LEAVE: 'maybe' }, /PODMESH_LEAVE: "maybe" is not true or false/],
+  ['positional argument', ['run'], {}, /unexpected argument "run"/],
+  ['bad cluster', ['--node-name', 'n', '--cluster', 'a/b'], {}, /--cluster "a\/b" must be a DNS label/]
+]
+for (const [name, argv, env, msg] of bad) {
+  t.test(`rejects: ${name}`, async t => { t.throws(() => parse(argv, env), { code: 'EOPTIONS', message: msg }) })
+}
+
+t.test('config file errors name the file and the key', async t => {
+  t.throws(() => parse(['--config', '/etc/p.json', '--node-name', 'n'], {}, '{"bogus": 1}'), { message: /config file \/etc\/p.json: unknown option "bogus"/ })
+  t.throws(() => parse(['--config', '/etc/p.json', '--node-name', 'n'], {}, '{not json'), { message: /config file \/etc\/p.json:/ })
+})
+
+t.test('secrets are redacted, help lists every option with its env name', async t => {
+  const o = parse(['--node-name', 'n', '--etcd-password', 'hunter2', '--etcd-key', '/k.pem'])
+  const r = redactOptions(o)
+  t.equal(r.etcdPassword, '[redacted]')
+  t.equal(r.etcdKey, '[redacted]')
+  t.notMatch(JSON.stringify(r), /hunter2/)
+  const help = helpText()
+  for (const s of Object.values(OPTION_SPECS)) {
+    t.match(help, `--${s.flag}`)
+    t.match(help, `PODMESH_${s.flag.toUpperCase().replace(/-/g, '_')}`)
+  }
+  t.equal(parseDaemonOptions({ argv: ['--help'], env: {} }), 'help')
+})
