@@ -17,9 +17,10 @@ import { findUnderlay, type Underlay } from '../dataplane/underlay'
 import { loadOrCreatePrivateKey } from '../dataplane/keys'
 import { loadOrCreateVxlanMac } from '../dataplane/vxlan/mac'
 import { ensureForwarding } from '../dataplane/sysctl'
-import { ensurePodNetwork, removePodNetwork } from '../dataplane/pod-network'
+import { ensurePodNetwork, removePodNetwork, repairPodNetwork, type PodNetworkSpec } from '../dataplane/pod-network'
 import { desiredState, usesVxlan, usesWireguard, type LocalIdentity } from '../mesh/desired'
 import { plan, describePlan } from '../mesh/plan'
+import { afterApply } from '../mesh/expected'
 import { planIsEmpty, type ObservedState } from '../mesh/types'
 import { formatEndpoint } from '../mesh/endpoint'
 import { Reconciler, backoffDelay } from './reconciler'
@@ -49,6 +50,9 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private degraded = false
   private applied = false
   private lastObserved: ObservedState | undefined
+  /** The kernel's state after the last successful apply; dropped when an apply fails. */
+  private expected: ObservedState | undefined
+  private podNetwork: PodNetworkSpec | undefined
   private stopping = false
   private status: StatusReport | undefined
   private lastDegraded: { since: string, until?: string } | undefined
@@ -111,7 +115,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
 
     const forwarding = await ensureForwarding({ ipv4: config.ipv4 !== undefined, ipv6: config.ipv6 !== undefined })
     if (forwarding.length > 0) this.log.info({ sysctls: forwarding }, 'forwarding enabled')
-    const pod = await ensurePodNetwork(rtnl, {
+    this.podNetwork = {
       bridge: o.cniBridge,
       network: o.cniNetwork,
       confDir: o.cniConfDir,
@@ -120,7 +124,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       clusterCIDRs: [config.ipv4?.cidr, config.ipv6?.cidr].filter((c): c is string => c !== undefined),
       mtu,
       masquerade: o.masquerade
-    })
+    }
+    const pod = await ensurePodNetwork(rtnl, this.podNetwork)
     this.log.info({ bridge: o.cniBridge, conflist: pod.conflistPath, written: pod.conflistWritten, masquerade: o.masquerade }, 'pod network ready')
 
     this.kernel = new Kernel({
@@ -198,15 +203,27 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     if (config === undefined || self === undefined || kernel === undefined) return { changes: [] }
     const d = desiredState(config, this.nodes.values(), self)
     for (const s of d.skipped) this.log.warn({ peer: s.node, reason: s.reason }, 'node skipped')
-    const observed = this.lastObserved = await kernel.observe()
-    this.updatePeerMetrics(d.transports, observed)
+    // A watch event plans against what the last pass left in the kernel; every other pass
+    // (resync, retry, recovery) reads the kernel, which is what repairs drift.
+    const full = reason !== 'watch' || this.expected === undefined
+    const observed = full ? await kernel.observe() : this.expected as ObservedState
+    if (full) {
+      this.lastObserved = observed
+      this.updatePeerMetrics(d.transports, observed)
+      if (reason === 'resync' && this.podNetwork !== undefined && this.rtnl !== undefined) {
+        const repaired = await repairPodNetwork(this.rtnl, this.podNetwork)
+        if (repaired.length > 0) this.log.warn({ repaired }, 'pod network drift repaired')
+      }
+    }
     // Prune only with a full, current view: never while etcd is away, never before the first list.
     const p = plan(d.state, observed, { prune: this.synced && !this.degraded })
+    this.expected = undefined
     if (!planIsEmpty(p)) {
       const t0 = Date.now()
       await kernel.apply(p)
       this.metrics.applyDuration.observe((Date.now() - t0) / 1000)
     }
+    this.expected = afterApply(observed, p, d.state)
     if (!this.applied && this.synced) {
       this.applied = true
       this.metrics.ready.set(1)

@@ -25,19 +25,37 @@ export const MASQUERADE_CHAIN = 'PODMESH-MASQ'
 
 export async function ensurePodNetwork (rtnl: Rtnl, s: PodNetworkSpec): Promise<{ bridge: BridgeChange, conflistPath: string, conflistWritten: boolean }> {
   const bridge = await ensureBridge(rtnl, { name: s.bridge, addresses: gatewayAddresses(s.podCIDRs), mtu: s.mtu })
-  const conflist = renderConflist({
-    networkName: s.network,
-    bridge: s.bridge,
-    podCIDRs: [...s.podCIDRs],
-    clusterCIDRs: [...s.clusterCIDRs],
-    mtu: s.mtu,
-    ...(s.dataDir !== undefined ? { dataDir: s.dataDir } : {})
-  })
-  const written = await writeConflist(s.confDir, s.network, conflist)
+  const written = await writeConflist(s.confDir, s.network, conflistFor(s))
   if (s.masquerade) await ensureMasquerade(s.podCIDRs, s.clusterCIDRs)
   else await removeMasquerade()
   return { bridge, conflistPath: conflistPath(s.confDir, s.network), conflistWritten: written }
 }
+
+/**
+ * The resync's repair: bridge (link state, MTU, gateway addresses — setting a bridge down
+ * flushes its IPv6 address) and conflist. Netlink and a file compare only: no process spawned.
+ */
+export async function repairPodNetwork (rtnl: Rtnl, s: PodNetworkSpec): Promise<string[]> {
+  const bridge = await ensureBridge(rtnl, { name: s.bridge, addresses: gatewayAddresses(s.podCIDRs), mtu: s.mtu })
+  const written = await writeConflist(s.confDir, s.network, conflistFor(s))
+  return [
+    ...(bridge.created ? [`bridge ${s.bridge} re-created`] : []),
+    ...(bridge.broughtUp ? [`bridge ${s.bridge} brought up`] : []),
+    ...(bridge.mtu !== undefined ? [`bridge ${s.bridge} mtu ${bridge.mtu.from} → ${bridge.mtu.to}`] : []),
+    ...bridge.addedAddresses.map(a => `bridge ${s.bridge} address ${a} re-added`),
+    ...bridge.removedAddresses.map(a => `bridge ${s.bridge} stale address ${a} removed`),
+    ...(written ? [`conflist ${conflistPath(s.confDir, s.network)} rewritten`] : [])
+  ]
+}
+
+const conflistFor = (s: PodNetworkSpec): ReturnType<typeof renderConflist> => renderConflist({
+  networkName: s.network,
+  bridge: s.bridge,
+  podCIDRs: [...s.podCIDRs],
+  clusterCIDRs: [...s.clusterCIDRs],
+  mtu: s.mtu,
+  ...(s.dataDir !== undefined ? { dataDir: s.dataDir } : {})
+})
 
 export async function removePodNetwork (rtnl: Rtnl, s: { bridge: string, network: string, confDir: string }): Promise<void> {
   await removeConflist(s.confDir, s.network)

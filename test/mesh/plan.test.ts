@@ -178,3 +178,23 @@ t.test('planning 5,000 peers against an in-sync kernel finds nothing to do', asy
   t.equal(d.wireguard?.peers.length, 5000)
   t.ok(planIsEmpty(plan(d, observedFrom(d), { prune: true })))
 })
+
+t.test('afterApply: planning again against the folded state finds nothing to do', async t => {
+  const { afterApply } = await import('../../lib/mesh/expected')
+  for (const c of cases) {
+    if (c.prune === false) continue
+    const p = plan(c.want, c.have, { prune: true })
+    const folded = afterApply(c.have, p, c.want)
+    t.strictSame(describePlan(plan(c.want, folded, { prune: true })), [], c.name)
+  }
+})
+
+t.test('afterApply keeps handshakes of untouched and updated peers', async t => {
+  const { afterApply } = await import('../../lib/mesh/expected')
+  const before = observedFrom(want(config(), nodes.slice(0, 3)))
+  before.wireguard!.peers.forEach((p, i) => { p.lastHandshake = 1000 + i })
+  const target = want(config(), [node(1), node(2, { endpoint: '192.0.2.99:51820' }), node(4)])
+  const folded = afterApply(before, plan(target, before, { prune: true }), target)
+  const hs = Object.fromEntries(folded.wireguard!.peers.map(p => [p.publicKey.slice(0, 1), p.lastHandshake]))
+  t.strictSame(hs, { B: 1000, D: 0 }, 'node-2 updated in place keeps its handshake, node-3 removed, node-4 new')
+})

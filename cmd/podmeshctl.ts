@@ -1,0 +1,186 @@
+#!/usr/bin/env node
+// podmeshctl: the operator's CLI. Parses argv (util.parseArgs) and the PODMESH_ETCD_* environment,
+// calls one lib/ctl subcommand, prints its output. Exit codes: 0 ok, 1 failed, 2 bad usage.
+import { parseArgs } from 'node:util'
+import { type EtcdOptions, resolveEtcdOptions } from '../lib/config/etcd-options'
+import { isConfigError } from '../lib/config/config-error'
+import { connectStore, isStoreError, type StoreClient } from '../lib/store/client'
+import { isConfigStoreError } from '../lib/store/config-store'
+import { isKeyError } from '../lib/store/keys'
+import { initConfig, initHelp, initOptions, runInit } from '../lib/ctl/init'
+import { configShowHelp, runConfigShow } from '../lib/ctl/config-show'
+import { isNodeNotFound, nodeRemoveHelp, runNodeRemove } from '../lib/ctl/node-remove'
+import type { OutputFormat } from '../lib/ctl/output'
+import { nodesHelp, runNodes } from '../lib/ctl/nodes'
+import { runStatus, statusHelp } from '../lib/ctl/status'
+import { runTopology, topologyHelp } from '../lib/ctl/topology'
+import { diffHelp, diffOptions, runDiff } from '../lib/ctl/diff'
+import { doctorHelp, doctorOptions, runDoctor } from '../lib/ctl/doctor'
+import { isStatusValueError } from '../lib/daemon/status-value'
+
+const globalOptions = {
+  'etcd-endpoints': { type: 'string' },
+  'etcd-ca': { type: 'string' },
+  'etcd-cert': { type: 'string' },
+  'etcd-key': { type: 'string' },
+  'etcd-username': { type: 'string' },
+  'etcd-password': { type: 'string' },
+  cluster: { type: 'string' },
+  prefix: { type: 'string' },
+  output: { type: 'string', short: 'o' },
+  help: { type: 'boolean', short: 'h' }
+} as const
+
+const HELP = `usage: podmeshctl [global flags] <command>
+
+commands:
+  ${initHelp.trimEnd().replace(/\n/g, '\n  ')}
+  ${configShowHelp.trimEnd()}
+  ${nodeRemoveHelp.trimEnd()}
+  ${nodesHelp.trimEnd()}
+  ${statusHelp.trimEnd()}
+  ${topologyHelp.trimEnd()}
+  ${diffHelp.trimEnd().replace(/\n/g, '\n  ')}
+  ${doctorHelp.trimEnd().replace(/\n/g, '\n  ')}
+
+global flags (environment variable in brackets):
+  --etcd-endpoints URLS   comma-separated etcd client URLs [PODMESH_ETCD_ENDPOINTS] (default http://127.0.0.1:2379)
+  --etcd-ca FILE          CA bundle for etcd's certificate [PODMESH_ETCD_CA]
+  --etcd-cert FILE        client certificate [PODMESH_ETCD_CERT]
+  --etcd-key FILE         client key [PODMESH_ETCD_KEY]
+  --etcd-username NAME    etcd user [PODMESH_ETCD_USERNAME]
+  --etcd-password PASS    etcd password [PODMESH_ETCD_PASSWORD]
+  --cluster NAME          cluster name (default "default") [PODMESH_CLUSTER]
+  --prefix PREFIX         etcd key prefix (default /podmesh/<cluster>/) [PODMESH_ETCD_PREFIX]
+  -o, --output json|table output format (default table; topology also takes dot)
+`
+
+class UsageError extends Error {}
+
+type Values = Record<string, string | boolean | undefined>
+
+/** The subcommand words, found with a lenient pass (flags with values are known to parseArgs). */
+function commandOf (argv: string[]): string[] {
+  const { positionals } = parseArgs({ args: argv, options: { ...globalOptions, ...initOptions, ...diffOptions, ...doctorOptions }, strict: false, allowPositionals: true })
+  return positionals
+}
+
+function strictParse (argv: string[], extra: Record<string, { type: 'string' | 'boolean' }>): { values: Values, positionals: string[] } {
+  try {
+    const r = parseArgs({ args: argv, options: { ...globalOptions, ...extra }, strict: true, allowPositionals: true })
+    return { values: r.values as Values, positionals: r.positionals }
+  } catch (e) {
+    throw new UsageError((e as Error).message)
+  }
+}
+
+/** A subcommand's output, with its exit code when it reports a finding (diff, doctor). */
+type Action = (client: StoreClient, prefix: string) => Promise<string | { text: string, exitCode: number }>
+
+/** Commands that are one word (the rest take a sub-verb: config show, node remove). */
+const ONE_WORD = new Set(['init', 'nodes', 'status', 'topology', 'diff', 'doctor'])
+
+/** Everything that can be checked without etcd; a ConfigError here is bad usage (exit 2). */
+function plan (argv: string[], words: string[]): { action: Action, etcd: EtcdOptions } {
+  const cmd = words.slice(0, ONE_WORD.has(words[0] ?? '') ? 1 : 2).join(' ')
+  const extra = cmd === 'init' ? initOptions : cmd === 'diff' ? diffOptions : cmd === 'doctor' ? doctorOptions : {}
+  const { values, positionals } = strictParse(argv, extra)
+  const output = (values.output ?? 'table') as string
+  if (cmd === 'topology') {
+    if (output !== 'json' && output !== 'table' && output !== 'dot') throw new UsageError(`-o/--output must be dot, json or table, got "${output}"`)
+  } else if (output !== 'json' && output !== 'table') throw new UsageError(`-o/--output must be json or table, got "${output}"`)
+  const format = output as OutputFormat
+  const str = (k: string): string | undefined => typeof values[k] === 'string' ? values[k] as string : undefined
+
+  let action: Action
+  if (cmd === 'init') {
+    if (positionals.length > 1) throw new UsageError(`init takes no arguments, got "${positionals.slice(1).join(' ')}"`)
+    const flags: Record<string, string | boolean> = {}
+    for (const k of Object.keys(initOptions)) if (values[k] !== undefined && k !== 'force') flags[k] = values[k] as string | boolean
+    const config = initConfig(flags)
+    action = async (client, prefix) => await runInit(client, prefix, config, values.force === true, format)
+  } else if (cmd === 'config show') {
+    if (positionals.length > 2) throw new UsageError('config show takes no arguments')
+    action = async (client, prefix) => await runConfigShow(client, prefix, format)
+  } else if (cmd === 'node remove') {
+    const name = positionals[2]
+    if (name === undefined || positionals.length > 3) throw new UsageError('usage: podmeshctl node remove <name>')
+    action = async (client, prefix) => await runNodeRemove(client, prefix, name, format)
+  } else if (cmd === 'nodes') {
+    if (positionals.length > 1) throw new UsageError('nodes takes no arguments')
+    action = async (client, prefix) => await runNodes(client, prefix, format)
+  } else if (cmd === 'status') {
+    if (positionals.length > 2) throw new UsageError('usage: podmeshctl status [node]')
+    const only = positionals[1]
+    action = async (client, prefix) => await runStatus(client, prefix, format, only)
+  } else if (cmd === 'topology') {
+    if (positionals.length > 1) throw new UsageError('topology takes no arguments')
+    action = async (client, prefix) => await runTopology(client, prefix, output as 'dot' | 'json' | 'table')
+  } else if (cmd === 'diff') {
+    if (positionals.length > 2) throw new UsageError('usage: podmeshctl diff [node]')
+    const node = positionals[1]
+    const wg = str('wg-interface'); const vx = str('vxlan-interface')
+    action = async (client, prefix) => await runDiff(client, prefix, format, {
+      ...(node !== undefined ? { node } : {}), ...(wg !== undefined ? { wgInterface: wg } : {}), ...(vx !== undefined ? { vxlanInterface: vx } : {})
+    })
+  } else if (cmd === 'doctor') {
+    if (positionals.length > 1) throw new UsageError('doctor takes no arguments')
+    const address = str('public-address'); const iface = str('public-interface')
+    action = async (client, prefix) => await runDoctor(client, prefix, format, etcdOf(), {
+      ...(address !== undefined ? { address } : {}), ...(iface !== undefined ? { interface: iface } : {})
+    })
+  } else {
+    throw new UsageError(`unknown command "${words.join(' ')}" (commands: init, config show, node remove, nodes, status, topology, diff, doctor)`)
+  }
+  const etcdOf = (): EtcdOptions => etcd
+  const etcd = resolveEtcdOptions({
+    endpoints: str('etcd-endpoints'),
+    caFile: str('etcd-ca'),
+    certFile: str('etcd-cert'),
+    keyFile: str('etcd-key'),
+    username: str('etcd-username'),
+    password: str('etcd-password'),
+    cluster: str('cluster'),
+    prefix: str('prefix')
+  }, process.env)
+  return { action, etcd }
+}
+
+async function main (argv: string[]): Promise<number> {
+  const words = commandOf(argv)
+  const help = argv.includes('--help') || argv.includes('-h')
+  if (words.length === 0 || help) {
+    ;(help ? process.stdout : process.stderr).write(HELP)
+    return help ? 0 : 2
+  }
+  let planned
+  try {
+    planned = plan(argv, words)
+  } catch (e) {
+    if (isConfigError(e)) throw new UsageError(e.message)
+    throw e
+  }
+  const client = await connectStore(planned.etcd)
+  try {
+    const out = await planned.action(client, planned.etcd.prefix)
+    if (typeof out === 'string') { process.stdout.write(out); return 0 }
+    process.stdout.write(out.text)
+    return out.exitCode
+  } finally {
+    client.close()
+  }
+}
+
+main(process.argv.slice(2)).then(code => process.exit(code), (e: unknown) => {
+  const msg = e instanceof Error ? e.message : String(e)
+  if (e instanceof UsageError) {
+    process.stderr.write(`podmeshctl: ${msg}\n(see podmeshctl --help)\n`)
+    process.exit(2)
+  }
+  if (isConfigError(e) || isConfigStoreError(e) || isStoreError(e) || isNodeNotFound(e) || isKeyError(e) || isStatusValueError(e)) {
+    process.stderr.write(`podmeshctl: ${msg}\n`)
+    process.exit(1)
+  }
+  process.stderr.write(`podmeshctl: ${e instanceof Error ? e.stack ?? msg : msg}\n`)
+  process.exit(1)
+})

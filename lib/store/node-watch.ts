@@ -1,0 +1,427 @@
+// The daemon's view of all node records: one consistent list of nodes/ and subnets/ at revision
+// R, then a watch from R+1 (one gRPC stream, one watch per directory), changes coalesced into a
+// single 'change' carrying the full validated map (consumers are level-triggered). A record is
+// used only if it parses and every subnet it claims is leased to it in subnets/; anything else is
+// reported as 'rejected' and skipped. Compaction → re-list and report the exact difference. etcd
+// gone → 'degraded', reconnect with capped backoff, resume each watch after its last revision,
+// 'recovered'. Library code: emits, never logs, never throws from the event path.
+import { EventEmitter } from 'node:events'
+import type { IDuplexStream, IKeyValue, IWatchRequest, IWatchResponse } from 'etcd3'
+import type { NetworkConfig } from '../config/network'
+import type { NodeRecord } from './node-record'
+import { parseNodeRecord } from './node-record-parse'
+import { type StoreClient, type StoreError, StoreError as StoreErrorClass, storeCall, storeError } from './client'
+import { KeyError, nodeKey, nodesPrefix, parseKey, prefixEnd, subnetKey, subnetsPrefix } from './keys'
+import { RecordError } from './record-error'
+import { parseSubnetValue } from './subnet-value'
+import { Backoff, type BackoffOptions } from './backoff'
+
+export interface NodeWatchOptions {
+  client: StoreClient
+  prefix: string
+  config: NetworkConfig
+  /** Events arriving within this window become one 'change'. Default 10 ms. */
+  coalesceMs?: number
+  /** Reconnect delays. Default 100 ms doubling to 5 s. */
+  backoff?: BackoffOptions
+}
+
+export interface NodeChange {
+  /** etcd revision the snapshot reflects. */
+  revision: string
+  /** Every valid node record, by name (the full current state, not a delta). */
+  nodes: ReadonlyMap<string, NodeRecord>
+  added: string[]
+  updated: string[]
+  removed: string[]
+  /** True when this snapshot comes from a re-list (after compaction), not from watch events. */
+  relisted: boolean
+}
+
+export interface Rejection {
+  key: string
+  reason: string
+  error: RecordError | KeyError
+}
+
+export interface NodeWatcherEvents {
+  change: [NodeChange]
+  rejected: [Rejection]
+  degraded: [StoreError]
+  recovered: []
+}
+
+interface RawNode {
+  key: string
+  modRevision: bigint
+  parsed: NodeRecord | RecordError
+}
+
+/** Owner of a subnet whose value is unreadable: no node name ever matches it. */
+const NO_OWNER = ''
+
+/** Fixed watch IDs on our stream (etcd ≥ 3.4 honours client-chosen IDs). */
+const NODES_WATCH = '1'
+const SUBNETS_WATCH = '2'
+
+const big = (s: string | number | undefined): bigint => BigInt(s === undefined || s === '' ? 0 : s)
+
+export class NodeWatcher extends EventEmitter<NodeWatcherEvents> {
+  private readonly o: NodeWatchOptions
+  private readonly coalesceMs: number
+  private readonly backoff: Backoff
+  private readonly raw = new Map<string, RawNode>()
+  private readonly owners = new Map<string, string>()
+  private snapshot: ReadonlyMap<string, NodeRecord> = new Map()
+  private revision = 0n
+  /** Per-watch resume points: everything up to here has been received. */
+  private nodesRev = 0n
+  private subnetsRev = 0n
+  /** Records whose subnet ownership is being confirmed by a direct read: name → mod revision. */
+  private readonly confirming = new Map<string, bigint>()
+  /** Last rejection reported per key, so a bad value is reported once, not on every change. */
+  private readonly reported = new Map<string, string>()
+  private listed = false
+  private degraded = false
+  private stopped = false
+  private flushTimer: NodeJS.Timeout | undefined
+  private sleepTimer: { timer: NodeJS.Timeout, resolve: () => void } | undefined
+  private endSession: (() => void) | undefined
+  private running: Promise<void> | undefined
+  private firstChange: Promise<void>
+  private resolveFirst: () => void = () => {}
+
+  constructor (o: NodeWatchOptions) {
+    super()
+    this.o = o
+    this.coalesceMs = o.coalesceMs ?? 10
+    this.backoff = new Backoff(o.backoff)
+    this.firstChange = new Promise(resolve => { this.resolveFirst = resolve })
+  }
+
+  /** Starts listing and watching; resolves after the first 'change' (retrying while etcd is away). */
+  async start (): Promise<void> {
+    if (this.running === undefined) this.running = this.run()
+    await Promise.race([this.firstChange, this.running])
+  }
+
+  /** The last emitted snapshot. */
+  current (): ReadonlyMap<string, NodeRecord> { return this.snapshot }
+  /** The etcd revision of the last emitted snapshot ("0" before the first). */
+  get currentRevision (): string { return this.revision.toString() }
+  get isDegraded (): boolean { return this.degraded }
+
+  async stop (): Promise<void> {
+    this.stopped = true
+    if (this.flushTimer !== undefined) clearTimeout(this.flushTimer)
+    this.flushTimer = undefined
+    if (this.sleepTimer !== undefined) {
+      clearTimeout(this.sleepTimer.timer)
+      this.sleepTimer.resolve()
+    }
+    this.endSession?.()
+    this.resolveFirst()
+    await this.running
+  }
+
+  private async run (): Promise<void> {
+    let needList = true
+    while (!this.stopped) {
+      try {
+        if (needList) {
+          await this.list()
+          needList = false
+        }
+        if (this.stopped) break
+        const outcome = await this.watchSession()
+        if (outcome === 'compacted') needList = true
+      } catch (e) {
+        if (this.stopped) break
+        const err = storeError(`watch ${this.o.prefix}`, e)
+        if (!this.degraded) {
+          this.degraded = true
+          this.emit('degraded', err)
+        }
+        await this.sleep(this.backoff.next())
+      }
+    }
+  }
+
+  private async sleep (ms: number): Promise<void> {
+    await new Promise<void>(resolve => {
+      this.sleepTimer = { timer: setTimeout(resolve, ms), resolve }
+    })
+    this.sleepTimer = undefined
+  }
+
+  private recovered (): void {
+    this.backoff.reset()
+    if (this.degraded) {
+      this.degraded = false
+      this.emit('recovered')
+    }
+  }
+
+  /** One consistent read of nodes/ and subnets/, replacing everything we knew. */
+  private async list (): Promise<void> {
+    const np = nodesPrefix(this.o.prefix)
+    const sp = subnetsPrefix(this.o.prefix)
+    const res = await storeCall(`list ${np} and ${sp}`, async () => await this.o.client.kv.txn({
+      compare: [],
+      success: [
+        { request_range: { key: Buffer.from(np), range_end: prefixEnd(np) } },
+        { request_range: { key: Buffer.from(sp), range_end: prefixEnd(sp) } }
+      ],
+      failure: []
+    }))
+    if (this.stopped) return
+    const previous = new Map(this.raw)
+    this.raw.clear()
+    this.owners.clear()
+    this.confirming.clear()
+    for (const kv of res.responses[0]?.response_range.kvs ?? []) this.putNode(kv, previous)
+    for (const kv of res.responses[1]?.response_range.kvs ?? []) this.putSubnet(kv)
+    // Forget reports about keys that are gone, so the map does not grow across re-lists.
+    const present = new Set([...res.responses[0]?.response_range.kvs ?? [], ...res.responses[1]?.response_range.kvs ?? []].map(kv => kv.key.toString()))
+    for (const key of [...this.reported.keys()]) if (!present.has(key)) this.reported.delete(key)
+    const rev = big(res.header.revision)
+    this.revision = this.nodesRev = this.subnetsRev = rev
+    if (this.flushTimer !== undefined) clearTimeout(this.flushTimer)
+    this.flushTimer = undefined
+    this.flush(this.listed)
+    this.listed = true
+    this.recovered()
+  }
+
+  private async watchSession (): Promise<'compacted' | 'stopped'> {
+    const stream: IDuplexStream<IWatchRequest, IWatchResponse> =
+      await storeCall('open watch stream', async () => await this.o.client.watchClient.watch())
+    return await new Promise((resolve, reject) => {
+      let open = true
+      let created = 0
+      const finish = (settle: () => void): void => {
+        if (!open) return
+        open = false
+        this.endSession = undefined
+        try { stream.cancel() } catch {}
+        settle()
+      }
+      this.endSession = () => finish(() => resolve('stopped'))
+      if (this.stopped) { finish(() => resolve('stopped')); return }
+      stream.on('data', res => {
+        if (!open) return
+        if (big(res.compact_revision) > 0n) { finish(() => resolve('compacted')); return }
+        if (res.canceled) {
+          finish(() => reject(new StoreErrorClass('other', 'watch', `etcd cancelled the watch: ${res.cancel_reason || 'no reason given'}`)))
+          return
+        }
+        if (res.created) {
+          if (++created === 2) this.recovered()
+          return
+        }
+        this.apply(res)
+      })
+      stream.on('error', err => finish(() => reject(err)))
+      stream.on('end', () => finish(() => reject(new StoreErrorClass('unavailable', 'watch', 'etcd ended the watch stream'))))
+      const create = (id: string, prefix: string, from: bigint): IWatchRequest => ({
+        create_request: {
+          key: Buffer.from(prefix),
+          range_end: prefixEnd(prefix),
+          start_revision: (from + 1n).toString(),
+          watch_id: id,
+          progress_notify: true
+        }
+      })
+      stream.write(create(NODES_WATCH, nodesPrefix(this.o.prefix), this.nodesRev))
+      stream.write(create(SUBNETS_WATCH, subnetsPrefix(this.o.prefix), this.subnetsRev))
+    })
+  }
+
+  /** Applies one watch response's events to the raw state and schedules a coalesced flush. */
+  private apply (res: IWatchResponse): void {
+    const events = res.events ?? []
+    let upTo = events.length === 0 ? big(res.header.revision) : 0n
+    for (const ev of events) {
+      const mod = big(ev.kv.mod_revision)
+      if (mod > upTo) upTo = mod
+      if (res.watch_id === NODES_WATCH) {
+        if (ev.type === 'Put') this.putNode(ev.kv)
+        else this.deleteNode(ev.kv)
+      } else if (res.watch_id === SUBNETS_WATCH) {
+        if (ev.type === 'Put') this.putSubnet(ev.kv)
+        else this.deleteSubnet(ev.kv)
+      }
+    }
+    // Resume points advance only on what was actually delivered (events, or progress notices).
+    if (res.watch_id === NODES_WATCH && upTo > this.nodesRev) this.nodesRev = upTo
+    if (res.watch_id === SUBNETS_WATCH && upTo > this.subnetsRev) this.subnetsRev = upTo
+    if (upTo > this.revision) this.revision = upTo
+    if (events.length > 0) this.scheduleFlush()
+  }
+
+  private putNode (kv: IKeyValue, cache?: ReadonlyMap<string, RawNode>): void {
+    const key = kv.key.toString()
+    const mod = big(kv.mod_revision)
+    let name: string
+    try {
+      const p = parseKey(this.o.prefix, key)
+      if (p.kind !== 'node') throw new KeyError(key, 'not a node key')
+      name = p.name
+    } catch (e) {
+      this.reject(key, mod, e as KeyError)
+      return
+    }
+    const cached = cache?.get(name)
+    if (cached !== undefined && cached.modRevision === mod) {
+      this.raw.set(name, cached)
+      return
+    }
+    let parsed: NodeRecord | RecordError
+    try {
+      parsed = parseNodeRecord(key, kv.value.toString(), this.o.config)
+    } catch (e) {
+      parsed = e instanceof RecordError ? e : new RecordError(key, 'type', String(e))
+    }
+    this.raw.set(name, { key, modRevision: mod, parsed })
+  }
+
+  private deleteNode (kv: IKeyValue): void {
+    const key = kv.key.toString()
+    this.reported.delete(key)
+    try {
+      const p = parseKey(this.o.prefix, key)
+      if (p.kind === 'node') {
+        this.raw.delete(p.name)
+        this.confirming.delete(p.name)
+      }
+    } catch {}
+  }
+
+  private putSubnet (kv: IKeyValue): void {
+    const key = kv.key.toString()
+    const mod = big(kv.mod_revision)
+    let cidr: string
+    try {
+      const p = parseKey(this.o.prefix, key)
+      if (p.kind !== 'subnet') throw new KeyError(key, 'not a subnet key')
+      cidr = p.cidr
+    } catch (e) {
+      this.reject(key, mod, e as KeyError)
+      return
+    }
+    try {
+      this.owners.set(cidr, parseSubnetValue(key, kv.value.toString()))
+    } catch (e) {
+      // Held by something we cannot read: nobody may claim it.
+      this.owners.set(cidr, NO_OWNER)
+      this.reject(key, mod, e as RecordError)
+    }
+  }
+
+  private deleteSubnet (kv: IKeyValue): void {
+    const key = kv.key.toString()
+    this.reported.delete(key)
+    try {
+      const p = parseKey(this.o.prefix, key)
+      if (p.kind === 'subnet') this.owners.delete(p.cidr)
+    } catch {}
+  }
+
+  private reject (key: string, mod: bigint, error: RecordError | KeyError): void {
+    const problem = error instanceof RecordError ? error.problem : 'key'
+    const sig = `${mod}:${problem}`
+    if (this.reported.get(key) === sig) return
+    this.reported.set(key, sig)
+    this.emit('rejected', { key, reason: error.message, error })
+  }
+
+  private ownershipProblem (rec: NodeRecord): string | undefined {
+    for (const cidr of rec.podCIDRs) {
+      const owner = this.owners.get(cidr)
+      if (owner === undefined) return `claims subnet ${cidr}, which has no lease in ${subnetsPrefix(this.o.prefix)}`
+      if (owner !== rec.name) {
+        return owner === NO_OWNER
+          ? `claims subnet ${cidr}, whose lease is unreadable`
+          : `claims subnet ${cidr}, which is leased to node ${owner}`
+      }
+    }
+    return undefined
+  }
+
+  private scheduleFlush (): void {
+    if (this.flushTimer !== undefined || this.stopped) return
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = undefined
+      this.flush(false)
+    }, this.coalesceMs)
+  }
+
+  /** Recomputes the valid map from the raw state and emits the difference (if any). */
+  private flush (relisted: boolean): void {
+    if (this.stopped) return
+    const next = new Map<string, NodeRecord>()
+    for (const [name, r] of this.raw) {
+      if (r.parsed instanceof RecordError) {
+        this.reject(r.key, r.modRevision, r.parsed)
+        continue
+      }
+      const problem = this.ownershipProblem(r.parsed)
+      if (problem === undefined) {
+        next.set(name, r.parsed)
+        this.confirming.delete(name)
+        continue
+      }
+      this.confirmOwnership(name, r, problem)
+    }
+    const prev = this.snapshot
+    const added: string[] = []
+    const updated: string[] = []
+    const removed: string[] = []
+    for (const [name, rec] of next) {
+      const old = prev.get(name)
+      if (old === undefined) added.push(name)
+      else if (old !== rec && JSON.stringify(old) !== JSON.stringify(rec)) updated.push(name)
+    }
+    for (const name of prev.keys()) if (!next.has(name)) removed.push(name)
+    this.snapshot = next
+    const first = !this.listed
+    if (added.length + updated.length + removed.length === 0 && !relisted && !first) return
+    this.emit('change', { revision: this.revision.toString(), nodes: next, added, updated, removed, relisted })
+    this.resolveFirst()
+  }
+
+  /**
+   * A record whose subnets are not (yet) leased to it. The subnets/ event may simply not have
+   * arrived yet (two watches, one stream), so read the truth directly before rejecting it.
+   */
+  private confirmOwnership (name: string, r: RawNode, problem: string): void {
+    if (this.confirming.get(name) === r.modRevision) return
+    this.confirming.set(name, r.modRevision)
+    const rec = r.parsed as NodeRecord
+    const { client, prefix } = this.o
+    client.kv.txn({
+      compare: [],
+      success: [
+        { request_range: { key: Buffer.from(nodeKey(prefix, name)) } },
+        ...rec.podCIDRs.map(c => ({ request_range: { key: Buffer.from(subnetKey(prefix, c)) } }))
+      ],
+      failure: []
+    }).then(res => {
+      if (this.stopped || this.confirming.get(name) !== r.modRevision) return
+      const node = res.responses[0]?.response_range.kvs[0]
+      // The record changed or vanished since: the watch brings the newer state.
+      if (node === undefined || big(node.mod_revision) !== r.modRevision) return
+      const ownedNow = rec.podCIDRs.every((c, i) => {
+        const kv = res.responses[i + 1]?.response_range.kvs[0]
+        if (kv === undefined) return false
+        try { return parseSubnetValue(c, kv.value.toString()) === name } catch { return false }
+      })
+      // Owned in etcd: the subnets/ event is on its way and its flush will accept the record.
+      if (ownedNow) return
+      this.reject(r.key, r.modRevision, new RecordError(r.key, 'owner', problem))
+    }, () => {
+      // Could not confirm (etcd away): try again on the next change.
+      if (this.confirming.get(name) === r.modRevision) this.confirming.delete(name)
+    })
+  }
+}

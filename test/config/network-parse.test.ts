@@ -1,0 +1,116 @@
+import t from 'tap'
+import { type ConfigProblem, isConfigError } from '../../lib/config/config-error'
+import { buildNetworkConfig, parseNetworkConfig, parseNetworkConfigJson } from '../../lib/config/network-parse'
+
+const base = (): Record<string, unknown> => ({ v: 1, ipv4: { cidr: '10.244.0.0/16' } })
+
+t.test('defaults are applied and CIDRs canonicalised', async t => {
+  t.strictSame(parseNetworkConfig({ v: 1, ipv4: { cidr: '10.244.0.0/16' }, ipv6: { cidr: 'fd00:10:244:0::/56' } }), {
+    v: 1,
+    backend: {
+      type: 'wireguard',
+      wireguard: { port: 51820, persistentKeepalive: 25, vxlanWithinLocation: false },
+      vxlan: { vni: 1, port: 4789 }
+    },
+    ipv4: { cidr: '10.244.0.0/16', subnetLen: 24 },
+    ipv6: { cidr: 'fd00:10:244::/56', subnetLen: 64 }
+  })
+})
+
+t.test('a full config round-trips unchanged', async t => {
+  const full = {
+    v: 1,
+    ipv4: { cidr: '10.250.0.0/21', subnetLen: 24, subnetMin: '10.250.2.0/24', subnetMax: '10.250.5.0/24' },
+    backend: { type: 'vxlan', wireguard: { port: 51000, persistentKeepalive: 0, vxlanWithinLocation: true }, vxlan: { vni: 42, port: 8472 } },
+    mtu: 1400
+  }
+  const parsed = parseNetworkConfig(full)
+  t.strictSame(parseNetworkConfig(JSON.parse(JSON.stringify(parsed))), parsed)
+  t.equal(parsed.backend.vxlan.vni, 42)
+  t.equal(parsed.ipv4?.subnetMin, '10.250.2.0/24')
+})
+
+interface Bad { name: string, value: unknown, problem: ConfigProblem, field: string, says: RegExp }
+const bad: Bad[] = [
+  { name: 'not an object', value: 'nope', problem: 'type', field: 'config', says: /must be an object/ },
+  { name: 'wrong version', value: { ...base(), v: 2 }, problem: 'version', field: 'v', says: /unsupported config version 2/ },
+  { name: 'missing version', value: { ipv4: { cidr: '10.0.0.0/16' } }, problem: 'version', field: 'v', says: /config version is missing/ },
+  { name: 'unknown top-level field', value: { ...base(), podCidr: 'x' }, problem: 'unknownField', field: 'podCidr', says: /unknown field/ },
+  { name: 'no family', value: { v: 1 }, problem: 'noFamily', field: 'ipv4', says: /neither ipv4 nor ipv6/ },
+  { name: 'malformed CIDR', value: { v: 1, ipv4: { cidr: '10.244.0/16' } }, problem: 'cidr', field: 'ipv4.cidr', says: /not a valid CIDR/ },
+  { name: 'CIDR without length', value: { v: 1, ipv4: { cidr: '10.244.0.0' } }, problem: 'cidr', field: 'ipv4.cidr', says: /missing \/prefix-length/ },
+  { name: 'host bits set', value: { v: 1, ipv4: { cidr: '10.244.1.0/16' } }, problem: 'hostBits', field: 'ipv4.cidr', says: /host bits set \(the network is 10\.244\.0\.0\/16\)/ },
+  { name: 'IPv6 range under ipv4', value: { v: 1, ipv4: { cidr: 'fd00::/48' } }, problem: 'family', field: 'ipv4.cidr', says: /IPv6 CIDR; it belongs under ipv6/ },
+  { name: 'IPv4 range under ipv6', value: { v: 1, ipv6: { cidr: '10.0.0.0/8' } }, problem: 'family', field: 'ipv6.cidr', says: /IPv4 CIDR; it belongs under ipv4/ },
+  { name: 'IPv4-mapped range under ipv6', value: { v: 1, ipv6: { cidr: '::ffff:10.0.0.0/104' } }, problem: 'family', field: 'ipv6.cidr', says: /IPv4-mapped/ },
+  { name: 'subnetLen shorter than range', value: { v: 1, ipv4: { cidr: '10.244.0.0/16', subnetLen: 8 } }, problem: 'subnetLen', field: 'ipv4.subnetLen', says: /\/8 does not fit 10\.244\.0\.0\/16/ },
+  { name: 'subnetLen too long', value: { v: 1, ipv4: { cidr: '10.244.0.0/16', subnetLen: 31 } }, problem: 'subnetLen', field: 'ipv4.subnetLen', says: /between \/17 and \/30/ },
+  { name: 'one subnet only', value: { v: 1, ipv4: { cidr: '10.244.0.0/24', subnetLen: 24 } }, problem: 'tooFewSubnets', field: 'ipv4.subnetLen', says: /only 1 subnet; need at least 2/ },
+  { name: 'subnetLen not integer', value: { v: 1, ipv6: { cidr: 'fd00::/56', subnetLen: 64.5 } }, problem: 'type', field: 'ipv6.subnetLen', says: /must be an integer/ },
+  { name: 'subnetMin outside range', value: { v: 1, ipv4: { cidr: '10.244.0.0/16', subnetMin: '10.245.0.0/24' } }, problem: 'bounds', field: 'ipv4.subnetMin', says: /outside 10\.244\.0\.0\/16/ },
+  { name: 'subnetMax wrong length', value: { v: 1, ipv4: { cidr: '10.244.0.0/16', subnetMax: '10.244.0.0/25' } }, problem: 'bounds', field: 'ipv4.subnetMax', says: /must be a \/24 subnet/ },
+  { name: 'bounds reversed', value: { v: 1, ipv4: { cidr: '10.244.0.0/16', subnetMin: '10.244.9.0/24', subnetMax: '10.244.3.0/24' } }, problem: 'bounds', field: 'ipv4.subnetMin', says: /is above subnetMax/ },
+  { name: 'bounds hold one subnet', value: { v: 1, ipv4: { cidr: '10.244.0.0/16', subnetMin: '10.244.3.0/24', subnetMax: '10.244.3.0/24' } }, problem: 'tooFewSubnets', field: 'ipv4.subnetMax', says: /only 1 subnet/ },
+  { name: 'unknown backend', value: { ...base(), backend: { type: 'ipip' } }, problem: 'backend', field: 'backend.type', says: /unknown backend "ipip" \(known: wireguard, vxlan\)/ },
+  { name: 'WireGuard port 0', value: { ...base(), backend: { wireguard: { port: 0 } } }, problem: 'range', field: 'backend.wireguard.port', says: /0 is outside 1\.\.65535/ },
+  { name: 'port as string', value: { ...base(), backend: { wireguard: { port: '51820' } } }, problem: 'type', field: 'backend.wireguard.port', says: /must be an integer, got "51820"/ },
+  { name: 'VNI too large', value: { ...base(), backend: { type: 'vxlan', vxlan: { vni: 16777216 } } }, problem: 'range', field: 'backend.vxlan.vni', says: /outside 1\.\.16777215/ },
+  { name: 'VXLAN port too large', value: { ...base(), backend: { vxlan: { port: 70000 } } }, problem: 'range', field: 'backend.vxlan.port', says: /70000 is outside/ },
+  { name: 'MTU too small', value: { ...base(), mtu: 500 }, problem: 'range', field: 'mtu', says: /500 is outside 576\.\.9000/ },
+  { name: 'MTU below IPv6 minimum', value: { v: 1, ipv6: { cidr: 'fd00::/56' }, mtu: 1200 }, problem: 'range', field: 'mtu', says: /outside 1280\.\.9000/ },
+  { name: 'unknown wireguard option', value: { ...base(), backend: { wireguard: { listenPort: 1 } } }, problem: 'unknownField', field: 'backend.wireguard.listenPort', says: /unknown field/ },
+  { name: 'keepalive negative', value: { ...base(), backend: { wireguard: { persistentKeepalive: -1 } } }, problem: 'range', field: 'backend.wireguard.persistentKeepalive', says: /-1 is outside 0\.\.65535/ },
+  { name: 'missing cidr', value: { v: 1, ipv4: { subnetLen: 24 } }, problem: 'missing', field: 'ipv4.cidr', says: /is required/ }
+]
+
+t.test('bad configs are rejected with the field and the problem', async t => {
+  t.ok(bad.length >= 15)
+  for (const c of bad) {
+    t.test(c.name, async t => {
+      let err: unknown
+      try { parseNetworkConfig(c.value) } catch (e) { err = e }
+      t.ok(isConfigError(err), 'a ConfigError')
+      if (!isConfigError(err)) return
+      t.equal(err.problem, c.problem)
+      t.equal(err.field, c.field)
+      t.match(err.message, c.says)
+      t.ok(err.message.startsWith(`${c.field}: `), 'message names the field')
+    })
+  }
+})
+
+t.test('stored JSON that is not JSON', async t => {
+  t.throws(() => parseNetworkConfigJson('{"v":1,'), { problem: 'json', field: 'config' })
+})
+
+t.test('buildNetworkConfig from init flags', async t => {
+  const c = buildNetworkConfig({
+    'ipv4-cidr': '10.244.0.0/16',
+    'ipv6-cidr': 'fd00:10:244::/56',
+    'subnet-len4': '24',
+    'subnet-len6': '64',
+    backend: 'vxlan',
+    'wg-port': '51821',
+    keepalive: '0',
+    'vxlan-vni': '7',
+    'vxlan-port': '4790',
+    mtu: '1400',
+    'vxlan-within-location': true
+  })
+  t.strictSame(c, {
+    v: 1,
+    backend: {
+      type: 'vxlan',
+      wireguard: { port: 51821, persistentKeepalive: 0, vxlanWithinLocation: true },
+      vxlan: { vni: 7, port: 4790 }
+    },
+    ipv4: { cidr: '10.244.0.0/16', subnetLen: 24 },
+    ipv6: { cidr: 'fd00:10:244::/56', subnetLen: 64 },
+    mtu: 1400
+  })
+  t.throws(() => buildNetworkConfig({ 'ipv4-cidr': '10.244.0.0/16', 'wg-port': 'abc' }), { field: '--wg-port', problem: 'flag', message: /--wg-port: "abc" is not a non-negative integer/ })
+  t.throws(() => buildNetworkConfig({ 'ipv4-cidr': '10.244.0.0/16', 'subnet-len4': '8' }), { field: '--subnet-len4', problem: 'subnetLen', message: /--subnet-len4: ipv4\.subnetLen: \/8 does not fit/ })
+  t.throws(() => buildNetworkConfig({ 'ipv4-cidr': '10.244.0.0/16', backend: 'gre' }), { field: '--backend', problem: 'backend' })
+  t.throws(() => buildNetworkConfig({}), { problem: 'noFamily', message: /--ipv4-cidr and\/or --ipv6-cidr/ })
+  t.throws(() => buildNetworkConfig({ 'subnet-len6': '64', 'ipv4-cidr': '10.0.0.0/16' }), { field: '--subnet-len6', message: /needs --ipv6-cidr/ })
+})

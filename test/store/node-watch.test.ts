@@ -1,0 +1,235 @@
+// NodeWatcher against a real etcd: initial list, coalescing, hostile values, lease expiry,
+// outage and resume, compaction while disconnected, and the cost of listing 5,000 records.
+import t from 'tap'
+import { parseNetworkConfig } from '../../lib/config/network-parse'
+import type { NetworkConfig } from '../../lib/config/network'
+import type { NodeRecord } from '../../lib/store/node-record'
+import type { StoreClient } from '../../lib/store/client'
+import { type NodeChange, type Rejection, NodeWatcher } from '../../lib/store/node-watch'
+import { acquireNode } from '../../lib/store/node-lease'
+import { removeNode } from '../../lib/store/node-remove'
+import { nodeKey, subnetKey } from '../../lib/store/keys'
+import { formatSubnetValue } from '../../lib/store/subnet-value'
+import { type Teardownable, startEtcd } from '../harness/etcd'
+import { startProxy } from '../harness/tcp-proxy'
+import { fields, tempDir, testClient, testKey, waitFor } from '../harness/store'
+
+const config = parseNetworkConfig({ v: 1, ipv4: { cidr: '10.244.0.0/16' } })
+
+const record = (name: string, i: number, cidr = `10.244.${i}.0/24`): NodeRecord => ({
+  v: 1, name, generation: 0, endpoint: `192.0.2.${i + 1}:51820`, publicKey: testKey(i), podCIDRs: [cidr], mtu: 1420
+})
+
+/** Writes a record and its subnet lease the way a node does (one txn), without an etcd lease. */
+async function putNode (client: StoreClient, prefix: string, rec: NodeRecord): Promise<void> {
+  await client.kv.txn({
+    success: [
+      ...rec.podCIDRs.map(c => ({ request_put: { key: Buffer.from(subnetKey(prefix, c)), value: Buffer.from(formatSubnetValue(rec.name)) } })),
+      { request_put: { key: Buffer.from(nodeKey(prefix, rec.name)), value: Buffer.from(JSON.stringify(rec)) } }
+    ]
+  })
+}
+
+interface Watch {
+  w: NodeWatcher
+  changes: NodeChange[]
+  rejected: Rejection[]
+  events: string[]
+  /** Resolves with the first change after now that satisfies `pred`. */
+  next: (pred: (c: NodeChange) => boolean, what: string, timeoutMs?: number) => Promise<NodeChange>
+}
+
+function watch (t: Teardownable, client: StoreClient, prefix: string, cfg: NetworkConfig = config, coalesceMs = 10): Watch {
+  const w = new NodeWatcher({ client, prefix, config: cfg, coalesceMs, backoff: { initialMs: 50, maxMs: 500 } })
+  const changes: NodeChange[] = []
+  const rejected: Rejection[] = []
+  const events: string[] = []
+  w.on('change', c => { changes.push(c); events.push('change') })
+  w.on('rejected', r => { rejected.push(r); events.push('rejected') })
+  w.on('degraded', () => events.push('degraded'))
+  w.on('recovered', () => events.push('recovered'))
+  t.teardown(async () => await w.stop())
+  const next = async (pred: (c: NodeChange) => boolean, what: string, timeoutMs = 10_000): Promise<NodeChange> => {
+    const from = changes.length
+    let found: NodeChange | undefined
+    await waitFor(what, () => { found = changes.slice(from).find(pred); return found !== undefined }, timeoutMs)
+    return found as NodeChange
+  }
+  return { w, changes, rejected, events, next }
+}
+
+t.test('node watch', async t => {
+  const etcd = await startEtcd(t)
+  const client = await testClient(t, etcd.endpoints)
+
+  t.test('initial list, then coalesced changes with the full map', async t => {
+    const prefix = '/podmesh/basic/'
+    await putNode(client, prefix, record('a', 1))
+    await putNode(client, prefix, record('b', 2))
+    const x = watch(t, client, prefix)
+    await x.w.start()
+    t.equal(x.changes.length, 1)
+    t.strictSame(x.changes[0]?.added.sort(), ['a', 'b'])
+    t.equal(x.changes[0]?.relisted, false)
+    t.strictSame([...x.w.current().keys()].sort(), ['a', 'b'])
+
+    // A burst of 20 writes arrives as few coalesced changes, each carrying the whole map.
+    const before = x.changes.length
+    await Promise.all(Array.from({ length: 20 }, async (_, i) => await putNode(client, prefix, record(`n${i}`, 10 + i))))
+    const last = await x.next(c => c.nodes.size === 22, 'all 22 nodes')
+    t.ok(x.changes.length - before < 20, `coalesced: ${x.changes.length - before} change events for 20 writes`)
+    t.ok(last.nodes.get('n19') !== undefined)
+    t.ok(BigInt(last.revision) > BigInt(x.changes[0]?.revision ?? '0'))
+
+    await putNode(client, prefix, { ...record('a', 1), generation: 1, mtu: 1400 })
+    t.strictSame((await x.next(c => c.updated.includes('a'), 'update of a')).nodes.get('a')?.mtu, 1400)
+    await removeNode(client, prefix, 'b')
+    const rm = await x.next(c => c.removed.includes('b'), 'removal of b')
+    t.strictSame(rm.added, [])
+    t.notOk(rm.nodes.has('b'))
+    t.strictSame(x.rejected, [])
+  })
+
+  t.test('bad and hostile values are rejected and skipped; the watch keeps going', async t => {
+    const prefix = '/podmesh/hostile/'
+    await putNode(client, prefix, record('victim', 1))
+    const x = watch(t, client, prefix)
+    await x.w.start()
+    const put = async (key: string, value: string): Promise<void> => { await client.put(`${prefix}${key}`).value(value) }
+
+    // Claims the victim's subnet (its record is well-formed, but subnets/ says it is not its own).
+    await put('nodes/thief', JSON.stringify(record('thief', 2, '10.244.1.0/24')))
+    // Claims a subnet nobody leased.
+    await put('nodes/squatter', JSON.stringify(record('squatter', 3)))
+    await put('nodes/garbage', '{"v":1,')
+    await put('nodes/liar', JSON.stringify(record('someone-else', 4)))
+    await put('nodes/Bad_Name', JSON.stringify(record('bad', 5)))
+    await put('subnets/10.244.6.0-24', 'not json')
+    await put('nodes/unreadable-lease', JSON.stringify(record('unreadable-lease', 6)))
+    await put('nodes/outside', JSON.stringify(record('outside', 7, '10.99.7.0/24')))
+    await put('subnets/10.244.7.1-24', formatSubnetValue('outside'))
+    // And one good node after all that.
+    await putNode(client, prefix, record('good', 8))
+
+    await x.next(c => c.nodes.has('good'), 'the good node')
+    await waitFor('all rejections', () => x.rejected.length >= 9, 5000)
+    const by = (key: string): Rejection | undefined => x.rejected.find(r => r.key === `${prefix}${key}`)
+    t.match(by('nodes/thief'), { error: { problem: 'owner' }, reason: /claims subnet 10\.244\.1\.0\/24, which is leased to node victim/ })
+    t.match(by('nodes/squatter'), { error: { problem: 'owner' }, reason: /claims subnet 10\.244\.3\.0\/24, which has no lease/ })
+    t.match(by('nodes/garbage'), { error: { problem: 'json' } })
+    t.match(by('nodes/liar'), { error: { problem: 'name' }, reason: /does not match the key's node name "liar"/ })
+    t.match(by('nodes/Bad_Name'), { error: { code: 'EKEY' }, reason: /not a valid node name/ })
+    t.match(by('subnets/10.244.6.0-24'), { error: { problem: 'json' } })
+    t.match(by('nodes/unreadable-lease'), { error: { problem: 'owner' }, reason: /whose lease is unreadable/ })
+    t.match(by('nodes/outside'), { error: { problem: 'podCIDRs' }, reason: /outside the cluster range/ })
+    t.match(by('subnets/10.244.7.1-24'), { error: { code: 'EKEY' }, reason: /host bits/ })
+    t.strictSame([...x.w.current().keys()].sort(), ['good', 'victim'])
+    t.equal(x.w.current().get('victim')?.endpoint, '192.0.2.2:51820', 'the victim is untouched')
+
+    // Each bad value is reported once, not on every later change.
+    const count = x.rejected.length
+    await putNode(client, prefix, record('good2', 9))
+    await x.next(c => c.nodes.has('good2'), 'good2')
+    t.equal(x.rejected.length, count)
+
+    // The squatter gets a real lease for its subnet: now it is accepted.
+    await client.put(subnetKey(prefix, '10.244.3.0/24')).value(formatSubnetValue('squatter'))
+    await x.next(c => c.added.includes('squatter'), 'squatter accepted once it holds the lease')
+  })
+
+  t.test('lease expiry removes a stopped node; the watch reports it', async t => {
+    const prefix = '/podmesh/expiry/'
+    const x = watch(t, client, prefix)
+    await x.w.start()
+    const h = await acquireNode({ client, prefix, config, name: 'mortal', stateDir: await tempDir(t), ttlSeconds: 2, record: fields(1) })
+    const cidr = h.podCIDRs[0] ?? ''
+    await x.next(c => c.added.includes('mortal'), 'mortal added')
+    const stoppedAt = Date.now()
+    await h.close()
+    const rm = await x.next(c => c.removed.includes('mortal'), 'mortal removed at TTL', 10_000)
+    const took = Date.now() - stoppedAt
+    t.ok(took >= 1000, `keys outlived the stop until the TTL (${took} ms)`)
+    t.notOk(rm.nodes.has('mortal'))
+    t.equal(await client.get(subnetKey(prefix, cidr)).string(), null, 'subnet key gone too')
+  })
+
+  t.test('compaction while disconnected: re-list reports exactly what changed', async t => {
+    const prefix = '/podmesh/compact/'
+    const proxy = await startProxy(t, etcd.clientPort)
+    const viaProxy = await testClient(t, [proxy.endpoint], { callTimeoutMs: 1000 })
+    for (const [n, i] of [['a', 1], ['b', 2], ['c', 3]] as const) await putNode(client, prefix, record(n, i))
+    const x = watch(t, viaProxy, prefix)
+    await x.w.start()
+    t.strictSame([...x.w.current().keys()].sort(), ['a', 'b', 'c'])
+
+    proxy.pause()
+    await waitFor('degraded', () => x.events.includes('degraded'))
+    const seen = x.changes.length
+    await removeNode(client, prefix, 'b')
+    await putNode(client, prefix, record('d', 4))
+    await putNode(client, prefix, { ...record('c', 3), generation: 1, endpoint: '192.0.2.33:51820' })
+    // Churn a key that is not a node: it must not show up as a change.
+    await client.put(subnetKey(prefix, '10.244.9.0/24')).value(formatSubnetValue('nobody'))
+    const rev = (await client.get(`${prefix}nodes/`).exec()).header.revision
+    await etcd.compact(rev)
+    t.equal(x.changes.length, seen, 'nothing seen while disconnected')
+
+    proxy.resume()
+    const c = await x.next(ch => ch.relisted, 're-list after compaction', 15_000)
+    t.strictSame(c.added, ['d'])
+    t.strictSame(c.removed, ['b'])
+    t.strictSame(c.updated, ['c'])
+    t.strictSame([...c.nodes.keys()].sort(), ['a', 'c', 'd'])
+    t.equal(c.nodes.get('c')?.endpoint, '192.0.2.33:51820')
+    t.ok(BigInt(c.revision) >= BigInt(rev))
+    t.ok(x.events.indexOf('recovered') > x.events.indexOf('degraded'), 'recovered after degraded')
+
+    // And the watch goes on from the re-list.
+    await putNode(client, prefix, record('e', 5))
+    const e = await x.next(ch => ch.added.includes('e'), 'e after the re-list')
+    t.equal(e.relisted, false)
+  })
+
+  t.test('5,000 records: the initial list and parse is fast', async t => {
+    const prefix = '/podmesh/scale/'
+    const big = parseNetworkConfig({ v: 1, ipv4: { cidr: '10.0.0.0/8' } })
+    const N = 5000
+    for (let from = 0; from < N; from += 60) {
+      const success = []
+      for (let i = from; i < Math.min(N, from + 60); i++) {
+        const rec = { ...record(`node-${i}`, i % 250, `10.${i >> 8}.${i & 255}.0/24`), location: `rack-${i % 40}` }
+        success.push({ request_put: { key: Buffer.from(subnetKey(prefix, rec.podCIDRs[0] ?? '')), value: Buffer.from(formatSubnetValue(rec.name)) } })
+        success.push({ request_put: { key: Buffer.from(nodeKey(prefix, rec.name)), value: Buffer.from(JSON.stringify(rec)) } })
+      }
+      await client.kv.txn({ success })
+    }
+    const x = watch(t, client, prefix, big)
+    const started = process.hrtime.bigint()
+    await x.w.start()
+    const ms = Number(process.hrtime.bigint() - started) / 1e6
+    t.equal(x.w.current().size, N)
+    t.equal(x.rejected.length, 0)
+    t.comment(`initial list + parse of ${N} records: ${ms.toFixed(0)} ms`)
+    t.ok(ms < 1000, `under a second (${ms.toFixed(0)} ms)`)
+  })
+})
+
+t.test('etcd outage: degraded, then recovered and resumed without a re-list', async t => {
+  const etcd = await startEtcd(t)
+  const client = await testClient(t, etcd.endpoints, { callTimeoutMs: 1000 })
+  const prefix = '/podmesh/outage/'
+  await putNode(client, prefix, record('a', 1))
+  const x = watch(t, client, prefix)
+  await x.w.start()
+  await etcd.stop()
+  await waitFor('degraded', () => x.events.includes('degraded'))
+  t.ok(x.w.isDegraded)
+  t.strictSame([...x.w.current().keys()], ['a'], 'the last known state is kept')
+  await etcd.start()
+  await waitFor('recovered', () => x.events.includes('recovered'), 15_000)
+  await putNode(client, prefix, record('b', 2))
+  const c = await x.next(ch => ch.added.includes('b'), 'b after the outage')
+  t.equal(c.relisted, false, 'resumed from the last revision, no re-list')
+  t.strictSame(x.events.filter(e => e !== 'change'), ['degraded', 'recovered'])
+  t.strictSame([...c.nodes.keys()].sort(), ['a', 'b'])
+})
