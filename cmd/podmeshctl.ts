@@ -51,7 +51,7 @@ global flags (environment variable in brackets):
   --etcd-username NAME    etcd user [PODMESH_ETCD_USERNAME]
   --etcd-password PASS    etcd password [PODMESH_ETCD_PASSWORD]
   --cluster NAME          cluster name (default "default") [PODMESH_CLUSTER]
-  --prefix PREFIX         etcd key prefix (default /podmesh/<cluster>/) [PODMESH_ETCD_PREFIX]
+  --prefix PREFIX         etcd key prefix (default /podmesh/<cluster>/) [PODMESH_PREFIX]
   -o, --output json|table output format (default table; topology also takes dot)
 `
 

@@ -42,7 +42,7 @@ export const ETCD_ENV: Record<keyof EtcdOptionsInput, string> = {
   username: 'PODMESH_ETCD_USERNAME',
   password: 'PODMESH_ETCD_PASSWORD',
   cluster: 'PODMESH_CLUSTER',
-  prefix: 'PODMESH_ETCD_PREFIX'
+  prefix: 'PODMESH_PREFIX'
 }
 
 export const defaultPrefix = (cluster: string): string => `/podmesh/${cluster}/`

@@ -144,7 +144,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         this.log.info({ reason: e.reason, changes: e.changes, durationMs: e.durationMs }, 'kernel updated')
         this.emit('applied', { changes: e.changes })
       }
-      this.status?.trigger()
+      // While etcd is away only the status timer retries (a failing write per pass would add load).
+      if (!this.degraded) this.status?.trigger()
     })
     this.reconciler.on('failed', e => {
       this.metrics.reconciles.inc({ result: 'error' })

@@ -152,6 +152,8 @@ export class Lab {
   readonly hub: string
   readonly dir: string
   readonly nodes: LabNode[] = []
+  /** Every node ever added, also those a test removed from `nodes`: cleanup must reach them all. */
+  private readonly everyNode: LabNode[] = []
   readonly namespaces: string[] = []
   private readonly procs: ChildProcess[] = []
   etcd: ChildProcess | undefined
@@ -176,9 +178,9 @@ export class Lab {
     return {
       id: this.id,
       dir: this.dir,
-      namespaces: [...this.nodes.flatMap(n => n.pods.map(p => p.ns)), ...this.namespaces],
+      namespaces: [...this.everyNode.flatMap(n => n.pods.map(p => p.ns)), ...this.namespaces],
       pids: this.procs.filter(p => p.exitCode === null && p.pid !== undefined).map(p => p.pid as number),
-      wgInterfaces: this.nodes.map(n => n.wgIf)
+      wgInterfaces: this.everyNode.map(n => n.wgIf)
     }
   }
 
@@ -279,6 +281,7 @@ export class Lab {
     await nsExec(ns, ['ip', 'addr', 'add', `${node.underlayIp6}/64`, 'dev', 'eth0', 'nodad'])
     await nsExec(ns, ['ip', 'link', 'set', 'eth0', 'up'])
     this.nodes.push(node)
+    this.everyNode.push(node)
     return node
   }
 
@@ -314,8 +317,8 @@ export class Lab {
     }
     await sleep(100)
     // wireguard-go daemonizes away from us and outlives its namespace: end ours by PID.
-    for (const n of this.nodes) await killWireguardGo(n.wgIf)
-    for (const pod of this.nodes.flatMap(n => n.pods)) await sh('ip', ['netns', 'del', pod.ns], { allowFail: true })
+    for (const n of this.everyNode) await killWireguardGo(n.wgIf)
+    for (const pod of this.everyNode.flatMap(n => n.pods)) await sh('ip', ['netns', 'del', pod.ns], { allowFail: true })
     for (const ns of [...this.namespaces].reverse()) await sh('ip', ['netns', 'del', ns], { allowFail: true })
     rmSync(this.dir, { recursive: true, force: true })
   }

@@ -1,0 +1,56 @@
+// `podmeshctl diff [node]`, run on a node (in its network namespace): the desired state the
+// daemon would compute from etcd — identity taken from the node's own record — against what the
+// kernel holds, planned with pruning on, one line per difference. Exit 1 when they differ.
+import { hostname } from 'node:os'
+import type { StoreClient } from '../store/client'
+import { Rtnl } from '../dataplane/rtnl'
+import { Kernel } from '../dataplane/kernel'
+import { plan, describePlan } from '../mesh/plan'
+import { desiredState } from '../mesh/desired'
+import { readCluster } from './cluster-read'
+import { identityOf } from './mesh-view'
+import { type OutputFormat, formatJson } from './output'
+import { NodeNotFoundError } from './node-remove'
+
+export const diffHelp = `podmeshctl diff [node]   on a node: desired state (etcd) vs. the kernel; exit 1 when they differ
+  --wg-interface NAME       WireGuard interface (default podmesh0)
+  --vxlan-interface NAME    VXLAN interface (default podmesh-vx)
+`
+
+export const diffOptions = {
+  'wg-interface': { type: 'string' },
+  'vxlan-interface': { type: 'string' }
+} as const
+
+export interface DiffOptions {
+  node?: string
+  wgInterface?: string
+  vxlanInterface?: string
+}
+
+export interface DiffResult { node: string, revision: string, inSync: boolean, differences: string[], skipped: Array<{ node: string, reason: string }> }
+
+export async function computeDiff (client: StoreClient, prefix: string, o: DiffOptions): Promise<DiffResult> {
+  const name = o.node ?? hostname()
+  const c = await readCluster(client, prefix)
+  const own = c.nodes.find(n => n.name === name)
+  if (own === undefined) throw new NodeNotFoundError(name)
+  const devices = { wireguard: o.wgInterface ?? 'podmesh0', vxlan: o.vxlanInterface ?? 'podmesh-vx' }
+  const d = desiredState(c.config, c.nodes, identityOf(own, devices))
+  const rtnl = Rtnl.open()
+  try {
+    const observed = await new Kernel({ rtnl, devices, wgMode: 'auto' }).observe()
+    const differences = describePlan(plan(d.state, observed, { prune: true }))
+    return { node: name, revision: c.revision, inSync: differences.length === 0, differences, skipped: d.skipped }
+  } finally {
+    rtnl.close()
+  }
+}
+
+export async function runDiff (client: StoreClient, prefix: string, format: OutputFormat, o: DiffOptions): Promise<{ text: string, exitCode: number }> {
+  const r = await computeDiff(client, prefix, o)
+  const exitCode = r.inSync ? 0 : 1
+  if (format === 'json') return { text: formatJson(r), exitCode }
+  const head = r.inSync ? `${r.node}: kernel matches the desired state (etcd revision ${r.revision})\n` : ''
+  return { text: head + r.differences.map(l => `${r.node}: ${l}\n`).join(''), exitCode }
+}

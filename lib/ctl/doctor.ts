@@ -1,0 +1,156 @@
+// `podmeshctl doctor`: checks a node for what podmeshd needs — WireGuard (kernel module or
+// wireguard-go), forwarding, rp_filter, underlay MTU, etcd reachability and TLS, CNI plugins,
+// clock skew with etcd. Each check prints OK/WARN/FAIL with the fix; any FAIL exits 1.
+import { access, readFile } from 'node:fs/promises'
+import { constants } from 'node:fs'
+import { delimiter, join } from 'node:path'
+import type { EtcdOptions } from '../config/etcd-options'
+import type { NetworkConfig } from '../config/network'
+import { TUNNEL_OVERHEAD } from '../config/network'
+import type { StoreClient } from '../store/client'
+import { readConfig } from '../store/config-store'
+import { Rtnl } from '../dataplane/rtnl'
+import { findUnderlay } from '../dataplane/underlay'
+import { type OutputFormat, formatJson, formatTable } from './output'
+
+export const doctorHelp = `podmeshctl doctor   check this node's prerequisites (OK/WARN/FAIL with the fix; exit 1 on FAIL)
+  --public-address IP / --public-interface NAME   the underlay to check (default: the default route's)
+`
+export const doctorOptions = {
+  'public-address': { type: 'string' },
+  'public-interface': { type: 'string' }
+} as const
+
+export type CheckResult = 'OK' | 'WARN' | 'FAIL'
+export interface Check { check: string, result: CheckResult, detail: string, fix?: string }
+
+const CNI_DIRS = ['/usr/lib/cni', '/opt/cni/bin']
+const CNI_PLUGINS = ['bridge', 'host-local', 'portmap', 'loopback']
+
+const exists = async (p: string, mode = constants.F_OK): Promise<boolean> => await access(p, mode).then(() => true, () => false)
+const readProc = async (p: string): Promise<string | undefined> => await readFile(p, 'utf8').then(s => s.trim(), () => undefined)
+
+async function onPath (bin: string): Promise<string | undefined> {
+  for (const d of (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(delimiter)) {
+    if (await exists(join(d, bin), constants.X_OK)) return join(d, bin)
+  }
+  return undefined
+}
+
+async function checkWireguard (): Promise<Check> {
+  if (await exists('/sys/module/wireguard')) return { check: 'wireguard', result: 'OK', detail: 'kernel module loaded' }
+  const go = await onPath('wireguard-go')
+  const wg = await onPath('wg')
+  if (wg === undefined) return { check: 'wireguard', result: 'FAIL', detail: '`wg` not found', fix: 'apt install wireguard-tools' }
+  if (go !== undefined) return { check: 'wireguard', result: 'OK', detail: `no kernel module; userspace ${go}` }
+  return { check: 'wireguard', result: 'FAIL', detail: 'no kernel module and no wireguard-go', fix: 'modprobe wireguard, or apt install wireguard-go' }
+}
+
+async function checkForwarding (config: NetworkConfig | undefined): Promise<Check[]> {
+  const keys: Array<[string, string]> = [['net.ipv4.ip_forward', '/proc/sys/net/ipv4/ip_forward']]
+  if (config === undefined || config.ipv6 !== undefined) keys.push(['net.ipv6.conf.all.forwarding', '/proc/sys/net/ipv6/conf/all/forwarding'])
+  const out: Check[] = []
+  for (const [k, p] of keys) {
+    const v = await readProc(p)
+    out.push(v === '1'
+      ? { check: k, result: 'OK', detail: '1' }
+      : { check: k, result: 'FAIL', detail: v ?? 'unreadable', fix: `sysctl -w ${k}=1 and persist it in /etc/sysctl.d/ (podmeshd also sets it at start)` })
+  }
+  return out
+}
+
+async function checkRpFilter (): Promise<Check> {
+  const all = await readProc('/proc/sys/net/ipv4/conf/all/rp_filter')
+  const def = await readProc('/proc/sys/net/ipv4/conf/default/rp_filter')
+  // The kernel uses max(all, <interface>): strict on either drops asymmetric tunnel traffic.
+  if (all === '1' || def === '1') {
+    return { check: 'rp_filter', result: 'WARN', detail: `strict (all=${all ?? '?'} default=${def ?? '?'})`, fix: 'sysctl -w net.ipv4.conf.all.rp_filter=2 net.ipv4.conf.default.rp_filter=2 (loose)' }
+  }
+  return { check: 'rp_filter', result: 'OK', detail: `all=${all ?? '?'} default=${def ?? '?'}` }
+}
+
+async function checkUnderlay (config: NetworkConfig | undefined, want: { address?: string, interface?: string }): Promise<Check> {
+  let rtnl: Rtnl | undefined
+  try {
+    rtnl = Rtnl.open()
+    const u = await findUnderlay(rtnl, want)
+    const overhead = config?.backend.type === 'vxlan' ? TUNNEL_OVERHEAD.vxlan : TUNNEL_OVERHEAD.wireguard
+    const tunnel = config?.mtu ?? u.mtu - overhead
+    // IPv6 needs 1280 on every link, pods included.
+    const min = config === undefined || config.ipv6 !== undefined ? 1280 : 576
+    const detail = `${u.ifname} ${u.ip} mtu ${u.mtu} → tunnel mtu ${tunnel}`
+    if (tunnel < min) return { check: 'underlay mtu', result: 'FAIL', detail, fix: `raise ${u.ifname}'s MTU to at least ${min + overhead}` }
+    return { check: 'underlay mtu', result: 'OK', detail }
+  } catch (e) {
+    return { check: 'underlay mtu', result: 'FAIL', detail: (e as Error).message, fix: 'pass --public-address or --public-interface, or add a default route' }
+  } finally {
+    rtnl?.close()
+  }
+}
+
+async function checkCni (): Promise<Check> {
+  const missing: string[] = []
+  const found: string[] = []
+  for (const p of CNI_PLUGINS) {
+    let at: string | undefined
+    for (const d of CNI_DIRS) if (at === undefined && await exists(join(d, p), constants.X_OK)) at = join(d, p)
+    if (at === undefined) missing.push(p); else found.push(at)
+  }
+  if (missing.length > 0) return { check: 'cni plugins', result: 'FAIL', detail: `missing ${missing.join(', ')} in ${CNI_DIRS.join(' or ')}`, fix: 'apt install containernetworking-plugins' }
+  return { check: 'cni plugins', result: 'OK', detail: found.join(' ') }
+}
+
+/** etcd's HTTP answers carry a Date header (second resolution): compare it with the local clock. */
+async function checkClock (etcd: EtcdOptions): Promise<Check> {
+  const url = etcd.endpoints.find(e => e.startsWith('http://'))
+  if (url === undefined) return { check: 'clock skew', result: 'OK', detail: 'not measured (TLS endpoints only; check chrony/timesyncd)' }
+  try {
+    const t0 = Date.now()
+    const res = await fetch(`${url.replace(/\/$/, '')}/version`, { signal: AbortSignal.timeout(3000) })
+    const t1 = Date.now()
+    const date = res.headers.get('date')
+    if (date === null) return { check: 'clock skew', result: 'OK', detail: 'not measured (no Date header)' }
+    const skew = Math.abs((t0 + t1) / 2 - Date.parse(date)) / 1000
+    // ±1 s is the header's resolution; beyond a few seconds status ages and handshake ages mislead.
+    if (skew > 5) return { check: 'clock skew', result: 'FAIL', detail: `${skew.toFixed(1)} s against ${url}`, fix: 'sync the clock (chrony, systemd-timesyncd)' }
+    return { check: 'clock skew', result: 'OK', detail: `≤ ${Math.max(1, Math.ceil(skew))} s against ${url}` }
+  } catch (e) {
+    return { check: 'clock skew', result: 'WARN', detail: `not measured: ${(e as Error).message}` }
+  }
+}
+
+export async function doctorChecks (client: StoreClient, prefix: string, etcd: EtcdOptions, want: { address?: string, interface?: string }): Promise<Check[]> {
+  const checks: Check[] = []
+  let config: NetworkConfig | undefined
+  const tls = etcd.endpoints.some(e => e.startsWith('https://'))
+  try {
+    const t0 = Date.now()
+    config = await readConfig(client, prefix)
+    checks.push({ check: 'etcd', result: 'OK', detail: `${etcd.endpoints.join(',')} answered in ${Date.now() - t0} ms; config at ${prefix}config` })
+  } catch (e) {
+    checks.push({ check: 'etcd', result: 'FAIL', detail: (e as Error).message, fix: 'check --etcd-endpoints, credentials, that etcd runs, and that `podmeshctl init` was run' })
+  }
+  if (tls) {
+    checks.push(etcd.caFile !== undefined
+      ? { check: 'etcd tls', result: 'OK', detail: `CA ${etcd.caFile}${etcd.certFile !== undefined ? `, client cert ${etcd.certFile}` : ''}` }
+      : { check: 'etcd tls', result: 'WARN', detail: 'https endpoints verified against the system CAs', fix: 'pass --etcd-ca with the cluster CA' })
+  } else if (etcd.caFile !== undefined || etcd.certFile !== undefined) {
+    checks.push({ check: 'etcd tls', result: 'FAIL', detail: 'TLS files given but the endpoints are http://', fix: 'use https:// endpoints' })
+  } else {
+    checks.push({ check: 'etcd tls', result: 'WARN', detail: 'plain http: node records and status travel unencrypted', fix: 'serve etcd over TLS and pass --etcd-ca/--etcd-cert/--etcd-key' })
+  }
+  if (config === undefined || config.backend.type === 'wireguard') checks.push(await checkWireguard())
+  checks.push(...await checkForwarding(config))
+  checks.push(await checkRpFilter())
+  checks.push(await checkUnderlay(config, want))
+  checks.push(await checkCni())
+  checks.push(await checkClock(etcd))
+  return checks
+}
+
+export async function runDoctor (client: StoreClient, prefix: string, format: OutputFormat, etcd: EtcdOptions, want: { address?: string, interface?: string }): Promise<{ text: string, exitCode: number }> {
+  const checks = await doctorChecks(client, prefix, etcd, want)
+  const exitCode = checks.some(c => c.result === 'FAIL') ? 1 : 0
+  if (format === 'json') return { text: formatJson(checks), exitCode }
+  return { text: formatTable([['CHECK', 'RESULT', 'DETAIL', 'FIX'], ...checks.map(c => [c.check, c.result, c.detail, c.fix ?? ''])]), exitCode }
+}

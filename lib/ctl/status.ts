@@ -1,0 +1,111 @@
+// `podmeshctl status`: per node its health, and per peer what the node's kernel reports
+// (handshake age, transfer, endpoint) checked against the desired state the planner derives from
+// etcd — missing, unexpected, wrong-endpoint and stale peers stand out.
+import type { StoreClient } from '../store/client'
+import type { NodeStatus } from '../daemon/status-value'
+import { readCluster, type ClusterRead } from './cluster-read'
+import { HANDSHAKE_STALE_S, desiredFor, formatAge, formatBytes, healthOf, type Health } from './mesh-view'
+import { type OutputFormat, formatJson, formatTable } from './output'
+
+export const statusHelp = 'podmeshctl status [node]   per node and peer: handshake, transfer, match with the desired state\n'
+
+export type PeerState = 'ok' | 'missing' | 'unexpected' | 'endpoint-mismatch' | 'handshake-stale' | 'no-handshake' | 'unknown'
+
+export interface PeerRow {
+  peer: string
+  transport: 'wireguard' | 'vxlan'
+  endpoint: string
+  /** Seconds since the last handshake (WireGuard); absent when never or not applicable. */
+  handshakeAgeSeconds?: number
+  rxBytes: number
+  txBytes: number
+  state: PeerState
+}
+
+export interface NodeStatusRow {
+  node: string
+  health: Health
+  version?: string
+  generation?: number
+  revision?: string
+  degraded?: boolean
+  ready?: boolean
+  updatedAt?: string
+  lastDegraded?: NodeStatus['lastDegraded']
+  /** True when every desired peer is present, matching, and no node is flagged. */
+  converged: boolean
+  peers: PeerRow[]
+}
+
+export function statusRows (c: ClusterRead, now: number, only?: string): NodeStatusRow[] {
+  const out: NodeStatusRow[] = []
+  for (const n of c.nodes) {
+    if (only !== undefined && n.name !== only) continue
+    const s = c.statuses.get(n.name)
+    const health = healthOf(s, now)
+    const d = desiredFor(c.config, c.nodes, n)
+    const peers: PeerRow[] = []
+    const seen = new Set<number>()
+    const observed = s?.peers ?? []
+    const want: Array<{ node: string, transport: 'wireguard' | 'vxlan', publicKey: string, endpoint: string }> = [
+      ...(d.state.wireguard?.peers ?? []).map(p => ({ node: p.node, transport: 'wireguard' as const, publicKey: p.publicKey, endpoint: p.endpoint })),
+      ...(d.state.vxlan?.remotes ?? []).map(r => ({ node: r.node, transport: 'vxlan' as const, publicKey: '', endpoint: r.underlayIp }))
+    ]
+    for (const w of want) {
+      const i = observed.findIndex((o, j) => !seen.has(j) && o.transport === w.transport && (w.transport === 'wireguard' ? o.publicKey === w.publicKey : o.node === w.node))
+      const o = observed[i]
+      if (o === undefined) {
+        peers.push({ peer: w.node, transport: w.transport, endpoint: w.endpoint, rxBytes: 0, txBytes: 0, state: s === undefined ? 'unknown' : 'missing' })
+        continue
+      }
+      seen.add(i)
+      const age = o.lastHandshake > 0 ? Math.max(0, Math.floor(now / 1000 - o.lastHandshake)) : undefined
+      let state: PeerState = 'ok'
+      if (o.endpoint !== w.endpoint) state = 'endpoint-mismatch'
+      else if (w.transport === 'wireguard' && age === undefined) state = 'no-handshake'
+      else if (w.transport === 'wireguard' && age !== undefined && age > HANDSHAKE_STALE_S) state = 'handshake-stale'
+      peers.push({ peer: w.node, transport: w.transport, endpoint: o.endpoint, ...(age !== undefined ? { handshakeAgeSeconds: age } : {}), rxBytes: o.rxBytes, txBytes: o.txBytes, state })
+    }
+    observed.forEach((o, j) => {
+      if (seen.has(j)) return
+      const age = o.lastHandshake > 0 ? Math.max(0, Math.floor(now / 1000 - o.lastHandshake)) : undefined
+      peers.push({ peer: o.node, transport: o.transport, endpoint: o.endpoint, ...(age !== undefined ? { handshakeAgeSeconds: age } : {}), rxBytes: o.rxBytes, txBytes: o.txBytes, state: 'unexpected' })
+    })
+    out.push({
+      node: n.name,
+      health,
+      ...(s !== undefined
+        ? { version: s.version, generation: s.generation, revision: s.revision, degraded: s.degraded, ready: s.ready, updatedAt: s.updatedAt, ...(s.lastDegraded !== undefined ? { lastDegraded: s.lastDegraded } : {}) }
+        : {}),
+      converged: health === 'ok' && peers.every(p => p.state === 'ok'),
+      peers
+    })
+  }
+  return out
+}
+
+export async function runStatus (client: StoreClient, prefix: string, format: OutputFormat, only?: string): Promise<string> {
+  const c = await readCluster(client, prefix)
+  if (only !== undefined && !c.nodes.some(n => n.name === only)) throw new Error(`node ${only}: no record in etcd`)
+  const now = Date.now()
+  const rows = statusRows(c, now, only)
+  if (format === 'json') return formatJson(rows)
+  const table: string[][] = [['NODE', 'HEALTH', 'PEER', 'TRANSPORT', 'ENDPOINT', 'HANDSHAKE', 'RX', 'TX', 'STATE']]
+  for (const r of rows) {
+    const h = r.health === 'ok' ? 'ok' : `${r.health.toUpperCase()}`
+    if (r.peers.length === 0) table.push([r.node, h, '-', '-', '-', '-', '-', '-', r.health === 'ok' ? 'ok' : '-'])
+    for (const p of r.peers) {
+      table.push([r.node, h, p.peer, p.transport, p.endpoint,
+        p.handshakeAgeSeconds === undefined ? (p.transport === 'vxlan' ? 'n/a' : 'never') : `${formatAge(p.handshakeAgeSeconds)} ago`,
+        formatBytes(p.rxBytes), formatBytes(p.txBytes), p.state === 'ok' ? 'ok' : `!! ${p.state}`])
+    }
+  }
+  let text = formatTable(table)
+  for (const r of rows) {
+    if (r.lastDegraded !== undefined) {
+      text += `${r.node}: etcd unreachable since ${r.lastDegraded.since}${r.lastDegraded.until !== undefined ? ` until ${r.lastDegraded.until}` : ' (ongoing)'}\n`
+    }
+    if (r.health === 'stale' && r.updatedAt !== undefined) text += `${r.node}: last status ${formatAge((now - Date.parse(r.updatedAt)) / 1000)} ago\n`
+  }
+  return text
+}

@@ -1,0 +1,106 @@
+// podmeshctl as an operator runs it: a child process against a real etcd.
+import t from 'tap'
+import { execFile } from 'node:child_process'
+import { parseNetworkConfig } from '../../lib/config/network-parse'
+import { acquireNode } from '../../lib/store/node-lease'
+import { startEtcd } from '../harness/etcd'
+import { compileEntry } from '../harness/compile'
+import { dump, fields, tempDir, testClient } from '../harness/store'
+
+interface Run { code: number, stdout: string, stderr: string }
+let cli = ''
+async function ctl (args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return await new Promise(resolve => {
+    execFile(process.execPath, [cli, ...args], { env: { ...process.env, ...env } }, (err, stdout, stderr) => {
+      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : 1
+      resolve({ code, stdout, stderr })
+    })
+  })
+}
+
+t.before(async () => {
+  // Compiled like the shipped build: children start in a fraction of a second.
+  cli = await compileEntry(t, 'cmd/podmeshctl.ts')
+})
+
+t.test('podmeshctl', async t => {
+  const etcd = await startEtcd(t)
+  const E = ['--etcd-endpoints', etcd.endpoint]
+  const initFlags = ['--ipv4-cidr', '10.244.0.0/16', '--ipv6-cidr', 'fd00:10:244::/56', '--subnet-len4', '24', '--subnet-len6', '64', '--backend', 'wireguard', '--wg-port', '51821', '--keepalive', '15']
+
+  const first = await ctl(['init', ...initFlags, ...E, '-o', 'json'])
+  t.equal(first.code, 0, first.stderr)
+  const written = JSON.parse(first.stdout) as { created: boolean, key: string, config: { backend: { wireguard: { port: number } } } }
+  t.equal(written.created, true)
+  t.equal(written.key, '/podmesh/default/config')
+  t.equal(written.config.backend.wireguard.port, 51821)
+
+  const again = await ctl(['init', ...initFlags, ...E])
+  t.equal(again.code, 1)
+  t.match(again.stderr, /already exists; use --force/)
+
+  const forced = await ctl(['init', ...initFlags, '--mtu', '1400', '--force', ...E])
+  t.equal(forced.code, 0, forced.stderr)
+  t.match(forced.stdout, /^replaced \/podmesh\/default\/config/)
+  t.match(forced.stdout, /mtu\s+1400/)
+
+  // config show, via the environment instead of the flag.
+  const show = await ctl(['config', 'show', '-o', 'json'], { PODMESH_ETCD_ENDPOINTS: etcd.endpoint })
+  t.equal(show.code, 0, show.stderr)
+  t.strictSame(JSON.parse(show.stdout), parseNetworkConfig({
+    v: 1, ipv4: { cidr: '10.244.0.0/16' }, ipv6: { cidr: 'fd00:10:244::/56' }, mtu: 1400,
+    backend: { wireguard: { port: 51821, persistentKeepalive: 15 } }
+  }))
+  const table = await ctl(['config', 'show', ...E])
+  t.match(table.stdout, /^FIELD\s+VALUE\n/)
+  t.match(table.stdout, /ipv6\.cidr\s+fd00:10:244::\/56/)
+
+  // Another cluster on the same etcd has no config.
+  const other = await ctl(['config', 'show', '--cluster', 'blue', ...E])
+  t.equal(other.code, 1)
+  t.match(other.stderr, /\/podmesh\/blue\/config: no network config/)
+
+  // node remove
+  const client = await testClient(t, etcd.endpoints)
+  const config = parseNetworkConfig(JSON.parse(show.stdout))
+  const h = await acquireNode({ client, prefix: '/podmesh/default/', config, name: 'old-node', stateDir: await tempDir(t), record: fields(1) })
+  t.teardown(async () => await h.close())
+  const rm = await ctl(['node', 'remove', 'old-node', ...E, '-o', 'json'])
+  t.equal(rm.code, 0, rm.stderr)
+  t.strictSame(JSON.parse(rm.stdout), { name: 'old-node', record: true, subnets: h.podCIDRs, status: false })
+  t.strictSame([...(await dump(client, '/podmesh/default/')).keys()], ['/podmesh/default/config'], 'only the config is left')
+  const rm2 = await ctl(['node', 'remove', 'old-node', ...E])
+  t.equal(rm2.code, 1)
+  t.match(rm2.stderr, /node old-node: no record, subnet lease or status/)
+})
+
+t.test('usage errors exit 2 with a clear message, before etcd is contacted', async t => {
+  const none = ['--etcd-endpoints', 'http://127.0.0.1:1']
+  const cases: Array<[string[], RegExp]> = [
+    [['init', '--ipv4-cidr', '10.244.0.0/16', '--bogus', ...none], /Unknown option '--bogus'/],
+    [['init', '--ipv4-cidr', '10.244.1.0/16', ...none], /--ipv4-cidr: ipv4\.cidr: "10\.244\.1\.0\/16" has host bits set/],
+    [['init', '--ipv4-cidr', '10.244.0.0/16', '--wg-port', 'x', ...none], /--wg-port: "x" is not a non-negative integer/],
+    [['init', '--ipv4-cidr', '10.244.0.0/16', '--backend', 'ipip', ...none], /--backend: backend\.type: unknown backend "ipip"/],
+    [['init', ...none], /give --ipv4-cidr and\/or --ipv6-cidr/],
+    [['config', 'show', '-o', 'yaml', ...none], /-o\/--output must be json or table/],
+    [['node', 'remove', ...none], /usage: podmeshctl node remove <name>/],
+    [['frobnicate', ...none], /unknown command "frobnicate"/],
+    [['config', 'show', '--etcd-endpoints', 'ftp://x:1'], /etcd\.endpoints: "ftp:\/\/x:1": scheme must be http or https/],
+    [[], /usage: podmeshctl/]
+  ]
+  // Independent runs: in parallel, to keep the file fast.
+  const runs = await Promise.all(cases.map(async ([args]) => await ctl(args)))
+  cases.forEach(([args, re], i) => {
+    t.equal(runs[i]?.code, 2, `exit 2: ${args.join(' ')}`)
+    t.match(runs[i]?.stderr, re)
+  })
+  const help = await ctl(['--help'])
+  t.equal(help.code, 0)
+  t.match(help.stdout, /--etcd-endpoints URLS/)
+})
+
+t.test('etcd unreachable: exit 1 with the etcd error', async t => {
+  const r = await ctl(['config', 'show', '--etcd-endpoints', 'http://127.0.0.1:1'])
+  t.equal(r.code, 1)
+  t.match(r.stderr, /podmeshctl: etcd get \/podmesh\/default\/config: /)
+})

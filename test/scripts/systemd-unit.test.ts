@@ -1,0 +1,74 @@
+// scripts/podmeshd.service passes `systemd-analyze verify` (where systemd-analyze exists) and
+// carries the settings operations depend on; scripts/podmeshd.env.example names every option.
+import t from 'tap'
+import { execFile } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { OPTION_SPECS } from '../../lib/config/daemon-options'
+
+const ROOT = resolve(__dirname, '..', '..')
+const UNIT = readFileSync(join(ROOT, 'scripts', 'podmeshd.service'), 'utf8')
+const ENV = readFileSync(join(ROOT, 'scripts', 'podmeshd.env.example'), 'utf8')
+const ANALYZE = '/usr/bin/systemd-analyze'
+
+async function verify (unitText: string): Promise<{ code: number, output: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'podmesh-unit-'))
+  try {
+    writeFileSync(join(dir, 'podmeshd.service'), unitText)
+    return await new Promise(resolve => {
+      execFile(ANALYZE, ['verify', join(dir, 'podmeshd.service')], { timeout: 30_000 }, (err, stdout, stderr) => {
+        resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, output: stdout + stderr })
+      })
+    })
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+/** verify checks that ExecStart's binary exists: point it at this machine's node and a real script. */
+const runnable = (text: string): string =>
+  text.replace(/^ExecStart=\/usr\/bin\/node \/opt\/podmesh\/dist\/cmd\/podmeshd\.js$/m, `ExecStart=${process.execPath} ${join(ROOT, 'cmd', 'podmeshd.ts')}`)
+
+const setting = (key: string): string[] => [...UNIT.matchAll(new RegExp(`^${key}=(.*)$`, 'gm'))].map(m => m[1] ?? '')
+
+t.test('systemd-analyze verify passes', { skip: existsSync(ANALYZE) ? false : `${ANALYZE} not installed` }, async t => {
+  const adjusted = runnable(UNIT)
+  t.not(adjusted, UNIT, 'ExecStart was adjusted for verification')
+  const ok = await verify(adjusted)
+  t.equal(ok.code, 0, ok.output)
+  t.equal(ok.output.trim(), '', 'no warnings')
+  // The check can fail: a unit with a bad setting does not verify.
+  const bad = await verify(adjusted.replace('Type=notify', 'Type=notifyy').replace(/^ExecStart=.*$/m, 'ExecStart=/nonexistent/podmeshd'))
+  t.not(bad.code, 0, 'a broken unit is rejected')
+})
+
+t.test('unit settings', async t => {
+  t.same(setting('Type'), ['notify'])
+  t.same(setting('NotifyAccess'), ['all'])
+  t.same(setting('Restart'), ['always'])
+  t.same(setting('KillMode'), ['process'], 'wireguard-go survives a restart')
+  t.same(setting('CapabilityBoundingSet'), ['CAP_NET_ADMIN CAP_NET_RAW CAP_NET_BIND_SERVICE'])
+  t.same(setting('ProtectSystem'), ['strict'])
+  t.same(setting('ProtectHome'), ['yes'])
+  t.same(setting('PrivateTmp'), ['yes'])
+  t.same(setting('StateDirectory'), ['podmesh'])
+  t.same(setting('EnvironmentFile'), ['-/etc/default/podmeshd'])
+  t.same(setting('ExecStart'), ['/usr/bin/node /opt/podmesh/dist/cmd/podmeshd.js'])
+  const rw = (setting('ReadWritePaths')[0] ?? '').split(/\s+/).map(p => p.replace(/^-/, ''))
+  for (const p of ['/etc/cni/net.d', '/run/wireguard', '/var/run/wireguard']) t.ok(rw.includes(p), `${p} writable`)
+  // The state dir the unit provides is podmeshd's default.
+  t.equal(OPTION_SPECS.stateDir.default, '/var/lib/podmesh')
+})
+
+t.test('env example names every option, and only options', async t => {
+  const envName = (flag: string): string => `PODMESH_${flag.toUpperCase().replace(/-/g, '_')}`
+  const want = Object.values(OPTION_SPECS).map(s => envName(s.flag)).sort()
+  const have = [...ENV.matchAll(/^#?\s*(PODMESH_[A-Z0-9_]+)=/gm)].map(m => m[1] ?? '').sort()
+  t.same(have, want)
+  for (const s of Object.values(OPTION_SPECS) as Array<{ flag: string, default?: unknown }>) {
+    if (s.default === undefined) continue
+    const def = Array.isArray(s.default) ? s.default.join(',') : String(s.default)
+    t.match(ENV, new RegExp(`^#?${envName(s.flag)}=${def.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'), `${s.flag} default documented`)
+  }
+})
