@@ -42,6 +42,26 @@ export function tunnelAddress (podCIDR: string): { family: Family, ip: string } 
 
 const hostPrefix = (f: Family): number => (f === 4 ? 32 : 128)
 
+interface RecordFacts {
+  cidrs: Array<ReturnType<typeof parseCidr>>
+  endpoint: ReturnType<typeof parseEndpoint>
+  tunnel: Array<{ family: Family, ip: string }>
+}
+
+/**
+ * What each record parses to, computed once per record object: the watcher hands out the same
+ * immutable record objects until a record changes, so one join among thousands re-parses one.
+ */
+const factsCache = new WeakMap<NodeRecord, RecordFacts>()
+function factsOf (n: NodeRecord): RecordFacts {
+  let f = factsCache.get(n)
+  if (f === undefined) {
+    f = { cidrs: n.podCIDRs.map(c => parseCidr(c)), endpoint: parseEndpoint(n.endpoint), tunnel: n.podCIDRs.map(tunnelAddress) }
+    factsCache.set(n, f)
+  }
+  return f
+}
+
 /** Which tunnel carries traffic to `remote` (pure policy; mixed mode is per location). */
 export function transportFor (config: NetworkConfig, self: LocalIdentity, remote: NodeRecord): Transport {
   if (config.backend.type === 'vxlan') return 'vxlan'
@@ -69,9 +89,10 @@ export function desiredState (config: NetworkConfig, nodes: Iterable<NodeRecord>
 
   const sorted = [...nodes].filter(n => n.name !== self.name).sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
   for (const node of sorted) {
-    const clash = node.podCIDRs.find(c => ownCidrs.some(o => overlaps(o, parseCidr(c))))
-    if (clash !== undefined) { skipped.push({ node: node.name, reason: `pod CIDR ${clash} overlaps this node's` }); continue }
-    const endpoint = parseEndpoint(node.endpoint)
+    const facts = factsOf(node)
+    const clash = facts.cidrs.findIndex(c => ownCidrs.some(o => overlaps(o, c)))
+    if (clash >= 0) { skipped.push({ node: node.name, reason: `pod CIDR ${node.podCIDRs[clash]} overlaps this node's` }); continue }
+    const endpoint = facts.endpoint
     const transport = transportFor(config, self, node)
     if (transport === 'wireguard') {
       if (node.publicKey === undefined) { skipped.push({ node: node.name, reason: 'record has no WireGuard public key' }); continue }
@@ -82,21 +103,21 @@ export function desiredState (config: NetworkConfig, nodes: Iterable<NodeRecord>
         allowedIps: [...node.podCIDRs].sort(),
         persistentKeepalive: config.backend.wireguard.persistentKeepalive
       })
-      for (const dst of node.podCIDRs) {
-        const family = parseCidr(dst).family
+      node.podCIDRs.forEach((dst, i) => {
+        const family = facts.cidrs[i]?.family ?? 4
         const src = ownSrc.get(family)
         routes.push({ family, dst, dev: self.devices.wireguard, ...(src !== undefined ? { src } : {}) })
-      }
+      })
     } else {
       if (node.vxlan === undefined) { skipped.push({ node: node.name, reason: 'record has no VXLAN MAC' }); continue }
       if (endpoint.family !== underlayFamily) {
         skipped.push({ node: node.name, reason: `underlay ${endpoint.ip} is not IPv${underlayFamily} like this node's` })
         continue
       }
-      const tunnelIps = node.podCIDRs.map(tunnelAddress)
+      const tunnelIps = facts.tunnel
       remotes.push({ node: node.name, mac: node.vxlan.mac, underlayIp: endpoint.ip, tunnelIps: tunnelIps.map(a => a.ip) })
       for (const dst of node.podCIDRs) {
-        const family = parseCidr(dst).family
+        const family: Family = dst.includes(':') ? 6 : 4
         const via = tunnelIps.find(a => a.family === family)?.ip
         const src = ownSrc.get(family)
         routes.push({ family, dst, dev: self.devices.vxlan, ...(via !== undefined ? { via } : {}), ...(src !== undefined ? { src } : {}) })

@@ -3,7 +3,7 @@
 // kernel (a `wg show dump` and a route dump of thousands of entries), so one node joining among
 // thousands costs O(that node). The periodic resync still reads the kernel and repairs drift.
 
-import type { DesiredState, ObservedState, Plan, Route } from './types'
+import type { DesiredState, FdbEntry, NeighborEntry, ObservedState, Plan, Route } from './types'
 import { routeKey } from './plan'
 
 export function afterApply (o: ObservedState, p: Plan, d: DesiredState): ObservedState {
@@ -43,8 +43,8 @@ export function afterApply (o: ObservedState, p: Plan, d: DesiredState): Observe
   const v = p.vxlan
   if (v !== undefined) {
     const fresh = v.create || v.recreate || o.vxlan === undefined
-    const base = fresh ? { addresses: [] as string[], fdb: [] as Array<{ mac: string, dst: string }>, neighbors: [] as Array<{ ip: string, mac: string }>, mtu: 0 } : o.vxlan as NonNullable<ObservedState['vxlan']>
-    const fdbKey = (f: { mac: string, dst: string }): string => `${f.mac}|${f.dst}`
+    const base = fresh ? { addresses: [] as string[], fdb: [] as FdbEntry[], neighbors: [] as NeighborEntry[], mtu: 0 } : o.vxlan as NonNullable<ObservedState['vxlan']>
+    const fdbKey = (f: FdbEntry): string => `${f.mac}|${f.dst}`
     const delFdb = new Set(v.delFdb.map(fdbKey))
     const addedIps = new Set(v.addNeighbors.map(n => n.ip))
     const delNeigh = new Set(v.delNeighbors.map(n => n.ip))

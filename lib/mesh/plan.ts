@@ -21,12 +21,17 @@ function diffBy<T> (want: readonly T[], have: readonly T[], key: (x: T) => strin
 
 function sameList (a: readonly string[], b: readonly string[]): boolean {
   if (a.length !== b.length) return false
+  // Both sides are normally sorted already: only an unequal pair pays for sorting.
+  if (a.every((x, i) => x === b[i])) return true
   const sb = [...b].sort()
   return [...a].sort().every((x, i) => x === sb[i])
 }
 
+// Canonicalising parses the address; equal texts (the common case) skip it.
+const sameEndpoint = (a: string, b: string): boolean => a === b || canonicalEndpoint(a) === canonicalEndpoint(b)
+
 function peerChanged (want: Peer, have: ObservedWireguard['peers'][number]): boolean {
-  return canonicalEndpoint(want.endpoint) !== canonicalEndpoint(have.endpoint) ||
+  return !sameEndpoint(want.endpoint, have.endpoint) ||
     !sameList(want.allowedIps, have.allowedIps) ||
     want.persistentKeepalive !== have.persistentKeepalive
 }

@@ -51,6 +51,11 @@ export interface VxlanRemote {
   tunnelIps: string[]
 }
 
+/** A VXLAN FDB entry: remote VTEP MAC → remote underlay IP. */
+export interface FdbEntry { mac: string, dst: string }
+/** A permanent neighbour entry: remote tunnel IP → remote VTEP MAC. */
+export interface NeighborEntry { ip: string, mac: string }
+
 export interface VxlanDevice {
   ifname: string
   vni: number
@@ -88,10 +93,9 @@ export interface ObservedVxlan {
   mac: string
   localIp: string
   addresses: string[]
-  /** FDB entries on the device: mac → underlay ip. */
-  fdb: Array<{ mac: string, dst: string }>
-  /** Permanent neighbour entries on the device: tunnel ip → mac. */
-  neighbors: Array<{ ip: string, mac: string }>
+  fdb: FdbEntry[]
+  /** Permanent entries only. */
+  neighbors: NeighborEntry[]
 }
 
 export interface ObservedState {
@@ -130,10 +134,10 @@ export interface VxlanPlan {
   setMtu?: number
   addAddresses: string[]
   delAddresses: string[]
-  addFdb: Array<{ mac: string, dst: string }>
-  delFdb: Array<{ mac: string, dst: string }>
-  addNeighbors: Array<{ ip: string, mac: string }>
-  delNeighbors: Array<{ ip: string, mac: string }>
+  addFdb: FdbEntry[]
+  delFdb: FdbEntry[]
+  addNeighbors: NeighborEntry[]
+  delNeighbors: NeighborEntry[]
 }
 
 export interface Plan {
