@@ -295,7 +295,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         return await fn()
       } catch (e) {
         if (!isRetryableStoreError(e) || this.stopping) throw e
-        const delay = backoffDelay(attempt, { initialMs: 250, maxMs: 5000 })
+        const delay = backoffDelay(attempt, { initialMs: 250, maxMs: 2000 })
         this.metrics.etcdErrors.inc({ op: 'start' })
         // One line per attempt, without the stack: it repeats until etcd answers.
         this.log.warn({ error: (e as Error).message, step: what, attempt, retryInMs: delay }, 'etcd not reachable; retrying')

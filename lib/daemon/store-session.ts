@@ -10,6 +10,8 @@ import { NodeWatcher } from '../store/node-watch'
 
 export type { NodeLease, NodeWatcher }
 
+const WATCH_BACKOFF = { initialMs: 100, maxMs: 1000 }
+
 export interface Store {
   readonly client: StoreClient
   readonly prefix: string
@@ -49,7 +51,8 @@ export async function openStore (o: DaemonOptions): Promise<Store> {
         throw markRetryable(e)
       }
     },
-    watch: () => new NodeWatcher({ client, prefix: o.prefix, config }),
+    // Re-dialling a dead etcd once a second is cheap; a node must notice etcd's return quickly.
+    watch: () => new NodeWatcher({ client, prefix: o.prefix, config, backoff: WATCH_BACKOFF }),
     close: async () => { client.close() }
   }
 }

@@ -174,8 +174,9 @@ export function meshSuite (t: Test, opts: SuiteOptions): void {
     const pod = await n5.addPod(1)
     const r = await stream
     t.equal(r.received, r.sent, `${r.sent - r.received} of ${r.sent} packets lost during the outage`)
-    const ms = await waitFor('pods reach the node that joined during the outage', 15_000, async () => await lab.ping(a.pods[0]!.ns, pod.ips[0]!, { timeoutS: 1 }))
-    t.pass(`reachable ${ms} ms after its pod was added`)
+    // Every node must see the newcomer soon after etcd returns (its watch re-dials within ~1 s).
+    const ms = await waitFor('full matrix after the outage', 10_000, async () => (await lab.podMatrix()).length === 0).catch(() => -1)
+    t.ok(ms >= 0, `every pod reaches every pod ${ms} ms after the new node's pod was added`)
     t.strictSame(await lab.podMatrix(), [], 'full matrix after the outage')
   })
 
