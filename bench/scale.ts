@@ -130,7 +130,7 @@ async function measure (c: Ctx, n: number, idx: number): Promise<Row[]> {
   // Cold start: list, desired, observe, plan, apply.
   const s0 = spawnCount()
   const t0 = now()
-  const watcher = new NodeWatcher({ client: c.client, prefix, config: SCALE_CONFIG, coalesceMs: 10 })
+  const watcher = new NodeWatcher({ client: c.client, prefix, config: SCALE_CONFIG, coalesceMs: 2 })
   await watcher.start()
   const tList = ms(t0)
   let t = now()
@@ -148,8 +148,8 @@ async function measure (c: Ctx, n: number, idx: number): Promise<Row[]> {
   const routesApplied = routeCount(wgIf)
   const pass = new DaemonPass(kernel, watcher, self)
   pass.expected = afterApply(observed, p, d.state)
-  // The daemon's driver: watch events trigger it, coalesced (5 ms), one pass at a time.
-  const reconciler = new Reconciler({ run: async reason => ({ changes: Array.from({ length: (await pass.run(reason)).changes }, () => '') }), resyncIntervalMs: 3_600_000 })
+  // The daemon's driver: watch events trigger it, coalesced (1 ms, as podmeshd sets it), one pass at a time.
+  const reconciler = new Reconciler({ run: async reason => ({ changes: Array.from({ length: (await pass.run(reason)).changes }, () => '') }), resyncIntervalMs: 3_600_000, coalesceMs: 1 })
   const onChange = (): void => reconciler.trigger('watch')
 
   try {

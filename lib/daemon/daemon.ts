@@ -134,7 +134,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       ...(key !== undefined ? { privateKeyFile: key.privateKeyFile } : {}),
       wgMode: o.wgMode
     })
-    this.reconciler = new Reconciler({ run: async reason => await this.reconcile(reason), resyncIntervalMs: o.resyncIntervalMs })
+    this.reconciler = new Reconciler({ run: async reason => await this.reconcile(reason), resyncIntervalMs: o.resyncIntervalMs, coalesceMs: 1 })
     this.reconciler.on('applied', e => {
       this.metrics.reconciles.inc({ result: 'ok' })
       this.metrics.reconcileDuration.observe(e.durationMs / 1000)

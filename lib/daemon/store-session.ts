@@ -52,7 +52,9 @@ export async function openStore (o: DaemonOptions): Promise<Store> {
       }
     },
     // Re-dialling a dead etcd once a second is cheap; a node must notice etcd's return quickly.
-    watch: () => new NodeWatcher({ client, prefix: o.prefix, config, backoff: WATCH_BACKOFF }),
+    // A short coalescing window: bursts still share a pass, because passes are single-flight
+    // and everything arriving during one is picked up by the next.
+    watch: () => new NodeWatcher({ client, prefix: o.prefix, config, backoff: WATCH_BACKOFF, coalesceMs: 2 }),
     close: async () => { client.close() }
   }
 }
