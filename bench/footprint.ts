@@ -3,7 +3,7 @@
 // the daemon; wireguard-go's shown beside it), and CPU over --idle seconds (default 60) at the
 // largest size, from /proc/<pid>/stat utime+stime. Floor: an idle `node -e` process's RSS.
 //
-//   npm run -s bench:footprint [-- --sizes 0,1000,5000 --idle 60] [--json]
+//   npm run -s bench:footprint [-- --sizes 0,1000,5000 --idle 60 --cpu-prof /tmp/prof] [--json]
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -21,6 +21,8 @@ const arg = (name: string, def: string): string => {
 }
 const sizes = arg('--sizes', '0,1000,5000').split(',').map(Number)
 const IDLE_S = Number(arg('--idle', '60'))
+/** Write a V8 CPU profile of each daemon to this dir (node --cpu-prof), to see where idle time goes. */
+const PROF_DIR = arg('--cpu-prof', '')
 const TAG = process.env.BENCH_TAG ?? 'bx'
 const DAEMON = join(REPO, 'dist', 'cmd', 'podmeshd.js')
 const sleep = async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms))
@@ -66,7 +68,7 @@ async function inner (): Promise<void> {
       const wgIf = `${TAG}w${i}`
       const port = 19000 + i
       const d = join(dir, `n${n}`)
-      daemon = spawn(process.execPath, [DAEMON, '--etcd-endpoints', etcd.endpoint, '--prefix', prefix, '--node-name', 'self',
+      daemon = spawn(process.execPath, [...(PROF_DIR !== '' ? ['--cpu-prof', `--cpu-prof-dir=${PROF_DIR}`] : []), DAEMON, '--etcd-endpoints', etcd.endpoint, '--prefix', prefix, '--node-name', 'self',
         '--public-address', '192.0.2.2', '--wg-interface', wgIf, '--vxlan-interface', `${TAG}x${i}`, '--wg-mode', 'userspace',
         '--state-dir', join(d, 'state'), '--cni-conf-dir', join(d, 'cni'), '--cni-data-dir', join(d, 'ipam'),
         '--cni-bridge', `${TAG}br${i}`, '--metrics-address', `127.0.0.1:${port}`, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'] })

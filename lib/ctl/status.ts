@@ -9,7 +9,8 @@ import { type OutputFormat, formatJson, formatTable } from './output'
 
 export const statusHelp = 'podmeshctl status [node]   per node and peer: handshake, transfer, match with the desired state\n'
 
-export type PeerState = 'ok' | 'missing' | 'unexpected' | 'endpoint-mismatch' | 'handshake-stale' | 'no-handshake' | 'unknown'
+/** 'unlisted': the node's status left a healthy peer out to stay small (see MAX_STATUS_PEERS). */
+export type PeerState = 'ok' | 'missing' | 'unexpected' | 'endpoint-mismatch' | 'handshake-stale' | 'no-handshake' | 'unknown' | 'unlisted'
 
 export interface PeerRow {
   peer: string
@@ -51,11 +52,17 @@ export function statusRows (c: ClusterRead, now: number, only?: string): NodeSta
       ...(d.state.wireguard?.peers ?? []).map(p => ({ node: p.node, transport: 'wireguard' as const, publicKey: p.publicKey, endpoint: p.endpoint })),
       ...(d.state.vxlan?.remotes ?? []).map(r => ({ node: r.node, transport: 'vxlan' as const, publicKey: '', endpoint: r.underlayIp }))
     ]
+    // WireGuard peers are known by key, VXLAN peers by node name; one index keeps this O(peers).
+    const keyOf = (x: { transport: string, publicKey: string, node: string }): string => `${x.transport}|${x.transport === 'wireguard' ? x.publicKey : x.node}`
+    const index = new Map<string, number>()
+    observed.forEach((o, j) => { if (!index.has(keyOf(o))) index.set(keyOf(o), j) })
+    const omitted = (s?.peersOmitted ?? 0) > 0
     for (const w of want) {
-      const i = observed.findIndex((o, j) => !seen.has(j) && o.transport === w.transport && (w.transport === 'wireguard' ? o.publicKey === w.publicKey : o.node === w.node))
+      const i = index.get(keyOf(w)) ?? -1
       const o = observed[i]
       if (o === undefined) {
-        peers.push({ peer: w.node, transport: w.transport, endpoint: w.endpoint, rxBytes: 0, txBytes: 0, state: s === undefined ? 'unknown' : 'missing' })
+        const state: PeerState = s === undefined ? 'unknown' : omitted ? 'unlisted' : 'missing'
+        peers.push({ peer: w.node, transport: w.transport, endpoint: w.endpoint, rxBytes: 0, txBytes: 0, state })
         continue
       }
       seen.add(i)
@@ -77,7 +84,7 @@ export function statusRows (c: ClusterRead, now: number, only?: string): NodeSta
       ...(s !== undefined
         ? { version: s.version, generation: s.generation, revision: s.revision, degraded: s.degraded, ready: s.ready, updatedAt: s.updatedAt, ...(s.lastDegraded !== undefined ? { lastDegraded: s.lastDegraded } : {}) }
         : {}),
-      converged: health === 'ok' && peers.every(p => p.state === 'ok'),
+      converged: health === 'ok' && peers.every(p => p.state === 'ok' || p.state === 'unlisted'),
       peers
     })
   }

@@ -33,8 +33,22 @@ export interface NodeStatus {
   updatedAt: string
   /** The latest period during which etcd was unreachable (ISO times; `until` absent while ongoing). */
   lastDegraded?: { since: string, until?: string }
+  /** Peers listed: at most MAX_STATUS_PEERS, those needing attention first. */
   peers: PeerStatus[]
+  /** How many peers the kernel has in all (absent in values written before it existed). */
+  peerCount?: number
+  /** Peers left out of `peers` to keep the value small; all of them looked healthy. */
+  peersOmitted?: number
 }
+
+/**
+ * A status value lists at most this many peers: one etcd value per node, rewritten every few
+ * seconds, must stay small at 5,000 nodes (a full list would be ~750 KB, near etcd's 1.5 MiB
+ * request limit, and a steady stream of large writes on every node).
+ */
+export const MAX_STATUS_PEERS = 256
+/** A WireGuard handshake older than this needs attention (WireGuard renews every 2 minutes). */
+export const HANDSHAKE_STALE_SECONDS = 180
 
 export interface StatusInput {
   node: string
@@ -63,7 +77,14 @@ export function buildStatus (input: StatusInput, now: Date): NodeStatus {
     if (node === undefined) continue
     peers.push({ node, transport: 'vxlan', publicKey: '', endpoint: f.dst, lastHandshake: 0, rxBytes: 0, txBytes: 0 })
   }
-  peers.sort((a, b) => a.node < b.node ? -1 : a.node > b.node ? 1 : 0)
+  const nowS = now.getTime() / 1000
+  const attention = (p: PeerStatus): boolean => p.node === '?' ||
+    (p.transport === 'wireguard' && (p.lastHandshake === 0 || nowS - p.lastHandshake > HANDSHAKE_STALE_SECONDS))
+  const byName = (a: PeerStatus, b: PeerStatus): number => a.node < b.node ? -1 : a.node > b.node ? 1 : 0
+  const listed = peers.length <= MAX_STATUS_PEERS
+    ? peers.sort(byName)
+    : [...peers.filter(attention).sort(byName), ...peers.filter(p => !attention(p)).sort(byName)].slice(0, MAX_STATUS_PEERS).sort(byName)
+  const omitted = peers.length - listed.length
   return {
     v: 1,
     node: input.node,
@@ -74,7 +95,9 @@ export function buildStatus (input: StatusInput, now: Date): NodeStatus {
     ready: input.ready,
     updatedAt: now.toISOString(),
     ...(input.lastDegraded !== undefined ? { lastDegraded: input.lastDegraded } : {}),
-    peers
+    peers: listed,
+    peerCount: peers.length,
+    ...(omitted > 0 ? { peersOmitted: omitted } : {})
   }
 }
 
@@ -113,6 +136,8 @@ export function parseStatus (key: string, text: string): NodeStatus {
     }
     return { node: p.node, transport: p.transport, publicKey: p.publicKey, endpoint: p.endpoint, lastHandshake: p.lastHandshake, rxBytes: p.rxBytes, txBytes: p.txBytes }
   })
+  if (v.peerCount !== undefined && !num(v.peerCount)) bad('peerCount')
+  if (v.peersOmitted !== undefined && !num(v.peersOmitted)) bad('peersOmitted')
   const ld = v.lastDegraded
   let lastDegraded: NodeStatus['lastDegraded']
   if (ld !== undefined) {
@@ -130,6 +155,8 @@ export function parseStatus (key: string, text: string): NodeStatus {
     ready: v.ready as boolean,
     updatedAt: v.updatedAt as string,
     ...(lastDegraded !== undefined ? { lastDegraded } : {}),
-    peers
+    peers,
+    ...(v.peerCount !== undefined ? { peerCount: v.peerCount as number } : {}),
+    ...(v.peersOmitted !== undefined ? { peersOmitted: v.peersOmitted as number } : {})
   }
 }

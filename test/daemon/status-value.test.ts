@@ -43,3 +43,26 @@ t.test('bad values are rejected', async t => {
     t.ok(isStatusValueError(err) && err.key === 'status/node-1', `${name}: ${String(err)}`)
   }
 })
+
+t.test('a large cluster\'s status lists at most MAX_STATUS_PEERS, the peers needing attention first', async t => {
+  const { MAX_STATUS_PEERS } = await import('../../lib/daemon/status-value')
+  const now = new Date('2026-11-27T12:00:00Z')
+  const nowS = now.getTime() / 1000
+  const records = Array.from({ length: 600 }, (_, i) => node(2, { name: `n${String(i).padStart(3, '0')}`, publicKey: Buffer.concat([Buffer.from([i >> 8, i & 255]), Buffer.alloc(30, 7)]).toString('base64') }))
+  const peers = records.map((r, i) => ({
+    publicKey: r.publicKey as string, endpoint: r.endpoint, allowedIps: r.podCIDRs, persistentKeepalive: 25,
+    // Five peers never completed a handshake, three are stale: those must be listed.
+    lastHandshake: i % 100 === 7 ? 0 : i % 150 === 11 ? nowS - 600 : nowS - 30, rxBytes: 1, txBytes: 1
+  }))
+  const s = buildStatus({ node: 'node-1', version: 'x', generation: 1, revision: '9', degraded: false, ready: true,
+    observed: { routes: [], wireguard: { ifname: 'w', publicKey: 'k', listenPort: 1, mtu: 1420, addresses: [], peers } }, nodes: records }, now)
+  t.equal(s.peers.length, MAX_STATUS_PEERS)
+  t.equal(s.peerCount, 600)
+  t.equal(s.peersOmitted, 600 - MAX_STATUS_PEERS)
+  const listed = new Set(s.peers.map(p => p.node))
+  for (const [i, r] of records.entries()) {
+    if (i % 100 === 7 || i % 150 === 11) t.ok(listed.has(r.name), `${r.name} needs attention and is listed`)
+  }
+  t.ok(JSON.stringify(s).length < 64 * 1024, `value is ${JSON.stringify(s).length} bytes`)
+  t.strictSame(parseStatus('status/node-1', JSON.stringify(s)), s, 'round-trips')
+})
