@@ -24,7 +24,7 @@ import { afterApply } from '../mesh/expected'
 import { planIsEmpty, type ObservedState } from '../mesh/types'
 import { formatEndpoint } from '../mesh/endpoint'
 import { Reconciler, backoffDelay } from './reconciler'
-import { createMetrics, type Metrics } from './metrics'
+import { createMetrics, type Metrics, type PeerHandshake } from './metrics'
 import { startHealthServer, type Readiness } from './health'
 import { openStore, type Store, type NodeLease, type NodeWatcher } from './store-session'
 import { StatusReport } from './status-report'
@@ -35,7 +35,7 @@ export interface DaemonEvents {
 }
 
 export class Daemon extends EventEmitter<DaemonEvents> {
-  readonly metrics: Metrics = createMetrics()
+  readonly metrics: Metrics = createMetrics(() => this.peerHandshakes())
   private store: Store | undefined
   private rtnl: Rtnl | undefined
   private kernel: Kernel | undefined
@@ -210,7 +210,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     const observed = full ? await kernel.observe() : this.expected as ObservedState
     if (full) {
       this.lastObserved = observed
-      this.updatePeerMetrics(d.transports, observed)
+      this.updatePeerMetrics(d.transports)
       if (reason === 'resync' && this.podNetwork !== undefined && this.rtnl !== undefined) {
         const repaired = await repairPodNetwork(this.rtnl, this.podNetwork)
         if (repaired.length > 0) this.log.warn({ repaired }, 'pod network drift repaired')
@@ -234,18 +234,18 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     return { changes: describePlan(p) }
   }
 
-  private updatePeerMetrics (transports: ReadonlyMap<string, string>, observed: ObservedState): void {
+  private updatePeerMetrics (transports: ReadonlyMap<string, string>): void {
     const counts = { wireguard: 0, vxlan: 0 }
     for (const t of transports.values()) counts[t as 'wireguard' | 'vxlan']++
     this.metrics.peers.set({ transport: 'wireguard' }, counts.wireguard)
     this.metrics.peers.set({ transport: 'vxlan' }, counts.vxlan)
+  }
+
+  private * peerHandshakes (): Iterable<PeerHandshake> {
     const nameByKey = new Map([...this.nodes.values()].map(n => [n.publicKey ?? '', n.name]))
-    const now = Date.now() / 1000
-    this.metrics.handshakeAge.reset()
-    for (const p of observed.wireguard?.peers ?? []) {
-      const name = nameByKey.get(p.publicKey)
-      if (name === undefined) continue
-      this.metrics.handshakeAge.set({ peer: name }, p.lastHandshake === 0 ? -1 : Math.max(0, now - p.lastHandshake))
+    for (const p of this.lastObserved?.wireguard?.peers ?? []) {
+      const peer = nameByKey.get(p.publicKey)
+      if (peer !== undefined) yield { peer, lastHandshake: p.lastHandshake }
     }
   }
 

@@ -3,13 +3,30 @@
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 
-export function createMetrics () {
+/** One WireGuard peer's last handshake as the last kernel read saw it (epoch seconds, 0 = never). */
+export interface PeerHandshake { peer: string, lastHandshake: number }
+
+/**
+ * `handshakes` is read at scrape time: per-peer gauges cost thousands of label updates, so they
+ * are computed only when someone asks, never on every reconcile pass.
+ */
+export function createMetrics (handshakes: () => Iterable<PeerHandshake> = () => []) {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'podmesh_process_' })
   const m = {
     registry,
     peers: new Gauge({ name: 'podmesh_peers', help: 'Remote nodes in the desired state, by transport', labelNames: ['transport'], registers: [registry] }),
-    handshakeAge: new Gauge({ name: 'podmesh_peer_handshake_age_seconds', help: 'Seconds since the last WireGuard handshake with each peer (-1: never)', labelNames: ['peer'], registers: [registry] }),
+    handshakeAge: new Gauge({
+      name: 'podmesh_peer_handshake_age_seconds',
+      help: 'Seconds since the last WireGuard handshake with each peer (-1: never), as of the last kernel read',
+      labelNames: ['peer'],
+      registers: [registry],
+      collect () {
+        this.reset()
+        const now = Date.now() / 1000
+        for (const h of handshakes()) this.set({ peer: h.peer }, h.lastHandshake === 0 ? -1 : Math.max(0, Math.round(now - h.lastHandshake)))
+      }
+    }),
     reconciles: new Counter({ name: 'podmesh_reconcile_total', help: 'Reconcile passes by result', labelNames: ['result'], registers: [registry] }),
     reconcileDuration: new Histogram({ name: 'podmesh_reconcile_duration_seconds', help: 'Duration of a full reconcile pass', buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [registry] }),
     applyDuration: new Histogram({ name: 'podmesh_apply_duration_seconds', help: 'Duration of applying a non-empty plan to the kernel', buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [registry] }),

@@ -82,10 +82,12 @@ function ipBuffer (ip: string): Buffer {
   return out
 }
 
+// Route and neighbour dumps format thousands of addresses per resync: IPv4 takes the plain path.
 function ipText (buf: Buffer): string {
+  if (buf.length === 4) return `${buf[0]}.${buf[1]}.${buf[2]}.${buf[3]}`
   let a = 0n
   for (const b of buf) a = (a << 8n) | BigInt(b)
-  return formatIp(buf.length === 4 ? 4 : 6, a)
+  return formatIp(6, a)
 }
 
 const macText = (buf: Buffer): string => [...buf].map(b => b.toString(16).padStart(2, '0')).join(':')

@@ -133,5 +133,17 @@ export function hostAddr (c: Cidr, offset: bigint): bigint {
 
 export const cidrEqual = (a: Cidr, b: Cidr): boolean => a.family === b.family && a.addr === b.addr && a.len === b.len
 
-/** Canonical text of a CIDR string ("10.1.0.0/16", "fd00::/48"), or a CidrError. */
-export const canonicalCidr = (text: string): string => formatCidr(parseCidr(text))
+/**
+ * Canonical text of a CIDR string ("10.1.0.0/16", "fd00::/48"), or a CidrError. Memoised: every
+ * resync canonicalises each peer's allowed IPs from `wg show dump`, the same few thousand texts.
+ */
+const canonicalMemo = new Map<string, string>()
+export function canonicalCidr (text: string): string {
+  let c = canonicalMemo.get(text)
+  if (c === undefined) {
+    c = formatCidr(parseCidr(text))
+    if (canonicalMemo.size >= 100_000) canonicalMemo.clear()
+    canonicalMemo.set(text, c)
+  }
+  return c
+}
