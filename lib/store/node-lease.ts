@@ -4,12 +4,11 @@
 // record changes, graceful close and decommission. Library code: it emits events, never logs.
 import { EventEmitter } from 'node:events'
 import { randomBytes } from 'node:crypto'
-import type { Lease } from 'etcd3'
 import { type Family, parseCidr } from '../ipam/cidr'
 import type { FamilyRange, NetworkConfig } from '../config/network'
 import { type NodeRecord, NODE_RECORD_VERSION } from './node-record'
 import { parseNodeRecord } from './node-record-parse'
-import { type StoreClient, type StoreError, storeError, isStoreError } from './client'
+import { type StoreClient, StoreError, storeCall, storeError, isStoreError } from './client'
 import { isNodeName, nodeKey, subnetKey } from './keys'
 import { commitClaim, readAllocation } from './lease-registry'
 import { LeaseError, isLeaseError } from './lease-error'
@@ -18,6 +17,7 @@ import { formatSubnetValue } from './subnet-value'
 import { loadSubnetState, saveSubnetState } from './subnet-state'
 import { removeNode } from './node-remove'
 import { Backoff, type BackoffOptions } from './backoff'
+import { LeaseKeeper } from './lease-keeper'
 
 /** The parts of the record the node itself decides (the rest comes from the lease). */
 export interface RecordFields {
@@ -49,13 +49,13 @@ export interface AcquireOptions {
 }
 
 export interface NodeLeaseEvents {
-  /** The etcd lease is gone (expired, revoked, or unreachable for 2×TTL); re-acquiring. */
+  /** etcd says the lease is gone (expired during a partition, or revoked); re-acquiring. */
   lost: [StoreError]
   /** The same subnets and record are held again on a new lease. */
   reacquired: [NodeRecord]
-  /** A re-acquisition attempt failed; `retrying` is false when it is hopeless (subnet taken). */
+  /** A re-acquisition attempt failed; `retrying` is false when it is hopeless (subnet taken, client closed). */
   reacquireFailed: [Error, boolean]
-  /** Keepalives started failing (emitted once per failure streak). */
+  /** Keepalives started failing: etcd unreachable (emitted once per failure streak; the keys live until TTL). */
   keepaliveFailed: [StoreError]
 }
 
@@ -125,7 +125,7 @@ export class NodeLease extends EventEmitter<NodeLeaseEvents> {
   private readonly backoff: Backoff
   private fields: RecordFields
   private state: State = 'acquiring'
-  private lease: Lease | undefined
+  private lease: LeaseKeeper | undefined
   private id = ''
   private current: NodeRecord | undefined
   private recordModRevision = '0'
@@ -194,6 +194,14 @@ export class NodeLease extends EventEmitter<NodeLeaseEvents> {
         this.current = next
         return next
       }
+      // The lease died under us (revoked, expired): keep the change for the re-acquisition.
+      const keepForReacquire = (cause: unknown): NodeRecord | undefined => {
+        if (this.lease !== undefined) this.onLost(this.lease, cause)
+        if (!this.isLost()) return undefined
+        this.fields = fields
+        this.current = next
+        return next
+      }
       let res
       try {
         res = await commitClaim(this.o.client, {
@@ -203,17 +211,20 @@ export class NodeLease extends EventEmitter<NodeLeaseEvents> {
           del: []
         })
       } catch (e) {
-        if (isStoreError(e) && e.kind === 'leaseLost' && this.lease !== undefined) {
-          this.onLost(this.lease, e)
-          this.fields = fields
-          this.current = next
-          return next
+        if (isStoreError(e) && e.kind === 'leaseLost') {
+          const kept = keepForReacquire(e)
+          if (kept !== undefined) return kept
         }
         throw e
       }
       if (!res.succeeded) {
         const view = await readAllocation(this.o.client, this.o.prefix, this.name)
         if (view.record === undefined) {
+          // Deleted with our lease (revoked or expired) — or by an operator, who leaves the lease alone.
+          if (!(await this.leaseAlive())) {
+            const kept = keepForReacquire(new StoreError('leaseLost', `publish node ${this.name}`, `lease ${this.id} is gone`))
+            if (kept !== undefined) return kept
+          }
           throw new LeaseError(this.name, 'removed', `node record ${key} was deleted (decommissioned?) while this node held it`)
         }
         throw new LeaseError(this.name, 'conflict', `node record ${key} was changed by someone else (another process with the same node name?)`)
@@ -224,6 +235,14 @@ export class NodeLease extends EventEmitter<NodeLeaseEvents> {
       return next
     })
   }
+
+  /** Whether etcd still knows our lease (TTL -1 means it does not). */
+  private async leaseAlive (): Promise<boolean> {
+    const res = await storeCall(`lease ${this.id} time-to-live`, async () => await this.o.client.leaseClient.leaseTimeToLive({ ID: this.id }))
+    return Number(res.TTL) > 0
+  }
+
+  private isLost (): boolean { return this.state === 'lost' }
 
   /** Graceful stop: keepalives end, the keys stay until TTL (or until the next start takes them over). */
   async close (): Promise<void> {
@@ -283,25 +302,20 @@ export class NodeLease extends EventEmitter<NodeLeaseEvents> {
     return m
   }
 
-  private async grant (): Promise<{ lease: Lease, id: string }> {
-    const lease = this.o.client.lease(this.ttl)
-    let id: string
-    try {
-      id = await lease.grant()
-    } catch (e) {
-      throw storeError(`grant lease for node ${this.name}`, e)
-    }
+  private async grant (): Promise<{ lease: LeaseKeeper, id: string }> {
+    const lease = new LeaseKeeper(this.o.client, this.ttl)
+    const id = await lease.grant()
     lease.on('lost', err => this.onLost(lease, err))
     lease.on('keepaliveFailed', err => {
       if (this.lease !== lease || this.keepaliveFailing) return
       this.keepaliveFailing = true
-      this.emit('keepaliveFailed', storeError(`keepalive lease ${id}`, err))
+      this.emit('keepaliveFailed', err)
     })
     lease.on('keepaliveSucceeded', () => { if (this.lease === lease) this.keepaliveFailing = false })
     return { lease, id }
   }
 
-  private adopt (g: { lease: Lease, id: string }): void {
+  private adopt (g: { lease: LeaseKeeper, id: string }): void {
     this.lease = g.lease
     this.id = g.id
     this.state = 'held'
@@ -370,11 +384,12 @@ export class NodeLease extends EventEmitter<NodeLeaseEvents> {
     return true
   }
 
-  private onLost (lease: Lease, err: unknown): void {
+  private onLost (lease: LeaseKeeper, err: unknown): void {
     if (lease !== this.lease || this.state !== 'held') return
     this.state = 'lost'
     this.lease = undefined
     lease.removeAllListeners()
+    lease.release()
     this.emit('lost', storeError(`lease ${this.id} of node ${this.name}`, err))
     this.scheduleReacquire(0)
   }
@@ -385,11 +400,12 @@ export class NodeLease extends EventEmitter<NodeLeaseEvents> {
       this.retryTimer = undefined
       this.serialize(async () => await this.reacquireOnce()).catch(() => {})
     }, ms)
+    this.retryTimer.unref()
   }
 
   private async reacquireOnce (): Promise<void> {
     if (this.state !== 'lost') return
-    let granted: { lease: Lease, id: string } | undefined
+    let granted: { lease: LeaseKeeper, id: string } | undefined
     try {
       granted = await this.grant()
       await this.claim(granted.id, { fixed: this.record.podCIDRs })
@@ -402,7 +418,8 @@ export class NodeLease extends EventEmitter<NodeLeaseEvents> {
     } catch (e) {
       granted?.lease.removeAllListeners()
       granted?.lease.revoke().catch(() => {})
-      const hopeless = isLeaseError(e) && e.problem === 'subnetTaken'
+      // Retrying cannot help when another node holds the subnet now, or the client was closed.
+      const hopeless = (isLeaseError(e) && e.problem === 'subnetTaken') || (isStoreError(e) && e.kind === 'closed')
       this.emit('reacquireFailed', e as Error, !hopeless)
       if (!hopeless && this.state === 'lost') this.scheduleReacquire(this.backoff.next())
     }

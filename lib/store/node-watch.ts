@@ -10,7 +10,7 @@ import type { IDuplexStream, IKeyValue, IWatchRequest, IWatchResponse } from 'et
 import type { NetworkConfig } from '../config/network'
 import type { NodeRecord } from './node-record'
 import { parseNodeRecord } from './node-record-parse'
-import { type StoreClient, type StoreError, StoreError as StoreErrorClass, storeCall, storeError } from './client'
+import { type StoreClient, StoreError, storeCall, storeError } from './client'
 import { KeyError, nodeKey, nodesPrefix, parseKey, prefixEnd, subnetKey, subnetsPrefix } from './keys'
 import { RecordError } from './record-error'
 import { parseSubnetValue } from './subnet-value'
@@ -142,6 +142,8 @@ export class NodeWatcher extends EventEmitter<NodeWatcherEvents> {
           this.degraded = true
           this.emit('degraded', err)
         }
+        // A closed client never comes back: stop instead of retrying forever.
+        if (err.kind === 'closed') break
         await this.sleep(this.backoff.next())
       }
     }
@@ -212,7 +214,7 @@ export class NodeWatcher extends EventEmitter<NodeWatcherEvents> {
         if (!open) return
         if (big(res.compact_revision) > 0n) { finish(() => resolve('compacted')); return }
         if (res.canceled) {
-          finish(() => reject(new StoreErrorClass('other', 'watch', `etcd cancelled the watch: ${res.cancel_reason || 'no reason given'}`)))
+          finish(() => reject(new StoreError('other', 'watch', `etcd cancelled the watch: ${res.cancel_reason || 'no reason given'}`)))
           return
         }
         if (res.created) {
@@ -222,7 +224,7 @@ export class NodeWatcher extends EventEmitter<NodeWatcherEvents> {
         this.apply(res)
       })
       stream.on('error', err => finish(() => reject(err)))
-      stream.on('end', () => finish(() => reject(new StoreErrorClass('unavailable', 'watch', 'etcd ended the watch stream'))))
+      stream.on('end', () => finish(() => reject(new StoreError('unavailable', 'watch', 'etcd ended the watch stream'))))
       const create = (id: string, prefix: string, from: bigint): IWatchRequest => ({
         create_request: {
           key: Buffer.from(prefix),

@@ -2,8 +2,8 @@
 // own short lease so a dead node's status vanishes within seconds. The value is the caller's JSON
 // object, stamped with "v": 1. Library code: failures are returned or emitted, never logged.
 import { EventEmitter } from 'node:events'
-import type { Lease } from 'etcd3'
 import { type StoreClient, type StoreError, storeCall, storeError } from './client'
+import { LeaseKeeper } from './lease-keeper'
 import { statusKey } from './keys'
 
 export const DEFAULT_STATUS_TTL = 30
@@ -17,7 +17,7 @@ export class StatusPublisher extends EventEmitter<StatusPublisherEvents> {
   readonly key: string
   private readonly client: StoreClient
   private readonly ttl: number
-  private lease: Lease | undefined
+  private lease: LeaseKeeper | undefined
   private closed = false
   private queue: Promise<unknown> = Promise.resolve()
 
@@ -33,14 +33,18 @@ export class StatusPublisher extends EventEmitter<StatusPublisherEvents> {
     const text = JSON.stringify({ v: 1, ...value })
     const run = async (): Promise<void> => {
       if (this.closed) return
-      const lease = this.lease ?? this.grant()
-      this.lease = lease
+      let lease = this.lease
       try {
-        const id = await lease.grant()
-        await this.client.kv.put({ key: Buffer.from(this.key), value: Buffer.from(text), lease: id })
+        if (lease === undefined) {
+          lease = this.keeper()
+          await lease.grant()
+          this.lease = lease
+        }
+        const id = lease.id
+        await storeCall(`put ${this.key}`, async () => await this.client.kv.put({ key: Buffer.from(this.key), value: Buffer.from(text), lease: id }))
       } catch (e) {
         // Next update starts on a fresh lease (the failure may have been the lease itself).
-        this.drop(lease)
+        if (lease !== undefined) this.drop(lease)
         throw storeError(`put ${this.key}`, e)
       }
     }
@@ -57,21 +61,21 @@ export class StatusPublisher extends EventEmitter<StatusPublisherEvents> {
     this.lease = undefined
     if (lease !== undefined) {
       lease.removeAllListeners()
-      await storeCall(`revoke status lease of ${this.key}`, async () => await lease.revoke())
+      await lease.revoke()
     }
   }
 
-  private grant (): Lease {
-    const lease = this.client.lease(this.ttl)
+  private keeper (): LeaseKeeper {
+    const lease = new LeaseKeeper(this.client, this.ttl)
     lease.on('lost', err => {
       if (this.lease !== lease) return
       this.drop(lease)
-      this.emit('lost', storeError(`status lease of ${this.key}`, err))
+      this.emit('lost', err)
     })
     return lease
   }
 
-  private drop (lease: Lease): void {
+  private drop (lease: LeaseKeeper): void {
     if (this.lease === lease) this.lease = undefined
     lease.removeAllListeners()
     lease.release()

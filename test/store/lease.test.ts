@@ -171,6 +171,9 @@ t.test('lease', async t => {
     const oldLease = h.leaseId
     await client.leaseClient.leaseRevoke({ ID: oldLease })
     t.equal((await dump(client, prefix)).size, 0, 'revoking deleted the keys')
+    // Published before or after the node noticed: either way it is written with the keys.
+    const pending = await h.publish({ endpoint: '192.0.2.77:51820' })
+    t.equal(pending.endpoint, '192.0.2.77:51820')
     await reacquired
     t.strictSame(events, ['lost'])
     t.not(h.leaseId, oldLease)
@@ -178,6 +181,8 @@ t.test('lease', async t => {
     t.ok(h.held)
     const kv = await dump(client, prefix)
     t.equal(kv.size, 3, 'record and both subnet keys are back')
-    t.strictSame(JSON.parse(kv.get(nodeKey(prefix, 'phoenix')) ?? '{}').podCIDRs, cidrs)
+    const stored = JSON.parse(kv.get(nodeKey(prefix, 'phoenix')) ?? '{}') as { podCIDRs?: string[], endpoint?: string }
+    t.strictSame(stored.podCIDRs, cidrs)
+    t.equal(stored.endpoint, '192.0.2.77:51820')
   })
 })

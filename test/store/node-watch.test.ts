@@ -35,8 +35,10 @@ interface Watch {
   changes: NodeChange[]
   rejected: Rejection[]
   events: string[]
-  /** Resolves with the first change after now that satisfies `pred`. */
-  next: (pred: (c: NodeChange) => boolean, what: string, timeoutMs?: number) => Promise<NodeChange>
+  /** A position in the change log: take it before the action whose change you wait for. */
+  mark: () => number
+  /** Resolves with the first change since `from` (a mark) that satisfies `pred`. */
+  next: (from: number, pred: (c: NodeChange) => boolean, what: string, timeoutMs?: number) => Promise<NodeChange>
 }
 
 function watch (t: Teardownable, client: StoreClient, prefix: string, cfg: NetworkConfig = config, coalesceMs = 10): Watch {
@@ -49,13 +51,12 @@ function watch (t: Teardownable, client: StoreClient, prefix: string, cfg: Netwo
   w.on('degraded', () => events.push('degraded'))
   w.on('recovered', () => events.push('recovered'))
   t.teardown(async () => await w.stop())
-  const next = async (pred: (c: NodeChange) => boolean, what: string, timeoutMs = 10_000): Promise<NodeChange> => {
-    const from = changes.length
+  const next = async (from: number, pred: (c: NodeChange) => boolean, what: string, timeoutMs = 10_000): Promise<NodeChange> => {
     let found: NodeChange | undefined
     await waitFor(what, () => { found = changes.slice(from).find(pred); return found !== undefined }, timeoutMs)
     return found as NodeChange
   }
-  return { w, changes, rejected, events, next }
+  return { w, changes, rejected, events, mark: () => changes.length, next }
 }
 
 t.test('node watch', async t => {
@@ -74,17 +75,19 @@ t.test('node watch', async t => {
     t.strictSame([...x.w.current().keys()].sort(), ['a', 'b'])
 
     // A burst of 20 writes arrives as few coalesced changes, each carrying the whole map.
-    const before = x.changes.length
+    const before = x.mark()
     await Promise.all(Array.from({ length: 20 }, async (_, i) => await putNode(client, prefix, record(`n${i}`, 10 + i))))
-    const last = await x.next(c => c.nodes.size === 22, 'all 22 nodes')
+    const last = await x.next(before, c => c.nodes.size === 22, 'all 22 nodes')
     t.ok(x.changes.length - before < 20, `coalesced: ${x.changes.length - before} change events for 20 writes`)
     t.ok(last.nodes.get('n19') !== undefined)
     t.ok(BigInt(last.revision) > BigInt(x.changes[0]?.revision ?? '0'))
 
+    let m = x.mark()
     await putNode(client, prefix, { ...record('a', 1), generation: 1, mtu: 1400 })
-    t.strictSame((await x.next(c => c.updated.includes('a'), 'update of a')).nodes.get('a')?.mtu, 1400)
+    t.strictSame((await x.next(m, c => c.updated.includes('a'), 'update of a')).nodes.get('a')?.mtu, 1400)
+    m = x.mark()
     await removeNode(client, prefix, 'b')
-    const rm = await x.next(c => c.removed.includes('b'), 'removal of b')
+    const rm = await x.next(m, c => c.removed.includes('b'), 'removal of b')
     t.strictSame(rm.added, [])
     t.notOk(rm.nodes.has('b'))
     t.strictSame(x.rejected, [])
@@ -95,6 +98,7 @@ t.test('node watch', async t => {
     await putNode(client, prefix, record('victim', 1))
     const x = watch(t, client, prefix)
     await x.w.start()
+    const m0 = x.mark()
     const put = async (key: string, value: string): Promise<void> => { await client.put(`${prefix}${key}`).value(value) }
 
     // Claims the victim's subnet (its record is well-formed, but subnets/ says it is not its own).
@@ -111,7 +115,7 @@ t.test('node watch', async t => {
     // And one good node after all that.
     await putNode(client, prefix, record('good', 8))
 
-    await x.next(c => c.nodes.has('good'), 'the good node')
+    await x.next(m0, c => c.nodes.has('good'), 'the good node')
     await waitFor('all rejections', () => x.rejected.length >= 9, 5000)
     const by = (key: string): Rejection | undefined => x.rejected.find(r => r.key === `${prefix}${key}`)
     t.match(by('nodes/thief'), { error: { problem: 'owner' }, reason: /claims subnet 10\.244\.1\.0\/24, which is leased to node victim/ })
@@ -128,25 +132,31 @@ t.test('node watch', async t => {
 
     // Each bad value is reported once, not on every later change.
     const count = x.rejected.length
+    const m1 = x.mark()
     await putNode(client, prefix, record('good2', 9))
-    await x.next(c => c.nodes.has('good2'), 'good2')
+    await x.next(m1, c => c.nodes.has('good2'), 'good2')
     t.equal(x.rejected.length, count)
 
     // The squatter gets a real lease for its subnet: now it is accepted.
+    const m2 = x.mark()
     await client.put(subnetKey(prefix, '10.244.3.0/24')).value(formatSubnetValue('squatter'))
-    await x.next(c => c.added.includes('squatter'), 'squatter accepted once it holds the lease')
+    await x.next(m2, c => c.added.includes('squatter'), 'squatter accepted once it holds the lease')
   })
 
   t.test('lease expiry removes a stopped node; the watch reports it', async t => {
     const prefix = '/podmesh/expiry/'
     const x = watch(t, client, prefix)
     await x.w.start()
-    const h = await acquireNode({ client, prefix, config, name: 'mortal', stateDir: await tempDir(t), ttlSeconds: 2, record: fields(1) })
+    const stateDir = await tempDir(t)
+    const m = x.mark()
+    const h = await acquireNode({ client, prefix, config, name: 'mortal', stateDir, ttlSeconds: 2, record: fields(1) })
+    t.teardown(async () => await h.close())
     const cidr = h.podCIDRs[0] ?? ''
-    await x.next(c => c.added.includes('mortal'), 'mortal added')
+    await x.next(m, c => c.added.includes('mortal'), 'mortal added')
     const stoppedAt = Date.now()
+    const m2 = x.mark()
     await h.close()
-    const rm = await x.next(c => c.removed.includes('mortal'), 'mortal removed at TTL', 10_000)
+    const rm = await x.next(m2, c => c.removed.includes('mortal'), 'mortal removed at TTL', 10_000)
     const took = Date.now() - stoppedAt
     t.ok(took >= 1000, `keys outlived the stop until the TTL (${took} ms)`)
     t.notOk(rm.nodes.has('mortal'))
@@ -174,8 +184,9 @@ t.test('node watch', async t => {
     await etcd.compact(rev)
     t.equal(x.changes.length, seen, 'nothing seen while disconnected')
 
+    const m = x.mark()
     proxy.resume()
-    const c = await x.next(ch => ch.relisted, 're-list after compaction', 15_000)
+    const c = await x.next(m, ch => ch.relisted, 're-list after compaction', 15_000)
     t.strictSame(c.added, ['d'])
     t.strictSame(c.removed, ['b'])
     t.strictSame(c.updated, ['c'])
@@ -185,8 +196,9 @@ t.test('node watch', async t => {
     t.ok(x.events.indexOf('recovered') > x.events.indexOf('degraded'), 'recovered after degraded')
 
     // And the watch goes on from the re-list.
+    const m2 = x.mark()
     await putNode(client, prefix, record('e', 5))
-    const e = await x.next(ch => ch.added.includes('e'), 'e after the re-list')
+    const e = await x.next(m2, ch => ch.added.includes('e'), 'e after the re-list')
     t.equal(e.relisted, false)
   })
 
@@ -227,8 +239,9 @@ t.test('etcd outage: degraded, then recovered and resumed without a re-list', as
   t.strictSame([...x.w.current().keys()], ['a'], 'the last known state is kept')
   await etcd.start()
   await waitFor('recovered', () => x.events.includes('recovered'), 15_000)
+  const m = x.mark()
   await putNode(client, prefix, record('b', 2))
-  const c = await x.next(ch => ch.added.includes('b'), 'b after the outage')
+  const c = await x.next(m, ch => ch.added.includes('b'), 'b after the outage')
   t.equal(c.relisted, false, 'resumed from the last revision, no re-list')
   t.strictSame(x.events.filter(e => e !== 'change'), ['degraded', 'recovered'])
   t.strictSame([...c.nodes.keys()].sort(), ['a', 'b'])
