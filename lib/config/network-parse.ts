@@ -2,7 +2,7 @@
 // meaning (CIDRs, lengths, bounds, ports), applies DEFAULTS, returns canonical CIDR text.
 // Pure; every failure is a ConfigError naming the field and the problem.
 import {
-  type Cidr, type Family, CidrError, canonicalCidr, containsCidr, familyBits, formatCidr, parseCidr,
+  type Cidr, type Family, CidrError, containsCidr, familyBits, formatCidr, parseCidr,
   subnetCount, subnetIndex
 } from '../ipam/cidr'
 import { type BackendType, type FamilyRange, type NetworkConfig, CONFIG_VERSION, DEFAULTS } from './network'
@@ -271,16 +271,5 @@ export function buildNetworkConfig (flags: NetworkFlags): NetworkConfig {
       throw new ConfigError(`--${flag}`, e.problem, e.message, { cause: e })
     }
     throw e
-  }
-}
-
-/** Canonical text of a subnet CIDR inside a family range, or undefined when it is not one. */
-export function canonicalSubnet (range: FamilyRange, text: string): string | undefined {
-  try {
-    const c = parseCidr(text)
-    if (c.len !== range.subnetLen || !containsCidr(parseCidr(range.cidr), c)) return undefined
-    return canonicalCidr(text)
-  } catch {
-    return undefined
   }
 }
