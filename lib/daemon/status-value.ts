@@ -50,14 +50,8 @@ export const MAX_STATUS_PEERS = 256
 /** A WireGuard handshake older than this needs attention (WireGuard renews every 2 minutes). */
 export const HANDSHAKE_STALE_SECONDS = 180
 
-export interface StatusInput {
-  node: string
-  version: string
-  generation: number
-  revision: string
-  degraded: boolean
-  ready: boolean
-  lastDegraded?: { since: string, until?: string }
+/** What the daemon knows when it writes: the status fields it decides, and its kernel and etcd view. */
+export type StatusInput = Pick<NodeStatus, 'node' | 'version' | 'generation' | 'revision' | 'degraded' | 'ready' | 'lastDegraded'> & {
   observed: ObservedState | undefined
   nodes: Iterable<NodeRecord>
 }
