@@ -6,7 +6,7 @@
 import type { ObservedState, Plan } from '../mesh/types'
 import type { Rtnl } from './rtnl'
 import { observeRoutes, applyRoutes } from './routes'
-import { observeWireguard, applyWireguard, deleteDevice as deleteWireguardDevice, type WireguardMode } from './wireguard/device'
+import { observeWireguard, prepareWireguard, deleteDevice as deleteWireguardDevice, type WireguardMode } from './wireguard/device'
 import { observeVxlan, applyVxlan } from './vxlan/device'
 
 export interface KernelOptions {
@@ -38,12 +38,18 @@ export class Kernel {
 
   async apply (p: Plan): Promise<void> {
     for (const name of p.deleteDevices) await this.deleteDevice(name)
+    let configurePeers = async (): Promise<unknown> => undefined
     if (p.wireguard !== undefined) {
       if (this.o.privateKeyFile === undefined) throw new Error('WireGuard plan without a private key file')
-      await applyWireguard(p.wireguard, { rtnl: this.o.rtnl, privateKeyFile: this.o.privateKeyFile, mode: this.o.wgMode })
+      configurePeers = (await prepareWireguard(p.wireguard, { rtnl: this.o.rtnl, privateKeyFile: this.o.privateKeyFile, mode: this.o.wgMode })).configurePeers
     }
+    // VXLAN's neighbour and FDB entries go in before the routes that use them.
     if (p.vxlan !== undefined) await applyVxlan(this.o.rtnl, p.vxlan)
-    await applyRoutes(this.o.rtnl, p.addRoutes, p.delRoutes)
+    // Routes need the WireGuard device (up, with its addresses), not its peers: the one `wg`
+    // invocation and the route batch run side by side. Both must succeed for the apply to count.
+    const results = await Promise.allSettled([configurePeers(), applyRoutes(this.o.rtnl, p.addRoutes, p.delRoutes)])
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+    if (failed !== undefined) throw failed.reason
   }
 
   /** Decommission: both tunnel devices go, and their routes with them. */

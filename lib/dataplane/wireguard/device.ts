@@ -159,7 +159,12 @@ export interface WireguardApplyResult {
  * `wg` invocation(s) for key, port and all peer changes, adds and removes addresses, and brings
  * the link up. Skips `wg` entirely when the plan changes no key, port or peer.
  */
-export async function applyWireguard (plan: WireguardPlan, opts: ApplyWireguardOptions): Promise<WireguardApplyResult> {
+/**
+ * The device half of an apply: create or adopt the device, MTU, addresses, link up — all a
+ * route through it needs. Returns the peer half (one `wg` invocation, or none) to run after,
+ * possibly alongside the route batch.
+ */
+export async function prepareWireguard (plan: WireguardPlan, opts: ApplyWireguardOptions): Promise<{ kind?: DeviceKind, configurePeers: () => Promise<number> }> {
   const { rtnl } = opts
   let kind: DeviceKind | undefined
   if (plan.create) kind = await ensureDevice(plan.ifname, { mode: opts.mode ?? 'auto', rtnl })
@@ -167,12 +172,6 @@ export async function applyWireguard (plan: WireguardPlan, opts: ApplyWireguardO
   if (link === undefined) throw new WireguardDeviceError(plan.ifname, 'unresponsive', 'device vanished while being configured')
 
   if (plan.setMtu !== undefined && plan.setMtu !== link.mtu) await rtnl.setLink(link.index, link.name, { mtu: plan.setMtu })
-
-  // A device the plan creates has no key yet: configure it whatever the plan says.
-  const effective = plan.create && !plan.configure ? { ...plan, configure: true } : plan
-  const invocations = renderInvocations(plan.ifname, effective, opts.privateKeyFile)
-  for (const inv of invocations) await runWg(inv)
-
   for (const a of plan.delAddresses) {
     try {
       await rtnl.delAddress(toAddress(link.index, a))
@@ -183,5 +182,21 @@ export async function applyWireguard (plan: WireguardPlan, opts: ApplyWireguardO
   }
   for (const a of plan.addAddresses) await rtnl.addAddress(toAddress(link.index, a))
   if (!link.up) await rtnl.setLink(link.index, link.name, { up: true })
-  return { ...(kind !== undefined ? { kind } : {}), wgInvocations: invocations.length }
+
+  // A device the plan creates has no key yet: configure it whatever the plan says.
+  const effective = plan.create && !plan.configure ? { ...plan, configure: true } : plan
+  const invocations = renderInvocations(plan.ifname, effective, opts.privateKeyFile)
+  return {
+    ...(kind !== undefined ? { kind } : {}),
+    configurePeers: async () => {
+      for (const inv of invocations) await runWg(inv)
+      return invocations.length
+    }
+  }
+}
+
+export async function applyWireguard (plan: WireguardPlan, opts: ApplyWireguardOptions): Promise<WireguardApplyResult> {
+  const prepared = await prepareWireguard(plan, opts)
+  const wgInvocations = await prepared.configurePeers()
+  return { ...(prepared.kind !== undefined ? { kind: prepared.kind } : {}), wgInvocations }
 }
