@@ -137,7 +137,7 @@ async function handTunnel (lab: Lab, ends: HandEnd[]): Promise<{ tunnel: Path, p
 }
 
 async function main (): Promise<void> {
-  const lab = await Lab.create({ nodes: 2, podsPerNode: 1, backend: BACKEND, dualStack: false })
+  const lab = await Lab.create({ nodes: 2, podsPerNode: 1, backend: BACKEND, dualStack: false, resyncInterval: '30s' }) // podmeshd's default, not the lab's 2 s
   const servers: ChildProcess[] = []
   const handIfs = [`${lab.id}hw1`, `${lab.id}hw2`]
   const cleanup = async (): Promise<void> => {
