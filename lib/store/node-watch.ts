@@ -373,7 +373,7 @@ export class NodeWatcher extends EventEmitter<NodeWatcherEvents> {
         this.confirming.delete(name)
         continue
       }
-      this.confirmOwnership(name, r, problem)
+      this.confirmOwnership(name, r)
     }
     const prev = this.snapshot
     const added: string[] = []
@@ -396,7 +396,7 @@ export class NodeWatcher extends EventEmitter<NodeWatcherEvents> {
    * A record whose subnets are not (yet) leased to it. The subnets/ event may simply not have
    * arrived yet (two watches, one stream), so read the truth directly before rejecting it.
    */
-  private confirmOwnership (name: string, r: RawNode, problem: string): void {
+  private confirmOwnership (name: string, r: RawNode): void {
     if (this.confirming.get(name) === r.modRevision) return
     this.confirming.set(name, r.modRevision)
     const rec = r.parsed as NodeRecord
@@ -413,14 +413,20 @@ export class NodeWatcher extends EventEmitter<NodeWatcherEvents> {
       const node = res.responses[0]?.response_range.kvs[0]
       // The record changed or vanished since: the watch brings the newer state.
       if (node === undefined || big(node.mod_revision) !== r.modRevision) return
-      const ownedNow = rec.podCIDRs.every((c, i) => {
+      // Judge by what etcd holds now: the in-memory view that raised the doubt may predate the
+      // subnets/ event (its message could say "no lease" where the lease is there but unreadable).
+      let truth: string | undefined
+      rec.podCIDRs.forEach((c, i) => {
+        if (truth !== undefined) return
         const kv = res.responses[i + 1]?.response_range.kvs[0]
-        if (kv === undefined) return false
-        try { return parseSubnetValue(c, kv.value.toString()) === name } catch { return false }
+        if (kv === undefined) { truth = `claims subnet ${c}, which has no lease in ${subnetsPrefix(prefix)}`; return }
+        let owner: string
+        try { owner = parseSubnetValue(c, kv.value.toString()) } catch { truth = `claims subnet ${c}, whose lease is unreadable`; return }
+        if (owner !== name) truth = `claims subnet ${c}, which is leased to node ${owner}`
       })
       // Owned in etcd: the subnets/ event is on its way and its flush will accept the record.
-      if (ownedNow) return
-      this.reject(r.key, r.modRevision, new RecordError(r.key, 'owner', problem))
+      if (truth === undefined) return
+      this.reject(r.key, r.modRevision, new RecordError(r.key, 'owner', truth))
     }, () => {
       // Could not confirm (etcd away): try again on the next change.
       if (this.confirming.get(name) === r.modRevision) this.confirming.delete(name)
