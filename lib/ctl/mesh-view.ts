@@ -10,8 +10,6 @@ import { parseEndpoint } from '../mesh/endpoint'
 /** A status older than this (three missed 10 s reports) is stale: the node stopped reporting. */
 export const STATUS_STALE_MS = 30_000
 /** A WireGuard handshake older than this is stale (a live session re-handshakes every 2 min). */
-/** Shared with the status writer, so the node and the CLI agree on what is stale. */
-export { HANDSHAKE_STALE_SECONDS as HANDSHAKE_STALE_S } from '../daemon/status-value'
 
 export type Health = 'ok' | 'degraded' | 'not-ready' | 'stale' | 'no-status'
 

@@ -4,7 +4,9 @@
 import type { StoreClient } from '../store/client'
 import type { NodeStatus } from '../daemon/status-value'
 import { readCluster, type ClusterRead } from './cluster-read'
-import { HANDSHAKE_STALE_S, desiredFor, formatAge, formatBytes, healthOf, type Health } from './mesh-view'
+// The node and the CLI agree on what is stale: one threshold, the status writer's.
+import { HANDSHAKE_STALE_SECONDS } from '../daemon/status-value'
+import { desiredFor, formatAge, formatBytes, healthOf, type Health } from './mesh-view'
 import { type OutputFormat, formatJson, formatTable } from './output'
 
 export const statusHelp = 'podmeshctl status [node]   per node and peer: handshake, transfer, match with the desired state\n'
@@ -70,7 +72,7 @@ export function statusRows (c: ClusterRead, now: number, only?: string): NodeSta
       let state: PeerState = 'ok'
       if (o.endpoint !== w.endpoint) state = 'endpoint-mismatch'
       else if (w.transport === 'wireguard' && age === undefined) state = 'no-handshake'
-      else if (w.transport === 'wireguard' && age !== undefined && age > HANDSHAKE_STALE_S) state = 'handshake-stale'
+      else if (w.transport === 'wireguard' && age !== undefined && age > HANDSHAKE_STALE_SECONDS) state = 'handshake-stale'
       peers.push({ peer: w.node, transport: w.transport, endpoint: o.endpoint, ...(age !== undefined ? { handshakeAgeSeconds: age } : {}), rxBytes: o.rxBytes, txBytes: o.txBytes, state })
     }
     observed.forEach((o, j) => {

@@ -337,9 +337,14 @@ export class NodeWatcher extends EventEmitter<NodeWatcherEvents> {
     this.emit('rejected', { key, reason: error.message, error })
   }
 
-  private ownershipProblem (rec: NodeRecord): string | undefined {
+  /**
+   * Why `rec` does not own its subnets, or undefined when it does. `ownerOf` gives a subnet's
+   * owner: undefined when it has no lease, NO_OWNER when its lease value is unreadable. The same
+   * judgement serves the watch's view and the confirming direct read.
+   */
+  private ownershipProblem (rec: NodeRecord, ownerOf: (cidr: string) => string | undefined = c => this.owners.get(c)): string | undefined {
     for (const cidr of rec.podCIDRs) {
-      const owner = this.owners.get(cidr)
+      const owner = ownerOf(cidr)
       if (owner === undefined) return `claims subnet ${cidr}, which has no lease in ${subnetsPrefix(this.o.prefix)}`
       if (owner !== rec.name) {
         return owner === NO_OWNER
@@ -415,15 +420,12 @@ export class NodeWatcher extends EventEmitter<NodeWatcherEvents> {
       if (node === undefined || big(node.mod_revision) !== r.modRevision) return
       // Judge by what etcd holds now: the in-memory view that raised the doubt may predate the
       // subnets/ event (its message could say "no lease" where the lease is there but unreadable).
-      let truth: string | undefined
-      rec.podCIDRs.forEach((c, i) => {
-        if (truth !== undefined) return
+      const read = new Map(rec.podCIDRs.map((c, i): [string, string | undefined] => {
         const kv = res.responses[i + 1]?.response_range.kvs[0]
-        if (kv === undefined) { truth = `claims subnet ${c}, which has no lease in ${subnetsPrefix(prefix)}`; return }
-        let owner: string
-        try { owner = parseSubnetValue(c, kv.value.toString()) } catch { truth = `claims subnet ${c}, whose lease is unreadable`; return }
-        if (owner !== name) truth = `claims subnet ${c}, which is leased to node ${owner}`
-      })
+        if (kv === undefined) return [c, undefined]
+        try { return [c, parseSubnetValue(c, kv.value.toString())] } catch { return [c, NO_OWNER] }
+      }))
+      const truth = this.ownershipProblem(rec, c => read.get(c))
       // Owned in etcd: the subnets/ event is on its way and its flush will accept the record.
       if (truth === undefined) return
       this.reject(r.key, r.modRevision, new RecordError(r.key, 'owner', truth))

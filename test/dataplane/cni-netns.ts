@@ -1,34 +1,18 @@
-// Network namespaces and commands for the CNI tests: unique per-run names, removed on teardown
-// (also when a test fails), and a way to run TypeScript inside a namespace (the netlink package
-// acts on the netns of the process).
+// The CNI tests' view of network namespaces, by name: unique per-run names removed on teardown
+// (also when a test fails), commands and TypeScript run inside them. Built on test/harness/netns.ts
+// (its runner, run tag and loader); only the name-based call style is this file's own.
 
-import { execFile } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
 import { resolve } from 'node:path'
-import { promisify } from 'node:util'
+import { REPO_ROOT, TS_LOADER, runTag, sh, type TeardownHost } from '../harness/netns'
 
-const exec = promisify(execFile)
-const ROOT = resolve(__dirname, '../..')
-const TS_LOADER = `file://${ROOT}/node_modules/@tapjs/typescript/dist/esm/import.mjs`
-
-interface Teardown { teardown: (fn: () => unknown) => void }
-
-/** A short random tag, unique per run: goes into namespace and interface names. */
-export const runTag = (): string => `${(process.pid % 10000).toString(36)}${randomBytes(3).toString('hex')}`
+export { runTag }
 
 export async function run (cmd: string, args: readonly string[], opts: { input?: string } = {}): Promise<string> {
-  try {
-    const p = exec(cmd, args, { encoding: 'utf8', timeout: 60_000 })
-    if (opts.input !== undefined) p.child.stdin?.end(opts.input)
-    return (await p).stdout
-  } catch (e) {
-    const err = e as Error & { stderr?: string }
-    throw new Error(`${cmd} ${args.join(' ')}: ${err.message}${err.stderr !== undefined ? `\n${err.stderr}` : ''}`, { cause: e })
-  }
+  return (await sh(cmd, args, opts)).stdout
 }
 
 /** Adds a namespace `pmc-<tag>-<role>`, deleted on teardown. */
-export async function addNetns (t: Teardown, tag: string, role: string): Promise<string> {
+export async function addNetns (t: TeardownHost, tag: string, role: string): Promise<string> {
   const name = `pmc-${tag}-${role}`
   await run('ip', ['netns', 'add', name])
   t.teardown(async () => { await run('ip', ['netns', 'del', name]).catch(() => {}) })
@@ -38,7 +22,7 @@ export async function addNetns (t: Teardown, tag: string, role: string): Promise
 
 /** Runs a TypeScript file of this repo inside `netns`; returns its stdout. */
 export async function runTsIn (netns: string, file: string, args: readonly string[]): Promise<string> {
-  return await run('ip', ['netns', 'exec', netns, process.execPath, `--import=${TS_LOADER}`, resolve(ROOT, file), ...args])
+  return await run('ip', ['netns', 'exec', netns, process.execPath, `--import=${TS_LOADER}`, resolve(REPO_ROOT, file), ...args])
 }
 
 /** `ip -j` output of a command run in `netns`. */
@@ -48,9 +32,8 @@ export async function ipJson<T = unknown> (netns: string, args: readonly string[
 
 /** Whether `ping` from `netns` to `ip` gets a reply (two tries, 2 s each). */
 export async function pings (netns: string, ip: string): Promise<boolean> {
-  const family = ip.includes(':') ? '-6' : '-4'
   try {
-    await run('ip', ['netns', 'exec', netns, 'ping', family, '-c', '2', '-i', '0.2', '-W', '2', ip])
+    await run('ip', ['netns', 'exec', netns, 'ping', ip.includes(':') ? '-6' : '-4', '-c', '2', '-i', '0.2', '-W', '2', ip])
     return true
   } catch {
     return false

@@ -5,28 +5,25 @@
 // kills every process the lab started (by PID) and every wireguard-go of its interfaces.
 // Usable from tap tests and from scripts/lab (the demo).
 
-import { spawn, execFile, type ChildProcess } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { REPO_ROOT, sh as harnessSh } from '../harness/netns'
 import { mkdtempSync, rmSync, existsSync, openSync, closeSync, mkdirSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
-import { promisify } from 'node:util'
+import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { cniAdd, cniDel, type CniResult } from './cni-runtime'
 
-const execFileP = promisify(execFile)
-export const ROOT = resolve(__dirname, '..', '..')
+export const ROOT = REPO_ROOT
 const DAEMON = join(ROOT, 'dist', 'cmd', 'podmeshd.js')
 const CTL = join(ROOT, 'dist', 'cmd', 'podmeshctl.js')
 
+/** The harness runner, returning stdout; `allowFail` turns a failure into ''. */
 export async function sh (cmd: string, args: readonly string[], opts: { input?: string, allowFail?: boolean, timeoutMs?: number } = {}): Promise<string> {
   try {
-    const p = execFileP(cmd, args, { timeout: opts.timeoutMs ?? 60_000, maxBuffer: 64 << 20 })
-    if (opts.input !== undefined) { p.child.stdin?.end(opts.input) }
-    return (await p).stdout
+    return (await harnessSh(cmd, args, { ...(opts.input !== undefined ? { input: opts.input } : {}), ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}) })).stdout
   } catch (e) {
     if (opts.allowFail === true) return ''
-    const err = e as { stderr?: string, message: string }
-    throw new Error(`${cmd} ${args.join(' ')}: ${err.stderr?.trim() ?? err.message}`)
+    throw e
   }
 }
 

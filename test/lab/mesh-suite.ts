@@ -171,7 +171,7 @@ export function meshSuite (t: Test, opts: SuiteOptions): void {
     await sleep(30_000)
     await lab.startEtcd()
     await started
-    const pod = await n5.addPod(1)
+    await n5.addPod(1) // part of the matrix checked below
     const r = await stream
     t.equal(r.received, r.sent, `${r.sent - r.received} of ${r.sent} packets lost during the outage`)
     // Every node must see the newcomer soon after etcd returns (its watch re-dials within ~1 s).
