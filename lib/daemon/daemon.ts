@@ -4,30 +4,26 @@
 // Stopping leaves the data plane in place (pods keep talking); --leave decommissions.
 
 import { EventEmitter } from 'node:events'
-import { mkdir } from 'node:fs/promises'
 import type { Server } from 'node:http'
 import type { Logger } from 'pino'
 import type { NetworkConfig } from '../config/network'
-import { TUNNEL_OVERHEAD } from '../config/network'
 import type { DaemonOptions } from '../config/daemon-options'
 import type { NodeRecord } from '../store/node-record'
 import { Rtnl } from '../dataplane/rtnl'
 import { Kernel } from '../dataplane/kernel'
-import { findUnderlay, type Underlay } from '../dataplane/underlay'
-import { loadOrCreatePrivateKey } from '../dataplane/keys'
-import { loadOrCreateVxlanMac } from '../dataplane/vxlan/mac'
 import { ensureForwarding } from '../dataplane/sysctl'
 import { ensurePodNetwork, removePodNetwork, repairPodNetwork, type PodNetworkSpec } from '../dataplane/pod-network'
-import { desiredState, usesVxlan, usesWireguard, type LocalIdentity } from '../mesh/desired'
+import { desiredState, type LocalIdentity } from '../mesh/desired'
 import { plan, describePlan } from '../mesh/plan'
 import { afterApply } from '../mesh/expected'
 import { planIsEmpty, type ObservedState } from '../mesh/types'
-import { formatEndpoint } from '../mesh/endpoint'
 import { Reconciler, backoffDelay } from './reconciler'
+import { readsKernel, type ReconcileReason } from './reconcile-reason'
 import { createMetrics, type Metrics, type PeerHandshake } from './metrics'
 import { startHealthServer, type Readiness } from './health'
 import { openStore, type Store, type NodeLease, type NodeWatcher } from './store-session'
 import { StatusReport } from './status-report'
+import { localIdentity, recordFields, resolveIdentity, type NodeIdentity } from './identity'
 
 export interface DaemonEvents {
   ready: []
@@ -61,58 +57,53 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     super()
   }
 
+  /** Starts in named steps; resolves once the first pass has applied the data plane. */
   async start (): Promise<void> {
+    this.server = await this.startServer()
+    this.store = await this.withEtcdRetry('connect and read config', async () => await openStore(this.opts))
+    this.config = this.store.config
+    this.log.info({ config: { ...this.config } }, 'network config read')
+    this.rtnl = Rtnl.open()
+    const identity = await this.resolveIdentity(this.rtnl, this.config)
+    this.lease = await this.acquireLease(this.store, this.config, identity)
+    this.self = localIdentity(this.opts, identity, this.lease.podCIDRs)
+    await this.preparePodNetwork(this.rtnl, this.config, identity, this.lease.podCIDRs)
+    await this.startLoop(this.store, this.rtnl, identity)
+  }
+
+  private async startServer (): Promise<Server | undefined> {
+    if (this.opts.metricsAddress === '') return undefined
+    return await startHealthServer(this.opts.metricsAddress, { readiness: () => this.readiness(), registry: this.metrics.registry })
+  }
+
+  /** Underlay, tunnel MTU, WireGuard key and VTEP MAC. */
+  private async resolveIdentity (rtnl: Rtnl, config: NetworkConfig): Promise<NodeIdentity> {
+    const id = await resolveIdentity(this.opts, config, rtnl)
+    this.log.info({ underlay: id.underlay.ip, underlayInterface: id.underlay.ifname, underlayMtu: id.underlay.mtu, mtu: id.mtu, publicKey: id.key?.publicKey }, 'node identity')
+    return id
+  }
+
+  /** The subnet lease and the node record, held for as long as the daemon runs. */
+  private async acquireLease (store: Store, config: NetworkConfig, identity: NodeIdentity): Promise<NodeLease> {
     const o = this.opts
-    this.server = o.metricsAddress === ''
-      ? undefined
-      : await startHealthServer(o.metricsAddress, { readiness: () => this.readiness(), registry: this.metrics.registry })
-
-    this.store = await this.withEtcdRetry('connect and read config', async () => await openStore(o))
-    const config = this.config = this.store.config
-    this.log.info({ config: { ...config } }, 'network config read')
-
-    const rtnl = this.rtnl = Rtnl.open()
-    const underlay = await findUnderlay(rtnl, {
-      ...(o.publicAddress !== undefined ? { address: o.publicAddress } : {}),
-      ...(o.publicInterface !== undefined ? { interface: o.publicInterface } : {})
-    })
-    const mtu = tunnelMtu(config, underlay)
-    // Private key, VTEP MAC and remembered subnets live here: private to root.
-    await mkdir(o.stateDir, { recursive: true, mode: 0o700 })
-    const key = usesWireguard(config) ? await loadOrCreatePrivateKey(o.stateDir) : undefined
-    const vxlanMac = usesVxlan(config) ? await loadOrCreateVxlanMac(o.stateDir) : undefined
-    this.log.info({ underlay: underlay.ip, underlayInterface: underlay.ifname, underlayMtu: underlay.mtu, mtu, publicKey: key?.publicKey }, 'node identity')
-
-    this.lease = await this.withEtcdRetry('acquire subnet lease', async () => await this.store!.acquire({
+    const lease = await this.withEtcdRetry('acquire subnet lease', async () => await store.acquire({
       name: o.nodeName,
       stateDir: o.stateDir,
       ttlSeconds: o.leaseTtlSeconds,
       ...(o.subnets !== undefined ? { requested: o.subnets } : {}),
-      record: {
-        endpoint: formatEndpoint({ ip: underlay.ip, port: config.backend.wireguard.port }),
-        ...(key !== undefined ? { publicKey: key.publicKey } : {}),
-        ...(vxlanMac !== undefined ? { vxlan: { mac: vxlanMac } } : {}),
-        mtu,
-        ...(o.location !== undefined ? { location: o.location } : {})
-      }
+      record: recordFields(o, config, identity)
     }))
-    const podCIDRs = this.lease.podCIDRs
-    this.log.info({ podCIDRs, generation: this.lease.record.generation }, 'subnet lease held')
-    this.lease.on('lost', () => { this.metrics.etcdErrors.inc({ op: 'lease' }); this.log.warn('etcd lease lost; re-acquiring the same subnets') })
-    this.lease.on('reacquired', () => this.log.info({ podCIDRs }, 'subnet lease re-acquired'))
-    this.lease.on('keepaliveFailed', (e: unknown) => { this.metrics.etcdErrors.inc({ op: 'keepalive' }); this.log.warn({ err: e }, 'lease keepalive failed') })
+    const podCIDRs = lease.podCIDRs
+    this.log.info({ podCIDRs, generation: lease.record.generation }, 'subnet lease held')
+    lease.on('lost', () => { this.metrics.etcdErrors.inc({ op: 'lease' }); this.log.warn('etcd lease lost; re-acquiring the same subnets') })
+    lease.on('reacquired', () => this.log.info({ podCIDRs }, 'subnet lease re-acquired'))
+    lease.on('keepaliveFailed', (e: unknown) => { this.metrics.etcdErrors.inc({ op: 'keepalive' }); this.log.warn({ err: e }, 'lease keepalive failed') })
+    return lease
+  }
 
-    this.self = {
-      name: o.nodeName,
-      podCIDRs,
-      underlayIp: underlay.ip,
-      publicKey: key?.publicKey ?? '',
-      mtu,
-      ...(o.location !== undefined ? { location: o.location } : {}),
-      ...(vxlanMac !== undefined ? { vxlanMac } : {}),
-      devices: { wireguard: o.wgInterface, vxlan: o.vxlanInterface }
-    }
-
+  /** Forwarding sysctls, the pod bridge and the CNI conflist for the node's subnets. */
+  private async preparePodNetwork (rtnl: Rtnl, config: NetworkConfig, identity: NodeIdentity, podCIDRs: string[]): Promise<void> {
+    const o = this.opts
     const forwarding = await ensureForwarding({ ipv4: config.ipv4 !== undefined, ipv6: config.ipv6 !== undefined })
     if (forwarding.length > 0) this.log.info({ sysctls: forwarding }, 'forwarding enabled')
     this.podNetwork = {
@@ -122,20 +113,35 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       ...(o.cniDataDir !== undefined ? { dataDir: o.cniDataDir } : {}),
       podCIDRs,
       clusterCIDRs: [config.ipv4?.cidr, config.ipv6?.cidr].filter((c): c is string => c !== undefined),
-      mtu,
+      mtu: identity.mtu,
       masquerade: o.masquerade
     }
     const pod = await ensurePodNetwork(rtnl, this.podNetwork)
     this.log.info({ bridge: o.cniBridge, conflist: pod.conflistPath, written: pod.conflistWritten, masquerade: o.masquerade }, 'pod network ready')
+  }
 
+  /** The kernel adapter, the reconcile loop, the watch and the status report, wired together. */
+  private async startLoop (store: Store, rtnl: Rtnl, identity: NodeIdentity): Promise<void> {
+    const o = this.opts
     this.kernel = new Kernel({
       rtnl,
       devices: { wireguard: o.wgInterface, vxlan: o.vxlanInterface },
-      ...(key !== undefined ? { privateKeyFile: key.privateKeyFile } : {}),
+      ...(identity.key !== undefined ? { privateKeyFile: identity.key.privateKeyFile } : {}),
       wgMode: o.wgMode
     })
-    this.reconciler = new Reconciler({ run: async reason => await this.reconcile(reason), resyncIntervalMs: o.resyncIntervalMs, coalesceMs: 1 })
-    this.reconciler.on('applied', e => {
+    this.reconciler = this.createReconciler()
+    this.watcher = this.createWatcher(store)
+    await this.watcher.start()
+    this.status = this.createStatusReport(store)
+    this.reconciler.start()
+    this.reconciler.trigger('start')
+    await this.reconciler.settled()
+    this.status.start()
+  }
+
+  private createReconciler (): Reconciler {
+    const r = new Reconciler({ run: async reason => await this.reconcile(reason), resyncIntervalMs: this.opts.resyncIntervalMs, coalesceMs: 1 })
+    r.on('applied', e => {
       this.metrics.reconciles.inc({ result: 'ok' })
       this.metrics.reconcileDuration.observe(e.durationMs / 1000)
       if (e.changes.length > 0) {
@@ -147,13 +153,16 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       // While etcd is away only the status timer retries (a failing write per pass would add load).
       if (!this.degraded) this.status?.trigger()
     })
-    this.reconciler.on('failed', e => {
+    r.on('failed', e => {
       this.metrics.reconciles.inc({ result: 'error' })
       this.log.error({ err: e.error, reason: e.reason, attempt: e.attempt, retryInMs: e.retryInMs }, 'reconcile failed; will retry')
     })
+    return r
+  }
 
-    this.watcher = this.store.watch()
-    this.watcher.on('change', ev => {
+  private createWatcher (store: Store): NodeWatcher {
+    const w = store.watch()
+    w.on('change', ev => {
       this.metrics.watchEvents.inc()
       this.nodes = ev.nodes
       this.synced = true
@@ -162,26 +171,29 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       }
       this.reconciler?.trigger('watch')
     })
-    this.watcher.on('rejected', r => { this.metrics.rejectedRecords.inc(); this.log.warn({ key: r.key, reason: r.reason }, 'etcd value rejected') })
-    this.watcher.on('degraded', (e: unknown) => {
+    w.on('rejected', r => { this.metrics.rejectedRecords.inc(); this.log.warn({ key: r.key, reason: r.reason }, 'etcd value rejected') })
+    w.on('degraded', (e: unknown) => {
       if (!this.degraded) this.lastDegraded = { since: new Date().toISOString() }
       this.degraded = true
       this.metrics.degraded.set(1)
       this.metrics.etcdErrors.inc({ op: 'watch' })
       this.log.warn({ err: e }, 'etcd unreachable: keeping the last known state, pruning nothing')
     })
-    this.watcher.on('recovered', () => {
+    w.on('recovered', () => {
       this.degraded = false
       if (this.lastDegraded !== undefined) this.lastDegraded = { ...this.lastDegraded, until: new Date().toISOString() }
       this.metrics.degraded.set(0)
       this.log.info('etcd reachable again')
-      this.reconciler?.trigger('etcd recovered')
+      this.reconciler?.trigger('etcd-recovered')
     })
-    await this.watcher.start()
-    this.status = new StatusReport({
-      client: this.store.client,
-      prefix: this.store.prefix,
-      node: o.nodeName,
+    return w
+  }
+
+  private createStatusReport (store: Store): StatusReport {
+    return new StatusReport({
+      client: store.client,
+      prefix: store.prefix,
+      node: this.opts.nodeName,
       snapshot: () => this.lease === undefined ? undefined : {
         generation: this.lease.record.generation,
         revision: this.watcher?.currentRevision ?? '0',
@@ -193,20 +205,17 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       },
       onError: () => this.metrics.etcdErrors.inc({ op: 'status' })
     })
-    this.reconciler.start()
-    await this.reconciler.settled()
-    this.status.start()
   }
 
   /** One level-triggered pass: full snapshot → desired → observe → plan → apply. */
-  private async reconcile (reason: string): Promise<{ changes: string[] }> {
+  private async reconcile (reason: ReconcileReason): Promise<{ changes: string[] }> {
     const config = this.config; const self = this.self; const kernel = this.kernel
     if (config === undefined || self === undefined || kernel === undefined) return { changes: [] }
     const d = desiredState(config, this.nodes.values(), self)
     for (const s of d.skipped) this.log.warn({ peer: s.node, reason: s.reason }, 'node skipped')
     // A watch event plans against what the last pass left in the kernel; every other pass
     // (resync, retry, recovery) reads the kernel, which is what repairs drift.
-    const full = reason !== 'watch' || this.expected === undefined
+    const full = readsKernel(reason) || this.expected === undefined
     const observed = full ? await kernel.observe() : this.expected as ObservedState
     if (full) {
       this.lastObserved = observed
@@ -303,13 +312,6 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       }
     }
   }
-}
-
-/** Tunnel MTU: the config's override, else the underlay's minus the largest overhead in use. */
-export function tunnelMtu (config: NetworkConfig, underlay: Underlay): number {
-  if (config.mtu !== undefined) return config.mtu
-  const overhead = usesWireguard(config) ? TUNNEL_OVERHEAD.wireguard : TUNNEL_OVERHEAD.vxlan
-  return underlay.mtu - overhead
 }
 
 function isRetryableStoreError (e: unknown): boolean {

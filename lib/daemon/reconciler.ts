@@ -4,6 +4,7 @@
 // It emits events; the daemon logs and counts them.
 
 import { EventEmitter } from 'node:events'
+import { mergeReasons, type ReconcileReason } from './reconcile-reason'
 
 export interface ReconcileResult {
   /** One line per change applied (empty: the kernel already matched). */
@@ -11,7 +12,7 @@ export interface ReconcileResult {
 }
 
 export interface ReconcilerOptions {
-  run: (reason: string) => Promise<ReconcileResult>
+  run: (reason: ReconcileReason) => Promise<ReconcileResult>
   resyncIntervalMs: number
   /** Triggers arriving within this window share one pass. */
   coalesceMs?: number
@@ -19,8 +20,8 @@ export interface ReconcilerOptions {
 }
 
 export interface ReconcilerEvents {
-  applied: [{ reason: string, changes: string[], durationMs: number, triggeredAt: number }]
-  failed: [{ reason: string, error: unknown, attempt: number, retryInMs: number }]
+  applied: [{ reason: ReconcileReason, changes: string[], durationMs: number, triggeredAt: number }]
+  failed: [{ reason: ReconcileReason, error: unknown, attempt: number, retryInMs: number }]
 }
 
 /** Capped exponential backoff as a value: the delay before retry number `attempt` (1-based). */
@@ -31,7 +32,7 @@ export function backoffDelay (attempt: number, b: { initialMs: number, maxMs: nu
 export class Reconciler extends EventEmitter<ReconcilerEvents> {
   private readonly opts: Required<ReconcilerOptions>
   private running = false
-  private pending: { reason: string, at: number } | undefined
+  private pending: { reason: ReconcileReason, at: number } | undefined
   private timer: NodeJS.Timeout | undefined
   private resync: NodeJS.Timeout | undefined
   private failures = 0
@@ -48,10 +49,15 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
     this.resync.unref()
   }
 
-  /** Asks for a pass; returns at once. The first trigger's time is kept for the convergence lag. */
-  trigger (reason: string, delayMs = this.opts.coalesceMs): void {
+  /**
+   * Asks for a pass; returns at once. The first trigger's time is kept for the convergence lag;
+   * the merged reason keeps a kernel read that any of the coalesced triggers asked for.
+   */
+  trigger (reason: ReconcileReason, delayMs = this.opts.coalesceMs): void {
     if (this.stopped) return
-    if (this.pending === undefined) this.pending = { reason, at: Date.now() }
+    this.pending = this.pending === undefined
+      ? { reason, at: Date.now() }
+      : { reason: mergeReasons(this.pending.reason, reason), at: this.pending.at }
     if (this.running) return // picked up when the current pass ends
     if (this.timer !== undefined) {
       // An error retry may be scheduled far out; a new trigger must not wait for it.
@@ -92,7 +98,7 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
       const retryInMs = backoffDelay(this.failures, this.opts.backoff)
       this.emit('failed', { reason: job.reason, error, attempt: this.failures, retryInMs })
       // Level-triggered: the retry re-plans from the full snapshot, whatever changed meanwhile.
-      if (this.pending === undefined) this.pending = { reason: `retry after ${job.reason}`, at: job.at }
+      this.pending = { reason: 'retry', at: job.at }
       this.running = false
       if (!this.stopped) this.timer = setTimeout(() => { void this.pass() }, retryInMs)
       return this.wake()

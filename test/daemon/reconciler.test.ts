@@ -1,5 +1,6 @@
 import t from 'tap'
 import { Reconciler, backoffDelay } from '../../lib/daemon/reconciler'
+import { mergeReasons, readsKernel, type ReconcileReason } from '../../lib/daemon/reconcile-reason'
 
 t.test('backoff doubles and caps', async t => {
   const b = { initialMs: 100, maxMs: 1000 }
@@ -9,11 +10,34 @@ t.test('backoff doubles and caps', async t => {
 t.test('a burst of triggers shares one pass', async t => {
   const reasons: string[] = []
   const r = new Reconciler({ run: async reason => { reasons.push(reason); return { changes: [] } }, resyncIntervalMs: 60_000, coalesceMs: 20 })
-  for (let i = 0; i < 50; i++) r.trigger(`watch ${i}`)
+  for (let i = 0; i < 50; i++) r.trigger('watch')
   await new Promise(resolve => setTimeout(resolve, 5))
   await r.settled()
-  t.strictSame(reasons, ['watch 0'])
+  t.strictSame(reasons, ['watch'])
   await r.stop()
+})
+
+t.test('coalesced triggers keep the kernel read any of them asked for', async t => {
+  const reasons: string[] = []
+  const r = new Reconciler({ run: async reason => { reasons.push(reason); return { changes: [] } }, resyncIntervalMs: 60_000, coalesceMs: 20 })
+  r.trigger('watch'); r.trigger('resync'); r.trigger('watch')
+  await new Promise(resolve => setTimeout(resolve, 5))
+  await r.settled()
+  t.strictSame(reasons, ['resync'], 'a resync folded into a watch pass still reads the kernel')
+  await r.stop()
+})
+
+t.test('reason merging', async t => {
+  const cases: Array<[ReconcileReason, ReconcileReason, ReconcileReason]> = [
+    ['watch', 'watch', 'watch'],
+    ['watch', 'resync', 'resync'],
+    ['resync', 'watch', 'resync'],
+    ['registration', 'underlay', 'registration'],
+    ['watch', 'etcd-restored', 'etcd-restored']
+  ]
+  for (const [a, b, want] of cases) t.equal(mergeReasons(a, b), want, `${a} + ${b}`)
+  t.equal(readsKernel('watch'), false)
+  for (const r of ['start', 'resync', 'retry', 'etcd-recovered', 'etcd-restored', 'registration', 'underlay'] as const) t.equal(readsKernel(r), true, r)
 })
 
 t.test('never two passes at once; a trigger during a pass causes exactly one more', async t => {
@@ -29,9 +53,9 @@ t.test('never two passes at once; a trigger during a pass causes exactly one mor
     resyncIntervalMs: 60_000,
     coalesceMs: 1
   })
-  r.trigger('a')
+  r.trigger('watch')
   await new Promise(resolve => setTimeout(resolve, 10))
-  r.trigger('b'); r.trigger('c')
+  r.trigger('watch'); r.trigger('watch')
   release()
   await new Promise(resolve => setTimeout(resolve, 10))
   await r.settled()
