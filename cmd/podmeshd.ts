@@ -1,19 +1,21 @@
 #!/usr/bin/env node
 // podmeshd: parse options, wire one logger, run the daemon, stop on SIGTERM/SIGINT.
-// Exit codes: 0 stopped cleanly, 1 failed, 2 bad options.
+// Exit statuses (lib/daemon/exit-status.ts, docs/operations.md): 0 stopped cleanly, 1 failed,
+// 2 bad options, 3 this node's key or MAC is another node's, 4 this node's subnet was taken.
 
 import { readFileSync } from 'node:fs'
 import pino from 'pino'
 import { parseDaemonOptions, helpText, redactOptions, isOptionsError } from '../lib/config/daemon-options'
 import { Daemon } from '../lib/daemon/daemon'
 import { notifySystemd } from '../lib/daemon/systemd-notify'
+import { EXIT_STATUS } from '../lib/daemon/exit-status'
 
 async function main (): Promise<number> {
   let opts
   try {
     opts = parseDaemonOptions({ argv: process.argv.slice(2), env: process.env, readFile: p => readFileSync(p, 'utf8') })
   } catch (e) {
-    if (isOptionsError(e)) { process.stderr.write(`podmeshd: ${e.message}\n`); return 2 }
+    if (isOptionsError(e)) { process.stderr.write(`podmeshd: ${e.message}\n`); return EXIT_STATUS.badOptions }
     throw e
   }
   if (opts === 'help') { process.stdout.write(helpText()); return 0 }
@@ -26,21 +28,27 @@ async function main (): Promise<number> {
   log.info({ options: redactOptions(opts) }, 'starting')
   const daemon = new Daemon(opts, log)
   let stopping: Promise<void> | undefined
-  const stop = (signal: string): void => {
+  // A fatal stop never decommissions, even with --leave: the node did not choose to go.
+  const stop = (why: string, status: number = EXIT_STATUS.ok): void => {
     if (stopping !== undefined) return
-    log.info({ signal, leave: opts.leave }, 'stopping')
+    const leave = opts.leave && status === EXIT_STATUS.ok
+    log.info({ why, leave, status }, 'stopping')
     void notifySystemd('STOPPING=1')
-    stopping = daemon.stop().then(() => { log.info('stopped'); process.exit(0) }, e => { log.error({ err: e }, 'stop failed'); process.exit(1) })
+    stopping = daemon.stop({ leave }).then(() => { log.info('stopped'); process.exit(status) }, e => { log.error({ err: e }, 'stop failed'); process.exit(EXIT_STATUS.failed) })
   }
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
+  daemon.on('fatal', ({ status, error }) => {
+    log.fatal({ err: error, status }, 'cannot go on')
+    stop('fatal', status)
+  })
   daemon.once('ready', () => { void notifySystemd('READY=1') })
   try {
     await daemon.start()
   } catch (e) {
     log.fatal({ err: e }, 'start failed')
     await daemon.stop({ leave: false }).catch(() => undefined)
-    return 1
+    return EXIT_STATUS.failed
   }
   return -1 // keep running until a signal
 }

@@ -36,7 +36,12 @@ export function createMetrics (handshakes: () => Iterable<PeerHandshake> = () =>
     etcdErrors: new Counter({ name: 'podmesh_etcd_errors_total', help: 'etcd failures (watch, lease keepalive, status writes)', labelNames: ['op'], registers: [registry] }),
     convergenceLag: new Histogram({ name: 'podmesh_convergence_lag_seconds', help: 'Time from receiving an etcd change to its application in the kernel', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5], registers: [registry] }),
     degraded: new Gauge({ name: 'podmesh_degraded', help: '1 while etcd is unreachable and the last known state is kept', registers: [registry] }),
-    ready: new Gauge({ name: 'podmesh_ready', help: '1 when the subnet is held and the data plane applied', registers: [registry] })
+    ready: new Gauge({ name: 'podmesh_ready', help: '1 when the subnet is held and the data plane applied', registers: [registry] }),
+    registrationHeld: new Gauge({ name: 'podmesh_registration_held', help: '1 while etcd holds this node\'s record and subnet leases as it published them', registers: [registry] }),
+    registrationLost: new Counter({ name: 'podmesh_registration_lost_total', help: 'Times this node found its own registration gone or altered (reason: doubted, lost, taken)', labelNames: ['reason'], registers: [registry] }),
+    registrationWrites: new Counter({ name: 'podmesh_registration_reasserted_total', help: 'Times this node wrote its own record and subnet leases again (how: reasserted on its lease, reacquired on a new one)', labelNames: ['how'], registers: [registry] }),
+    restoresDetected: new Counter({ name: 'podmesh_etcd_restores_total', help: 'Times etcd came back with an older revision or another cluster ID', registers: [registry] }),
+    restoreRemovals: new Counter({ name: 'podmesh_restore_removed_nodes_total', help: 'Node records removed after an etcd restore because no live node re-asserted them', registers: [registry] })
   }
   return m
 }

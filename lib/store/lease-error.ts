@@ -1,5 +1,5 @@
 // The typed error of subnet leasing and node-record publishing: exhaustion, a requested subnet
-// held by someone else, a lost race that retries did not win, a record removed under us.
+// held by someone else, a subnet taken while ours was not held, a lost race that retries did not win.
 
 export type LeaseProblem =
   | 'exhausted' // no free subnet left in the range (or its bounds)
@@ -7,7 +7,6 @@ export type LeaseProblem =
   | 'requestedInvalid' // the requested subnet is not a subnet of the cluster range
   | 'subnetTaken' // on re-acquire, another node took our subnet while our lease was gone
   | 'conflict' // the claim transaction kept losing races
-  | 'removed' // our node record was deleted (decommissioned) while we held the lease
   | 'closed' // the lease was closed or released
 
 export class LeaseError extends Error {

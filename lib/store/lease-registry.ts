@@ -1,8 +1,9 @@
 // Thin etcd access for subnet leasing (the registry under the allocation policy): one consistent
-// read of every subnet lease plus this node's record, and the all-or-nothing claim transaction.
+// read of every subnet lease plus this node's record, the cheap read of just the node's own keys,
+// and the all-or-nothing claim transaction.
 import type { IRequestOp, ICompare } from 'etcd3'
 import { type StoreClient, storeCall } from './client'
-import { nodeKey, parseKey, prefixEnd, subnetsPrefix } from './keys'
+import { nodeKey, parseKey, prefixEnd, subnetKey, subnetsPrefix } from './keys'
 import { parseSubnetValue } from './subnet-value'
 
 /** Owner recorded for a subnets/ key whose value is unreadable: it counts as taken by no one we know. */
@@ -89,4 +90,36 @@ export async function commitClaim (client: StoreClient, claim: Claim): Promise<{
     failure: []
   }))
   return { succeeded: res.succeeded, revision: res.header.revision }
+}
+
+/** A key of this node's as stored: who it names (for subnets), its revision and its lease. */
+export interface StoredKey { modRevision: string, lease: string }
+
+export interface OwnKeys {
+  record?: StoredKey & { value: string }
+  /** Each of the node's subnets → who holds it now and on which lease (absent: not leased). */
+  subnets: Map<string, StoredKey & { node: string }>
+}
+
+/**
+ * Reads the node's record and the leases of its own subnets (not the whole subnets/ directory)
+ * in one transaction: the cheap check, repeated on every resync, that its keys are still there.
+ */
+export async function readOwnKeys (client: StoreClient, prefix: string, name: string, cidrs: readonly string[]): Promise<OwnKeys> {
+  const res = await storeCall(`read the keys of node ${name}`, async () => await client.kv.txn({
+    compare: [],
+    success: [nodeKey(prefix, name), ...cidrs.map(c => subnetKey(prefix, c))].map(k => ({ request_range: { key: Buffer.from(k) } })),
+    failure: []
+  }))
+  const out: OwnKeys = { subnets: new Map() }
+  const rec = res.responses[0]?.response_range.kvs[0]
+  if (rec !== undefined) out.record = { value: rec.value.toString(), modRevision: rec.mod_revision, lease: rec.lease }
+  cidrs.forEach((cidr, i) => {
+    const kv = res.responses[i + 1]?.response_range.kvs[0]
+    if (kv === undefined) return
+    let node = UNKNOWN_OWNER
+    try { node = parseSubnetValue(kv.key.toString(), kv.value.toString()) } catch {}
+    out.subnets.set(cidr, { node, modRevision: kv.mod_revision, lease: kv.lease })
+  })
+  return out
 }

@@ -1,7 +1,8 @@
 // A node's hold on its subnets and its record in etcd: acquisition (policy in subnet-pick.ts, one
 // claim transaction in lease-registry.ts, retried on conflict), the kept-alive etcd lease both hang
-// on, automatic re-acquisition of the same subnets when the lease is lost, in-place publishing of
-// record changes, graceful close and decommission. Library code: it emits events, never logs.
+// on, automatic re-acquisition of the same subnets when the lease is lost, re-assertion of keys
+// that someone else deleted or altered while the lease lives, in-place publishing of record
+// changes, graceful close and decommission. Library code: it emits events, never logs.
 import { EventEmitter } from 'node:events'
 import { randomBytes } from 'node:crypto'
 import { type Family, parseCidr } from '../ipam/cidr'
@@ -10,7 +11,7 @@ import { type NodeRecord, NODE_RECORD_VERSION } from './node-record'
 import { parseNodeRecord } from './node-record-parse'
 import { type StoreClient, StoreError, storeCall, storeError, isStoreError } from './client'
 import { isNodeName, nodeKey, subnetKey } from './keys'
-import { commitClaim, readAllocation } from './lease-registry'
+import { commitClaim, readAllocation, readOwnKeys, type OwnKeys } from './lease-registry'
 import { LeaseError, isLeaseError } from './lease-error'
 import { type RandomBelow, chooseSubnet } from './subnet-pick'
 import { formatSubnetValue } from './subnet-value'
@@ -60,6 +61,9 @@ export interface NodeLeaseEvents {
 }
 
 export const DEFAULT_LEASE_TTL = 3600
+
+/** What a re-assertion found: keys as published, written again, or the lease itself gone (re-acquiring). */
+export type Hold = 'intact' | 'reasserted' | 'lost'
 
 /** Uniform random bigint in [0, n) from the system CSPRNG (bias negligible: 64 extra bits). */
 export const cryptoRandomBelow: RandomBelow = n => {
@@ -218,21 +222,62 @@ export class NodeLease extends EventEmitter<NodeLeaseEvents> {
         throw e
       }
       if (!res.succeeded) {
-        const view = await readAllocation(this.o.client, this.o.prefix, this.name)
-        if (view.record === undefined) {
-          // Deleted with our lease (revoked or expired) — or by an operator, who leaves the lease alone.
-          if (!(await this.leaseAlive())) {
-            const kept = keepForReacquire(new StoreError('leaseLost', `publish node ${this.name}`, `lease ${this.id} is gone`))
-            if (kept !== undefined) return kept
-          }
-          throw new LeaseError(this.name, 'removed', `node record ${key} was deleted (decommissioned?) while this node held it`)
+        // Our record was deleted or changed by someone else (an operator, an etcd restore). It is
+        // desired state: written again with the same subnets — unless the lease itself is gone.
+        if (!(await this.leaseAlive())) {
+          const kept = keepForReacquire(new StoreError('leaseLost', `publish node ${this.name}`, `lease ${this.id} is gone`))
+          if (kept !== undefined) return kept
         }
-        throw new LeaseError(this.name, 'conflict', `node record ${key} was changed by someone else (another process with the same node name?)`)
+        const before = this.fields
+        this.fields = fields
+        try {
+          await this.claim(this.id, { fixed: cur.podCIDRs })
+        } catch (e) {
+          this.fields = before
+          throw e
+        }
+        return this.record
       }
       this.fields = fields
       this.current = next
       this.recordModRevision = res.revision
       return next
+    })
+  }
+
+  /**
+   * Level-triggered hold on the node's own keys: reads its record and subnet leases and, when
+   * they are not what this node published on its live lease (deleted or altered by someone
+   * else, or restored from an older etcd snapshot), writes them again with the same subnets.
+   * `force` writes even when they are intact: after an etcd restore the record's new mod
+   * revision is what shows the node is alive. Throws a LeaseError `subnetTaken` when another
+   * node holds one of the subnets now.
+   */
+  async reassert (o: { force?: boolean } = {}): Promise<Hold> {
+    return await this.serialize(async () => {
+      if (this.state === 'closed') throw new LeaseError(this.name, 'closed', 'cannot re-assert: the lease is closed')
+      if (this.state === 'lost' || this.lease === undefined) {
+        // Re-acquisition is under way, or gave up on a taken subnet: then try once more now.
+        if (this.retryTimer === undefined) this.scheduleReacquire(0)
+        return 'lost'
+      }
+      const lease = this.lease
+      if (o.force !== true && this.intact(await readOwnKeys(this.o.client, this.o.prefix, this.name, this.record.podCIDRs))) return 'intact'
+      if (!(await this.leaseAlive())) {
+        this.onLost(lease, new StoreError('leaseLost', `re-assert node ${this.name}`, `lease ${this.id} is gone`))
+        return 'lost'
+      }
+      await this.claim(this.id, { fixed: this.record.podCIDRs })
+      return 'reasserted'
+    })
+  }
+
+  /** Whether etcd holds exactly what this node published, on its current lease. */
+  private intact (k: OwnKeys): boolean {
+    if (k.record === undefined || k.record.lease !== this.id || k.record.value !== JSON.stringify(this.current)) return false
+    return this.record.podCIDRs.every(c => {
+      const s = k.subnets.get(c)
+      return s !== undefined && s.node === this.name && s.lease === this.id
     })
   }
 
@@ -348,7 +393,7 @@ export class NodeLease extends EventEmitter<NodeLeaseEvents> {
         if (cidr === undefined) continue
         const holder = owners.get(cidr)
         if (holder !== undefined && holder !== this.name) {
-          throw new LeaseError(this.name, 'subnetTaken', `subnet ${cidr} was taken by node ${holder} while this node's lease was gone`)
+          throw new LeaseError(this.name, 'subnetTaken', `subnet ${cidr} is held by node ${holder} now, taken while this node's registration was gone`)
         }
         chosen.push(cidr)
         continue

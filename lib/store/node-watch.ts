@@ -4,7 +4,10 @@
 // used only if it parses and every subnet it claims is leased to it in subnets/; anything else is
 // reported as 'rejected' and skipped. Compaction → re-list and report the exact difference. etcd
 // gone → 'degraded', reconnect with capped backoff, resume each watch after its last revision,
-// 'recovered'. Library code: emits, never logs, never throws from the event path.
+// 'recovered' — unless etcd came back with an older revision or another cluster ID (restored from
+// a snapshot, or replaced): then 'restored' and a re-list, since resuming would wait for
+// revisions that will never come as we knew them. Library code: emits, never logs, never throws
+// from the event path.
 import { EventEmitter } from 'node:events'
 import type { IDuplexStream, IKeyValue, IWatchRequest, IWatchResponse } from 'etcd3'
 import type { NetworkConfig } from '../config/network'
@@ -44,8 +47,18 @@ export interface Rejection {
   error: RecordError | KeyError
 }
 
+/** etcd answered with an older revision or another cluster ID than before: a restore or a replacement. */
+export interface EtcdRestore {
+  /** The revision this watcher had reached. */
+  previousRevision: string
+  /** etcd's revision now (the snapshot's, plus whatever was written since it came back). */
+  revision: string
+  clusterChanged: boolean
+}
+
 export interface NodeWatcherEvents {
   change: [NodeChange]
+  restored: [EtcdRestore]
   rejected: [Rejection]
   degraded: [StoreError]
   recovered: []
@@ -82,6 +95,10 @@ export class NodeWatcher extends EventEmitter<NodeWatcherEvents> {
   /** Last rejection reported per key, so a bad value is reported once, not on every change. */
   private readonly reported = new Map<string, string>()
   private listed = false
+  /** etcd's cluster ID as of the last list ('' before the first). */
+  private clusterId = ''
+  /** The stream broke: before resuming, check that etcd is still the one we knew. */
+  private interrupted = false
   private degraded = false
   private stopped = false
   private flushTimer: NodeJS.Timeout | undefined
@@ -128,6 +145,8 @@ export class NodeWatcher extends EventEmitter<NodeWatcherEvents> {
     let needList = true
     while (!this.stopped) {
       try {
+        if (this.interrupted && !needList) needList = await this.restoredSince()
+        this.interrupted = false
         if (needList) {
           await this.list()
           needList = false
@@ -138,6 +157,7 @@ export class NodeWatcher extends EventEmitter<NodeWatcherEvents> {
       } catch (e) {
         if (this.stopped) break
         const err = storeError(`watch ${this.o.prefix}`, e)
+        this.interrupted = true
         if (!this.degraded) {
           this.degraded = true
           this.emit('degraded', err)
@@ -164,6 +184,20 @@ export class NodeWatcher extends EventEmitter<NodeWatcherEvents> {
     }
   }
 
+  /** A cheap linearizable read: does etcd now answer with an older revision or another cluster? */
+  private async restoredSince (): Promise<boolean> {
+    const np = nodesPrefix(this.o.prefix)
+    const res = await storeCall(`check the revision of ${np}`, async () => await this.o.client.kv.range({ key: Buffer.from(np), range_end: prefixEnd(np), count_only: true }))
+    return this.continuityBreak(res.header) !== undefined
+  }
+
+  private continuityBreak (header: { cluster_id: string, revision: string }): EtcdRestore | undefined {
+    const revision = big(header.revision)
+    const clusterChanged = this.clusterId !== '' && header.cluster_id !== this.clusterId
+    if (!clusterChanged && revision >= this.revision) return undefined
+    return { previousRevision: this.revision.toString(), revision: revision.toString(), clusterChanged }
+  }
+
   /** One consistent read of nodes/ and subnets/, replacing everything we knew. */
   private async list (): Promise<void> {
     const np = nodesPrefix(this.o.prefix)
@@ -177,6 +211,8 @@ export class NodeWatcher extends EventEmitter<NodeWatcherEvents> {
       failure: []
     }))
     if (this.stopped) return
+    const restore = this.listed ? this.continuityBreak(res.header) : undefined
+    this.clusterId = res.header.cluster_id
     const previous = new Map(this.raw)
     this.raw.clear()
     this.owners.clear()
@@ -190,6 +226,8 @@ export class NodeWatcher extends EventEmitter<NodeWatcherEvents> {
     this.revision = this.nodesRev = this.subnetsRev = rev
     if (this.flushTimer !== undefined) clearTimeout(this.flushTimer)
     this.flushTimer = undefined
+    // Before the snapshot: a consumer must learn that its own keys may be gone before it sees them gone.
+    if (restore !== undefined) this.emit('restored', restore)
     this.flush(this.listed)
     this.listed = true
     this.recovered()

@@ -162,6 +162,27 @@ export class EtcdProcess {
     await rm(this.dir, { recursive: true, force: true })
   }
 
+  /** Saves a snapshot of the running etcd to `file` (etcdctl snapshot save). */
+  async snapshot (file: string): Promise<void> {
+    await this.etcdctl(['snapshot', 'save', file])
+  }
+
+  /**
+   * What an operator's restore does: stop etcd, replace its data dir with the snapshot
+   * (etcdctl snapshot restore) and start it again on the same endpoint; without a snapshot, an
+   * empty etcd replaces it.
+   */
+  async restore (file?: string): Promise<void> {
+    await this.stop()
+    await rm(this.dataDir, { recursive: true, force: true })
+    if (file !== undefined) {
+      const peer = `http://127.0.0.1:${this.peerPort}`
+      await this.etcdctl(['snapshot', 'restore', file, '--data-dir', this.dataDir, '--name', 'test',
+        '--initial-cluster', `test=${peer}`, '--initial-advertise-peer-urls', peer])
+    }
+    await this.start()
+  }
+
   /** Compacts the history up to `rev` (physically, so old revisions are really gone). */
   async compact (rev: number | bigint | string): Promise<void> {
     await this.etcdctl(['compaction', '--physical', String(rev)])

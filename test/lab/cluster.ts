@@ -226,11 +226,14 @@ export class Lab {
     }
   }
 
+  private get etcdDataDir (): string { return join(this.dir, 'etcd') }
+  private get etcdPeerUrl (): string { return `http://127.0.0.1:${this.etcdPort + 1}` }
+
   async startEtcd (): Promise<void> {
     if (this.etcdPort === 0) this.etcdPort = 20000 + Math.floor(Math.random() * 20000)
-    const dataDir = join(this.dir, 'etcd')
+    const dataDir = this.etcdDataDir
     const url = `http://192.0.2.1:${this.etcdPort}`
-    const peer = `http://127.0.0.1:${this.etcdPort + 1}`
+    const peer = this.etcdPeerUrl
     const fd = openSync(join(this.dir, 'etcd.log'), 'a')
     this.etcd = spawn('ip', ['netns', 'exec', this.hub, 'etcd', '--name', this.id, '--data-dir', dataDir,
       '--listen-client-urls', url, '--advertise-client-urls', url,
@@ -254,6 +257,20 @@ export class Lab {
     e.kill('SIGTERM')
     await Promise.race([exited, sleep(10_000)])
     this.etcd = undefined
+  }
+
+  /** Saves a snapshot of the lab's etcd to `file`. */
+  async snapshotEtcd (file: string): Promise<void> {
+    await this.etcdctl('snapshot', 'save', file)
+  }
+
+  /** An operator's restore: stop etcd, replace its data with the snapshot, start it on the same endpoint. */
+  async restoreEtcd (file: string): Promise<void> {
+    await this.stopEtcd()
+    rmSync(this.etcdDataDir, { recursive: true, force: true })
+    await sh('env', ['ETCDCTL_API=3', 'etcdctl', 'snapshot', 'restore', file, '--data-dir', this.etcdDataDir, '--name', this.id,
+      '--initial-cluster', `${this.id}=${this.etcdPeerUrl}`, '--initial-advertise-peer-urls', this.etcdPeerUrl])
+    await this.startEtcd()
   }
 
   /** Runs podmeshctl (compiled) inside the hub namespace against the lab's etcd. */

@@ -1,5 +1,6 @@
 // Subnet leasing against a real etcd: concurrency, exhaustion, restarts, requests, publishing,
-// takeover, decommission, and re-acquisition after the lease is revoked.
+// takeover, decommission, re-acquisition after the lease is revoked, and re-assertion of keys
+// that someone else deleted or altered.
 import t from 'tap'
 import { rm } from 'node:fs/promises'
 import { parseNetworkConfig } from '../../lib/config/network-parse'
@@ -154,11 +155,81 @@ t.test('lease', async t => {
     t.equal(h.record.generation, g + 2, 'a rejected publish changes nothing')
   })
 
-  t.test('publish after an operator removed the node fails clearly', async t => {
+  t.test('publish after an operator removed the node writes the record back', async t => {
     const prefix = '/podmesh/removed/'
     const h = await acquire({ prefix, config: wide, name: 'gone', stateDir: await tempDir(t), record: fields(1) })
+    const cidrs = h.podCIDRs
     await client.delete().key(nodeKey(prefix, 'gone'))
-    await t.rejects(h.publish({ mtu: 1400 }), { code: 'ELEASE', problem: 'removed' })
+    const rec = await h.publish({ mtu: 1400 })
+    t.equal(rec.mtu, 1400)
+    t.strictSame(rec.podCIDRs, cidrs, 'same subnets')
+    const stored = await client.get(nodeKey(prefix, 'gone')).exec()
+    t.strictSame(JSON.parse(stored.kvs[0]?.value.toString() ?? '{}'), rec)
+    t.equal(stored.kvs[0]?.lease, h.leaseId, 'on the node\'s own lease')
+  })
+
+  t.test('re-assertion: intact keys are left alone, deleted or altered ones are written again', async t => {
+    const prefix = '/podmesh/reassert/'
+    const h = await acquire({ prefix, config: wide, name: 'own', stateDir: await tempDir(t), record: fields(2) })
+    const cidrs = h.podCIDRs
+    const keys = [nodeKey(prefix, 'own'), ...cidrs.map(c => subnetKey(prefix, c))]
+    const revisions = async (): Promise<string[]> => await Promise.all(keys.map(async k => (await client.get(k).exec()).kvs[0]?.mod_revision ?? 'absent'))
+    const onLease = async (): Promise<string[]> => await Promise.all(keys.map(async k => (await client.get(k).exec()).kvs[0]?.lease ?? 'absent'))
+
+    const before = await revisions()
+    t.equal(await h.reassert(), 'intact')
+    t.strictSame(await revisions(), before, 'an intact check writes nothing')
+
+    const g = h.record.generation
+    await client.delete().prefix(`${prefix}nodes/`)
+    await client.delete().prefix(`${prefix}subnets/`)
+    t.equal(await h.reassert(), 'reasserted')
+    t.strictSame(h.podCIDRs, cidrs, 'the same subnets')
+    t.equal(h.record.generation, g + 1, 'the generation grows')
+    t.strictSame(await onLease(), keys.map(() => h.leaseId), 'record and subnet leases are back, on the node\'s lease')
+    t.equal(await h.reassert(), 'intact')
+
+    // Altered by hand: another endpoint, and no lease (it would outlive the node).
+    const forged = { ...h.record, endpoint: '192.0.2.250:51820' }
+    await client.put(nodeKey(prefix, 'own')).value(JSON.stringify(forged))
+    t.equal(await h.reassert(), 'reasserted')
+    const stored = JSON.parse(await client.get(nodeKey(prefix, 'own')).string() ?? '{}') as { endpoint?: string }
+    t.equal(stored.endpoint, fields(2).endpoint, 'the node\'s own endpoint again')
+    t.strictSame(await onLease(), keys.map(() => h.leaseId))
+
+    // A subnet key moved onto another lease (e.g. a restore) is not intact either.
+    const other = await client.lease(60, { autoKeepAlive: false }).grant()
+    await client.put(subnetKey(prefix, cidrs[0] as string)).value(JSON.stringify({ v: 1, node: 'own' })).lease(other)
+    t.equal(await h.reassert(), 'reasserted')
+    t.strictSame(await onLease(), keys.map(() => h.leaseId))
+
+    const forced = await revisions()
+    t.equal(await h.reassert({ force: true }), 'reasserted', 'force writes intact keys')
+    t.not((await revisions())[0], forced[0], 'the record has a new mod revision')
+  })
+
+  t.test('re-assertion refuses a subnet that another node took meanwhile', async t => {
+    const prefix = '/podmesh/taken/'
+    const h = await acquire({ prefix, config: wide, name: 'victim', stateDir: await tempDir(t), record: fields(3) })
+    const cidr = h.podCIDRs[0] as string
+    await client.delete().prefix(`${prefix}nodes/`)
+    await client.delete().prefix(`${prefix}subnets/`)
+    await client.put(subnetKey(prefix, cidr)).value(JSON.stringify({ v: 1, node: 'intruder' }))
+    await t.rejects(h.reassert(), { code: 'ELEASE', problem: 'subnetTaken', message: new RegExp(`${cidr.replace(/[./]/g, '\\$&')}.*intruder`) })
+    t.equal((await client.get(nodeKey(prefix, 'victim')).exec()).kvs.length, 0, 'nothing half-written')
+    await client.delete().key(subnetKey(prefix, cidr))
+    t.equal(await h.reassert(), 'reasserted', 'taken back once the intruder lets go')
+    t.strictSame(h.podCIDRs[0], cidr)
+  })
+
+  t.test('re-assertion after the lease was revoked hands over to re-acquisition', async t => {
+    const prefix = '/podmesh/revoked-check/'
+    const h = await acquire({ prefix, config: wide, name: 'phoenix', stateDir: await tempDir(t), record: fields(4) })
+    const reacquired = new Promise(resolve => h.once('reacquired', resolve))
+    await client.leaseClient.leaseRevoke({ ID: h.leaseId })
+    t.equal(await h.reassert(), 'lost')
+    await reacquired
+    t.equal(await h.reassert(), 'intact')
   })
 
   t.test('a revoked lease is re-acquired with the same subnets', async t => {

@@ -1,11 +1,12 @@
 // NodeWatcher against a real etcd: initial list, coalescing, hostile values, lease expiry,
-// outage and resume, compaction while disconnected, and the cost of listing 5,000 records.
+// outage and resume, compaction while disconnected, etcd restored from a snapshot or replaced,
+// and the cost of listing 5,000 records.
 import t from 'tap'
 import { parseNetworkConfig } from '../../lib/config/network-parse'
 import type { NetworkConfig } from '../../lib/config/network'
 import type { NodeRecord } from '../../lib/store/node-record'
 import type { StoreClient } from '../../lib/store/client'
-import { type NodeChange, type Rejection, NodeWatcher } from '../../lib/store/node-watch'
+import { type EtcdRestore, type NodeChange, type Rejection, NodeWatcher } from '../../lib/store/node-watch'
 import { acquireNode } from '../../lib/store/node-lease'
 import { removeNode } from '../../lib/store/node-remove'
 import { nodeKey, subnetKey } from '../../lib/store/keys'
@@ -50,6 +51,7 @@ function watch (t: Teardownable, client: StoreClient, prefix: string, cfg: Netwo
   w.on('rejected', r => { rejected.push(r); events.push('rejected') })
   w.on('degraded', () => events.push('degraded'))
   w.on('recovered', () => events.push('recovered'))
+  w.on('restored', () => events.push('restored'))
   t.teardown(async () => await w.stop())
   const next = async (from: number, pred: (c: NodeChange) => boolean, what: string, timeoutMs = 10_000): Promise<NodeChange> => {
     let found: NodeChange | undefined
@@ -245,4 +247,55 @@ t.test('etcd outage: degraded, then recovered and resumed without a re-list', as
   t.equal(c.relisted, false, 'resumed from the last revision, no re-list')
   t.strictSame(x.events.filter(e => e !== 'change'), ['degraded', 'recovered'])
   t.strictSame([...c.nodes.keys()].sort(), ['a', 'b'])
+})
+
+t.test('etcd restored from an older snapshot: reported, re-listed, and watched from the restored revision', async t => {
+  const etcd = await startEtcd(t)
+  const client = await testClient(t, etcd.endpoints, { callTimeoutMs: 1000 })
+  const prefix = '/podmesh/restore/'
+  await putNode(client, prefix, record('a', 1))
+  await putNode(client, prefix, record('b', 2))
+  const snap = `${await tempDir(t, 'snap')}/etcd.db`
+  await etcd.snapshot(snap)
+  const x = watch(t, client, prefix)
+  const restores: EtcdRestore[] = []
+  x.w.on('restored', r => restores.push(r))
+  await x.w.start()
+  // After the snapshot: c joins, a leaves, and enough writes that the revision is well past the snapshot's.
+  await putNode(client, prefix, record('c', 3))
+  await removeNode(client, prefix, 'a')
+  for (let i = 0; i < 5; i++) await putNode(client, prefix, { ...record('b', 2), generation: i + 1 })
+  await x.next(x.mark() - 1, ch => ch.nodes.has('c') && !ch.nodes.has('a'), 'c in, a out')
+  const before = BigInt(x.w.currentRevision)
+  const m = x.mark()
+  await etcd.restore(snap)
+  const c = await x.next(m, ch => ch.relisted, 'the re-list after the restore', 15_000)
+  t.strictSame([...c.nodes.keys()].sort(), ['a', 'b'], 'the snapshot\'s view: a is back, c is gone')
+  t.strictSame(c.added, ['a'])
+  t.strictSame(c.removed, ['c'])
+  t.equal(restores.length, 1)
+  t.ok(BigInt(restores[0]?.previousRevision ?? '0') >= before, 'the revision the watcher had reached')
+  t.ok(BigInt(restores[0]?.revision ?? '0') < before, 'etcd answered with an older revision')
+  t.equal(restores[0]?.clusterChanged, false)
+  t.ok(x.events.indexOf('restored') < x.events.lastIndexOf('change'), 'restored is reported before the re-listed snapshot')
+  // Writes after the restore reuse revisions the watcher saw before: it must see them anyway.
+  const m2 = x.mark()
+  await putNode(client, prefix, record('d', 4))
+  const d = await x.next(m2, ch => ch.added.includes('d'), 'd written after the restore')
+  t.strictSame([...d.nodes.keys()].sort(), ['a', 'b', 'd'])
+})
+
+t.test('etcd replaced by an empty one: reported and re-listed, nothing is left of the old view', async t => {
+  const etcd = await startEtcd(t)
+  const client = await testClient(t, etcd.endpoints, { callTimeoutMs: 1000 })
+  const prefix = '/podmesh/replaced/'
+  await putNode(client, prefix, record('a', 1))
+  const x = watch(t, client, prefix)
+  await x.w.start()
+  const m = x.mark()
+  await etcd.restore()
+  const c = await x.next(m, ch => ch.relisted, 'the re-list after the replacement', 15_000)
+  t.strictSame(c.removed, ['a'])
+  t.equal(c.nodes.size, 0)
+  t.ok(x.events.includes('restored'))
 })
