@@ -31,7 +31,7 @@ export async function remoteAddressSeen (lab: Lab, serverNs: string, serverIp: s
 }
 
 /** Pings at `intervalS` for `count` packets in the background; resolves to the loss count. */
-function pingStream (ns: string, ip: string, count: number, intervalS: number): Promise<{ sent: number, received: number }> {
+export function pingStream (ns: string, ip: string, count: number, intervalS: number): Promise<{ sent: number, received: number }> {
   return new Promise((resolve, reject) => {
     const p = spawn('ip', ['netns', 'exec', ns, 'ping', '-q', '-i', String(intervalS), '-c', String(count), '-W', '1', ip], { stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''

@@ -6,6 +6,7 @@
 import t from 'tap'
 import { join } from 'node:path'
 import { Lab, nsExec, sh, sleep, type LabNode } from './cluster'
+import { pingStream } from './mesh-suite'
 
 t.setTimeout(10 * 60_000)
 const PREFIX = '/podmesh/default/'
@@ -60,6 +61,9 @@ for (const backend of ['wireguard', 'vxlan'] as const) {
     t.ok(await fullMatrix(lab), 'full matrix before')
     const before = await subnets(lab)
     const started = pids(lab)
+    const [a, , , d] = lab.nodes as [LabNode, LabNode, LabNode, LabNode]
+    const stream = pingStream(a.pods[0]!.ns, d.pods[0]!.ips[0]!, 60, 0.05)
+    await sleep(500)
     const t0 = Date.now()
     await lab.etcdctl('del', '--prefix', `${PREFIX}nodes/`)
     await lab.etcdctl('del', '--prefix', `${PREFIX}subnets/`)
@@ -67,7 +71,8 @@ for (const backend of ['wireguard', 'vxlan'] as const) {
     const back = Date.now() - t0
     await waitFor('the full matrix', 5000 - back, async () => await fullMatrix(lab))
     const matrix = Date.now() - t0
-    t.comment(`deletion -> every record back: ${back} ms; -> full pod matrix: ${matrix} ms (${backend})`)
+    const ping = await stream
+    t.comment(`deletion -> every record back: ${back} ms; -> full pod matrix: ${matrix} ms; ${ping.sent - ping.received} of ${ping.sent} pings at 20/s lost (${backend})`)
     t.strictSame(await subnets(lab), before, 'the same subnets as before')
     t.strictSame(pids(lab), started, 'no daemon restarted')
     t.ok(lab.nodes.every(n => n.daemon?.exitCode === null), 'every daemon still running')
@@ -83,7 +88,7 @@ t.test('podmeshctl node remove, an etcd restore, a taken subnet', async t => {
   await t.test('podmeshctl node remove of a live node: it re-registers and is reachable again', async t => {
     const before = await subnets(lab)
     const t0 = Date.now()
-    await lab.ctl('node', 'remove', n2.name)
+    t.match(await lab.ctl('node', 'remove', n2.name), /warning: podmeshd on node-2 is running/, 'the command warns')
     await waitFor('node-2 back in etcd', 5000, async () => (await records(lab)).has(n2.name))
     await waitFor('the full matrix', 5000, async () => await fullMatrix(lab))
     t.comment(`node remove -> full matrix: ${Date.now() - t0} ms`)
