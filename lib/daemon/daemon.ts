@@ -40,7 +40,7 @@ export interface DaemonEvents {
 /** How long after noticing an etcd restore a record nobody re-asserted counts as a dead node's. */
 const RESTORE_GRACE_MS = 3000
 /**
- * After the own registration comes back, pruning waits this long: losing it is most often a
+ * After the own registration was written again, pruning waits this long: losing it is most often a
  * cluster-wide event (keys wiped, etcd restored) and the other nodes are re-asserting theirs too;
  * pruning their peers meanwhile would cut traffic for nothing.
  */
@@ -134,7 +134,6 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       if (state === 'held') {
         if (this.takenExit !== undefined) clearTimeout(this.takenExit)
         this.takenExit = undefined
-        this.settleBeforePruning()
         this.log.info({ registration: state, podCIDRs: lease.podCIDRs, generation: lease.record.generation }, 'own registration held')
         // Pruning was held back while the registration was in doubt; the status key may be gone too.
         this.reconciler?.trigger('registration')
@@ -145,6 +144,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       }
     })
     r.on('reasserted', ({ generation, how }) => {
+      this.settleBeforePruning()
       this.metrics.registrationWrites.inc({ how })
       this.log.warn({ how, generation, podCIDRs: lease.podCIDRs }, 'own record and subnet leases written again')
     })

@@ -7,6 +7,7 @@
 // and checked again with backoff; what to do about it is the daemon's policy.
 
 import { EventEmitter } from 'node:events'
+import { isDeepStrictEqual } from 'node:util'
 import type { NodeRecord } from '../store/node-record'
 import type { NodeLease } from '../store/node-lease'
 import { Backoff } from '../store/backoff'
@@ -29,8 +30,8 @@ export interface RegistrationEvents {
 
 const HELD = 'record and subnet leases held'
 
-/** Same content: the record as the watch delivered it and as this node published it. */
-const sameRecord = (a: NodeRecord, b: NodeRecord): boolean => a === b || JSON.stringify(a) === JSON.stringify(b)
+/** Same content: the record as the watch parsed it and as this node published it (field order differs). */
+const sameRecord = (a: NodeRecord, b: NodeRecord): boolean => a === b || isDeepStrictEqual(a, b)
 
 export class Registration extends EventEmitter<RegistrationEvents> {
   private current: RegistrationState = 'held'
@@ -68,7 +69,10 @@ export class Registration extends EventEmitter<RegistrationEvents> {
       if (this.current !== 'held') this.check()
       return
     }
-    if (this.current === 'held') {
+    // A newer generation is most likely this node's own publish, seen by the watch before the
+    // write's answer arrived: check it, without doubting (and going not ready) meanwhile.
+    const ownPublishInFlight = own !== undefined && own.generation > this.lease.record.generation
+    if (this.current === 'held' && !ownPublishInFlight) {
       this.set('doubted', own === undefined
         ? 'own record missing from etcd (deleted, or its subnet leases are); re-asserting'
         : `own record in etcd differs from what this node published (generation ${own.generation}); re-asserting`)

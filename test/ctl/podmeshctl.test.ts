@@ -67,7 +67,7 @@ t.test('podmeshctl', async t => {
   t.teardown(async () => await h.close())
   const rm = await ctl(['node', 'remove', 'old-node', ...E, '-o', 'json'])
   t.equal(rm.code, 0, rm.stderr)
-  t.strictSame(JSON.parse(rm.stdout), { name: 'old-node', record: true, subnets: h.podCIDRs, status: false })
+  t.strictSame(JSON.parse(rm.stdout), { name: 'old-node', record: true, subnets: h.podCIDRs, status: false, running: false })
   t.strictSame([...(await dump(client, '/podmesh/default/')).keys()], ['/podmesh/default/config'], 'only the config is left')
   const rm2 = await ctl(['node', 'remove', 'old-node', ...E])
   t.equal(rm2.code, 1)
