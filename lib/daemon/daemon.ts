@@ -29,6 +29,8 @@ import { GenerationMemory } from './generation-memory'
 import { EXIT_STATUS, type ExitStatus } from './exit-status'
 import { removeUnasserted } from '../store/restore-sweep'
 import type { EtcdRestore } from '../store/node-watch'
+import { type Conflict, describeConflict } from '../mesh/claims'
+import { countConflicts } from './metrics'
 
 export interface DaemonEvents {
   ready: []
@@ -77,6 +79,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private stopping = false
   private status: StatusReport | undefined
   private lastDegraded: { since: string, until?: string } | undefined
+  private conflicts: readonly Conflict[] = []
 
   constructor (private readonly opts: DaemonOptions, private readonly log: Logger) {
     super()
@@ -269,6 +272,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       }
       this.reconciler?.trigger('watch')
     })
+    this.followConflicts(w)
     w.on('rejected', r => { this.metrics.rejectedRecords.inc(); this.log.warn({ key: r.key, reason: r.reason }, 'etcd value rejected') })
     w.on('degraded', (e: unknown) => {
       if (!this.degraded) this.lastDegraded = { since: new Date().toISOString() }
@@ -287,6 +291,15 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     return w
   }
 
+  /** Conflicts are logged once each and counted. */
+  private followConflicts (w: NodeWatcher): void {
+    w.on('conflict', c => this.log.warn({ skipped: c.node, holder: c.holder, what: c.what, value: c.value }, `node record skipped: ${describeConflict(c)}`))
+    w.on('change', ev => {
+      this.conflicts = ev.conflicts
+      countConflicts(this.metrics, ev.conflicts)
+    })
+  }
+
   private createStatusReport (store: Store): StatusReport {
     return new StatusReport({
       client: store.client,
@@ -299,7 +312,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         ready: this.readiness().ready,
         ...(this.lastDegraded !== undefined ? { lastDegraded: this.lastDegraded } : {}),
         observed: this.lastObserved,
-        nodes: this.nodes.values()
+        nodes: this.nodes.values(),
+        conflicts: this.conflicts
       },
       onError: () => this.metrics.etcdErrors.inc({ op: 'status' })
     })

@@ -7,6 +7,7 @@ import { type Cidr, type Family, parseCidr, prefixMask } from '../ipam/cidr'
 import type { NodeRecord } from '../store/node-record'
 
 export type ClaimKind = 'publicKey' | 'vxlanMac' | 'podCIDR'
+export const CLAIM_KINDS: readonly ClaimKind[] = ['publicKey', 'vxlanMac', 'podCIDR']
 
 /** `node`'s record is skipped because `holder`, an earlier claimant, holds `value`. */
 export interface Conflict {
@@ -157,8 +158,11 @@ export function ownClaimConflicts (self: OwnClaims, verdict: ClaimVerdict<Claims
 /** A stable identity of a conflict, to report each one once. */
 export const conflictId = (c: Conflict): string => `${c.node}|${c.holder}|${c.what}|${c.value}`
 
-/** "node zz shares WireGuard public key abcd… with node-1, the earlier claimant" — for logs and tables. */
-export function describeConflict (c: Conflict): string {
-  const what = c.what === 'publicKey' ? 'WireGuard public key' : c.what === 'vxlanMac' ? 'VXLAN MAC' : 'pod CIDR'
-  return `${what} ${c.value} is held by node ${c.holder} (earlier claimant)`
-}
+export const CLAIM_LABEL: Record<ClaimKind, string> = { publicKey: 'WireGuard public key', vxlanMac: 'VXLAN MAC', podCIDR: 'pod CIDR' }
+
+/** "node b claims the VXLAN MAC 02:…, which node a holds (the earlier claimant)": for logs and messages. */
+export const describeConflict = (c: Conflict): string =>
+  `node ${c.node} claims the ${CLAIM_LABEL[c.what]} ${c.value}, which node ${c.holder} holds (the earlier claimant)`
+
+/** "VXLAN MAC of node a": for a table cell. */
+export const conflictLabel = (c: Conflict): string => `${CLAIM_LABEL[c.what]} of ${c.holder}`
