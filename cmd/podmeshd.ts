@@ -8,7 +8,8 @@ import pino from 'pino'
 import { parseDaemonOptions, helpText, redactOptions, isOptionsError } from '../lib/config/daemon-options'
 import { Daemon } from '../lib/daemon/daemon'
 import { notifySystemd } from '../lib/daemon/systemd-notify'
-import { EXIT_STATUS } from '../lib/daemon/exit-status'
+import { EXIT_STATUS, type ExitStatus } from '../lib/daemon/exit-status'
+import { isIdentityClaimedError } from '../lib/daemon/identity-claim'
 
 async function main (): Promise<number> {
   let opts
@@ -36,16 +37,22 @@ async function main (): Promise<number> {
     void notifySystemd('STOPPING=1')
     stopping = daemon.stop({ leave }).then(() => { log.info('stopped'); process.exit(status) }, e => { log.error({ err: e }, 'stop failed'); process.exit(EXIT_STATUS.failed) })
   }
+  // The message also goes to stderr: it says what to do (e.g. which state-dir files to remove).
+  const fatal = (error: Error, status: ExitStatus): void => {
+    if (stopping !== undefined) return
+    log.fatal({ err: error, status }, 'cannot go on')
+    process.stderr.write(`podmeshd: ${error.message}\n`)
+    stop('fatal', status)
+  }
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
-  daemon.on('fatal', ({ status, error }) => {
-    log.fatal({ err: error, status }, 'cannot go on')
-    stop('fatal', status)
-  })
+  daemon.on('fatal', ({ status, error }) => fatal(error, status))
   daemon.once('ready', () => { void notifySystemd('READY=1') })
   try {
     await daemon.start()
   } catch (e) {
+    // Refused: the stop (already under way if the refusal came from the watch) exits 3.
+    if (isIdentityClaimedError(e)) { fatal(e, EXIT_STATUS.identityTaken); return -1 }
     log.fatal({ err: e }, 'start failed')
     await daemon.stop({ leave: false }).catch(() => undefined)
     return EXIT_STATUS.failed

@@ -1,6 +1,8 @@
 // One consistent read of the cluster for podmeshctl: config, node records and status values at a
 // single etcd revision (one range per directory, the later ones pinned to the first's revision).
-// Everything is validated; a bad value is listed in `rejected`, never used.
+// Everything is validated; a bad value is listed in `rejected`, never used. The daemons' claim rule
+// (lib/mesh/claims.ts) is applied to the records: a record that claims a key, MAC or pod CIDR an
+// earlier record holds is in `skipped` with its `conflicts`, not in `nodes`, as on every node.
 import type { NetworkConfig } from '../config/network'
 import type { StoreClient } from '../store/client'
 import { storeCall } from '../store/client'
@@ -9,11 +11,16 @@ import { nodesPrefix, statusPrefix } from '../store/keys'
 import type { NodeRecord } from '../store/node-record'
 import { parseNodeRecord } from '../store/node-record-parse'
 import { type NodeStatus, parseStatus } from '../daemon/status-value'
+import { type Conflict, resolveClaims } from '../mesh/claims'
 
 export interface ClusterRead {
   config: NetworkConfig
   revision: string
+  /** Records the nodes use, by name. */
   nodes: NodeRecord[]
+  /** Valid records every node skips because an earlier record holds what they claim, by name. */
+  skipped: NodeRecord[]
+  conflicts: Conflict[]
   statuses: Map<string, NodeStatus>
   rejected: Array<{ key: string, reason: string }>
 }
@@ -24,12 +31,16 @@ export async function readCluster (client: StoreClient, prefix: string): Promise
   const revision = nodesRes.header.revision
   const statusRes = await storeCall(`range ${statusPrefix(prefix)}`, async () => await client.getAll().prefix(statusPrefix(prefix)).revision(revision).exec())
   const rejected: ClusterRead['rejected'] = []
-  const nodes: NodeRecord[] = []
+  const records: Array<{ record: NodeRecord, createRevision: bigint }> = []
   for (const kv of nodesRes.kvs) {
     const key = kv.key.toString()
-    try { nodes.push(parseNodeRecord(key, kv.value.toString(), config)) } catch (e) { rejected.push({ key, reason: (e as Error).message }) }
+    try { records.push({ record: parseNodeRecord(key, kv.value.toString(), config), createRevision: BigInt(kv.create_revision) }) } catch (e) { rejected.push({ key, reason: (e as Error).message }) }
   }
-  nodes.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+  const byName = (a: NodeRecord, b: NodeRecord): number => a.name < b.name ? -1 : a.name > b.name ? 1 : 0
+  const verdict = resolveClaims(records)
+  const nodes = verdict.accepted.sort(byName)
+  const held = new Set(nodes)
+  const skipped = records.map(r => r.record).filter(r => !held.has(r)).sort(byName)
   const statuses = new Map<string, NodeStatus>()
   for (const kv of statusRes.kvs) {
     const key = kv.key.toString()
@@ -39,5 +50,5 @@ export async function readCluster (client: StoreClient, prefix: string): Promise
       statuses.set(s.node, s)
     } catch (e) { rejected.push({ key, reason: (e as Error).message }) }
   }
-  return { config, revision, nodes, statuses, rejected }
+  return { config, revision, nodes, skipped, conflicts: verdict.conflicts, statuses, rejected }
 }

@@ -33,7 +33,8 @@ export interface DiffResult { node: string, revision: string, inSync: boolean, d
 export async function computeDiff (client: StoreClient, prefix: string, o: DiffOptions): Promise<DiffResult> {
   const name = o.node ?? hostname()
   const c = await readCluster(client, prefix)
-  const own = c.nodes.find(n => n.name === name)
+  // A skipped record is still the node's own statement of who it is.
+  const own = [...c.nodes, ...c.skipped].find(n => n.name === name)
   if (own === undefined) throw new NodeNotFoundError(name)
   const devices = { wireguard: o.wgInterface ?? 'podmesh0', vxlan: o.vxlanInterface ?? 'podmesh-vx' }
   const d = desiredState(c.config, c.nodes, identityOf(own, devices))

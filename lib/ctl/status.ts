@@ -1,6 +1,7 @@
 // `podmeshctl status`: per node its health, and per peer what the node's kernel reports
 // (handshake age, transfer, endpoint) checked against the desired state the planner derives from
-// etcd — missing, unexpected, wrong-endpoint and stale peers stand out.
+// etcd — missing, unexpected, wrong-endpoint and stale peers stand out. A record every node skips
+// (it claims what an earlier record holds) is a row of its own that says so, with no peers.
 import type { StoreClient } from '../store/client'
 import type { NodeStatus } from '../daemon/status-value'
 import { readCluster, type ClusterRead } from './cluster-read'
@@ -8,6 +9,7 @@ import { readCluster, type ClusterRead } from './cluster-read'
 import { HANDSHAKE_STALE_SECONDS } from '../daemon/status-value'
 import { desiredFor, formatAge, formatBytes, healthOf, type Health } from './mesh-view'
 import { type OutputFormat, formatJson, formatTable } from './output'
+import { type Conflict, describeConflict } from '../mesh/claims'
 
 export const statusHelp = 'podmeshctl status [node]   per node and peer: handshake, transfer, match with the desired state\n'
 
@@ -38,10 +40,22 @@ export interface NodeStatusRow {
   /** True when every desired peer is present, matching, and no node is flagged. */
   converged: boolean
   peers: PeerRow[]
+  /** Present when every node skips this node's record: what it shares with which earlier node. */
+  conflicts?: Array<Omit<Conflict, 'node'>>
 }
+
+const statusFields = (s: NodeStatus | undefined): Partial<NodeStatusRow> => s === undefined
+  ? {}
+  : { version: s.version, generation: s.generation, revision: s.revision, degraded: s.degraded, ready: s.ready, updatedAt: s.updatedAt, ...(s.lastDegraded !== undefined ? { lastDegraded: s.lastDegraded } : {}) }
 
 export function statusRows (c: ClusterRead, now: number, only?: string): NodeStatusRow[] {
   const out: NodeStatusRow[] = []
+  for (const n of c.skipped) {
+    if (only !== undefined && n.name !== only) continue
+    const s = c.statuses.get(n.name)
+    const conflicts = c.conflicts.filter(x => x.node === n.name).map(({ holder, what, value }) => ({ holder, what, value }))
+    out.push({ node: n.name, health: healthOf(s, now), ...statusFields(s), converged: false, peers: [], conflicts })
+  }
   for (const n of c.nodes) {
     if (only !== undefined && n.name !== only) continue
     const s = c.statuses.get(n.name)
@@ -83,26 +97,25 @@ export function statusRows (c: ClusterRead, now: number, only?: string): NodeSta
     out.push({
       node: n.name,
       health,
-      ...(s !== undefined
-        ? { version: s.version, generation: s.generation, revision: s.revision, degraded: s.degraded, ready: s.ready, updatedAt: s.updatedAt, ...(s.lastDegraded !== undefined ? { lastDegraded: s.lastDegraded } : {}) }
-        : {}),
+      ...statusFields(s),
       converged: health === 'ok' && peers.every(p => p.state === 'ok' || p.state === 'unlisted'),
       peers
     })
   }
-  return out
+  return out.sort((a, b) => a.node < b.node ? -1 : a.node > b.node ? 1 : 0)
 }
 
 export async function runStatus (client: StoreClient, prefix: string, format: OutputFormat, only?: string): Promise<string> {
   const c = await readCluster(client, prefix)
-  if (only !== undefined && !c.nodes.some(n => n.name === only)) throw new Error(`node ${only}: no record in etcd`)
+  if (only !== undefined && ![...c.nodes, ...c.skipped].some(n => n.name === only)) throw new Error(`node ${only}: no record in etcd`)
   const now = Date.now()
   const rows = statusRows(c, now, only)
   if (format === 'json') return formatJson(rows)
   const table: string[][] = [['NODE', 'HEALTH', 'PEER', 'TRANSPORT', 'ENDPOINT', 'HANDSHAKE', 'RX', 'TX', 'STATE']]
   for (const r of rows) {
     const h = r.health === 'ok' ? 'ok' : `${r.health.toUpperCase()}`
-    if (r.peers.length === 0) table.push([r.node, h, '-', '-', '-', '-', '-', '-', r.health === 'ok' ? 'ok' : '-'])
+    if (r.conflicts !== undefined) table.push([r.node, h, '-', '-', '-', '-', '-', '-', '!! skipped'])
+    else if (r.peers.length === 0) table.push([r.node, h, '-', '-', '-', '-', '-', '-', r.health === 'ok' ? 'ok' : '-'])
     for (const p of r.peers) {
       table.push([r.node, h, p.peer, p.transport, p.endpoint,
         p.handshakeAgeSeconds === undefined ? (p.transport === 'vxlan' ? 'n/a' : 'never') : `${formatAge(p.handshakeAgeSeconds)} ago`,
@@ -111,6 +124,7 @@ export async function runStatus (client: StoreClient, prefix: string, format: Ou
   }
   let text = formatTable(table)
   for (const r of rows) {
+    for (const x of r.conflicts ?? []) text += `${r.node}: skipped by every node: ${describeConflict({ node: r.node, ...x })}\n`
     if (r.lastDegraded !== undefined) {
       text += `${r.node}: etcd unreachable since ${r.lastDegraded.since}${r.lastDegraded.until !== undefined ? ` until ${r.lastDegraded.until}` : ' (ongoing)'}\n`
     }

@@ -29,6 +29,9 @@ import { GenerationMemory } from './generation-memory'
 import { EXIT_STATUS, type ExitStatus } from './exit-status'
 import { removeUnasserted } from '../store/restore-sweep'
 import type { EtcdRestore } from '../store/node-watch'
+import { type Conflict, type OwnClaims, describeConflict, ownClaimConflicts } from '../mesh/claims'
+import { IdentityClaimedError, claimedAtStart } from './identity-claim'
+import { countConflicts } from './metrics'
 
 export interface DaemonEvents {
   ready: []
@@ -77,6 +80,9 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private stopping = false
   private status: StatusReport | undefined
   private lastDegraded: { since: string, until?: string } | undefined
+  private ownClaims: OwnClaims | undefined
+  private conflicts: readonly Conflict[] = []
+  private refusal: IdentityClaimedError | undefined
 
   constructor (private readonly opts: DaemonOptions, private readonly log: Logger) {
     super()
@@ -90,6 +96,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.log.info({ config: { ...this.config } }, 'network config read')
     this.rtnl = Rtnl.open()
     const identity = await this.resolveIdentity(this.rtnl, this.config)
+    await this.refuseClaimedIdentity(this.store, identity)
     this.lease = await this.acquireLease(this.store, this.config, identity)
     this.self = localIdentity(this.opts, identity, this.lease.podCIDRs)
     await this.preparePodNetwork(this.rtnl, this.config, identity, this.lease.podCIDRs)
@@ -106,6 +113,15 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     const id = await resolveIdentity(this.opts, config, rtnl)
     this.log.info({ underlay: id.underlay.ip, underlayInterface: id.underlay.ifname, underlayMtu: id.underlay.mtu, mtu: id.mtu, publicKey: id.key?.publicKey }, 'node identity')
     return id
+  }
+
+  /** Never publish a key or MAC that another node's record holds (a cloned state dir): refuse before the lease. */
+  private async refuseClaimedIdentity (store: Store, identity: NodeIdentity): Promise<void> {
+    this.ownClaims = { name: this.opts.nodeName, ...(identity.key !== undefined ? { publicKey: identity.key.publicKey } : {}), ...(identity.vxlanMac !== undefined ? { vxlanMac: identity.vxlanMac } : {}) }
+    const w = store.watch()
+    w.on('degraded', e => this.log.warn({ error: e.message, step: 'claim check' }, 'etcd not reachable; retrying'))
+    const conflicts = await claimedAtStart(w, this.ownClaims)
+    if (conflicts.length > 0) throw new IdentityClaimedError({ node: this.opts.nodeName, stateDir: this.opts.stateDir, phase: 'start', conflicts })
   }
 
   /** The subnet lease and the node record, held for as long as the daemon runs. */
@@ -227,6 +243,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.watcher = this.createWatcher(store)
     this.watcher.on('restored', r => this.onEtcdRestored(r, store))
     await this.watcher.start()
+    if (this.refusal !== undefined) throw this.refusal
     this.status = this.createStatusReport(store)
     this.reconciler.start()
     this.reconciler.trigger('start')
@@ -269,6 +286,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       }
       this.reconciler?.trigger('watch')
     })
+    this.followConflicts(w)
     w.on('rejected', r => { this.metrics.rejectedRecords.inc(); this.log.warn({ key: r.key, reason: r.reason }, 'etcd value rejected') })
     w.on('degraded', (e: unknown) => {
       if (!this.degraded) this.lastDegraded = { since: new Date().toISOString() }
@@ -287,6 +305,20 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     return w
   }
 
+  /** Conflicts are logged once each and counted; this node's own record losing one means it must yield. */
+  private followConflicts (w: NodeWatcher): void {
+    w.on('conflict', c => this.log.warn({ skipped: c.node, holder: c.holder, what: c.what, value: c.value }, `node record skipped: ${describeConflict(c)}`))
+    w.on('change', ev => {
+      this.conflicts = ev.conflicts
+      countConflicts(this.metrics, ev.conflicts)
+      if (this.ownClaims === undefined || this.refusal !== undefined) return
+      const lost = ownClaimConflicts(this.ownClaims, { accepted: [...ev.nodes.values()], conflicts: ev.conflicts })
+      if (lost.length === 0) return
+      this.refusal = new IdentityClaimedError({ node: this.opts.nodeName, stateDir: this.opts.stateDir, phase: 'running', conflicts: lost })
+      this.emit('fatal', { status: EXIT_STATUS.identityTaken, error: this.refusal })
+    })
+  }
+
   private createStatusReport (store: Store): StatusReport {
     return new StatusReport({
       client: store.client,
@@ -299,7 +331,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         ready: this.readiness().ready,
         ...(this.lastDegraded !== undefined ? { lastDegraded: this.lastDegraded } : {}),
         observed: this.lastObserved,
-        nodes: this.nodes.values()
+        nodes: this.nodes.values(),
+        conflicts: this.conflicts
       },
       onError: () => this.metrics.etcdErrors.inc({ op: 'status' })
     })
@@ -372,7 +405,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   get podCIDRs (): readonly string[] { return this.lease?.podCIDRs ?? [] }
   get observed (): ObservedState | undefined { return this.lastObserved }
 
-  /** Stops the loop. With `leave`, also removes the node from etcd and its tunnels from the kernel. */
+  /**
+   * Stops the loop. With `leave`, also removes the node from etcd and its tunnels from the kernel.
+   * After a refusal (another node holds this node's key or MAC) the node's keys leave etcd too,
+   * whatever stops it: it must not keep publishing what another node owns; the kernel is left as it is.
+   */
   async stop (opts: { leave?: boolean } = {}): Promise<void> {
     if (this.stopping) return
     this.stopping = true
@@ -382,17 +419,20 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     await this.reconciler?.stop()
     await this.status?.stop()
     await this.watcher?.stop()
-    if (leave) {
+    const refused = this.refusal !== undefined
+    if (leave || (refused && this.lease !== undefined)) {
       try {
         await this.lease?.release()
         this.log.info('node removed from etcd')
       } catch (e) {
         this.log.error({ err: e }, 'could not remove the node from etcd; its keys expire with the lease')
       }
+    }
+    if (leave) {
       await this.kernel?.teardown()
       if (this.rtnl !== undefined) await removePodNetwork(this.rtnl, { bridge: this.opts.cniBridge, network: this.opts.cniNetwork, confDir: this.opts.cniConfDir })
       this.log.info('tunnels, routes and pod network removed')
-    } else {
+    } else if (!refused) {
       // The lease keeps running in etcd until its TTL: a restart takes the keys over.
       await this.lease?.close()
     }

@@ -2,6 +2,7 @@
 // stable names under podmesh_*. The daemon updates them from the events its parts emit.
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { CLAIM_KINDS, type Conflict } from '../mesh/claims'
 
 /** One WireGuard peer's last handshake as the last kernel read saw it (epoch seconds, 0 = never). */
 export interface PeerHandshake { peer: string, lastHandshake: number }
@@ -41,9 +42,22 @@ export function createMetrics (handshakes: () => Iterable<PeerHandshake> = () =>
     registrationLost: new Counter({ name: 'podmesh_registration_lost_total', help: 'Times this node found its own registration gone or altered (reason: doubted, lost, taken)', labelNames: ['reason'], registers: [registry] }),
     registrationWrites: new Counter({ name: 'podmesh_registration_reasserted_total', help: 'Times this node wrote its own record and subnet leases again (how: reasserted on its lease, reacquired on a new one)', labelNames: ['how'], registers: [registry] }),
     restoresDetected: new Counter({ name: 'podmesh_etcd_restores_total', help: 'Times etcd came back with an older revision or another cluster ID', registers: [registry] }),
-    restoreRemovals: new Counter({ name: 'podmesh_restore_removed_nodes_total', help: 'Node records removed after an etcd restore because no live node re-asserted them', registers: [registry] })
+    restoreRemovals: new Counter({ name: 'podmesh_restore_removed_nodes_total', help: 'Node records removed after an etcd restore because no live node re-asserted them', registers: [registry] }),
+    conflictingRecords: new Gauge({
+      name: 'podmesh_conflicting_records',
+      help: 'Node records skipped because an earlier record holds their WireGuard public key, VXLAN MAC or pod CIDR, by what they share',
+      labelNames: ['what'],
+      registers: [registry]
+    })
   }
+  // Every series exists from the start, so an alert on > 0 needs no absent() special case.
+  for (const what of CLAIM_KINDS) m.conflictingRecords.set({ what }, 0)
   return m
+}
+
+/** Sets the conflict gauge from the watch's current conflicts (one per shared claim). */
+export function countConflicts (m: Metrics, conflicts: readonly Conflict[]): void {
+  for (const what of CLAIM_KINDS) m.conflictingRecords.set({ what }, conflicts.filter(c => c.what === what).length)
 }
 
 export type Metrics = ReturnType<typeof createMetrics>

@@ -5,6 +5,7 @@
 
 import type { NodeRecord } from '../store/node-record'
 import type { ObservedState } from '../mesh/types'
+import { CLAIM_KINDS, type ClaimKind, type Conflict } from '../mesh/claims'
 
 export interface PeerStatus {
   node: string
@@ -39,6 +40,10 @@ export interface NodeStatus {
   peerCount?: number
   /** Peers left out of `peers` to keep the value small; all of them looked healthy. */
   peersOmitted?: number
+  /** Records this node skips because an earlier record holds what they claim (at most MAX_STATUS_CONFLICTS). */
+  conflicts?: Conflict[]
+  /** Conflicts left out of `conflicts` to keep the value small. */
+  conflictsOmitted?: number
 }
 
 /**
@@ -49,11 +54,14 @@ export interface NodeStatus {
 export const MAX_STATUS_PEERS = 256
 /** A WireGuard handshake older than this needs attention (WireGuard renews every 2 minutes). */
 export const HANDSHAKE_STALE_SECONDS = 180
+/** Conflicts listed in a status value: enough to name the culprits, bounded against a flood of bad records. */
+export const MAX_STATUS_CONFLICTS = 16
 
 /** What the daemon knows when it writes: the status fields it decides, and its kernel and etcd view. */
 export type StatusInput = Pick<NodeStatus, 'node' | 'version' | 'generation' | 'revision' | 'degraded' | 'ready' | 'lastDegraded'> & {
   observed: ObservedState | undefined
   nodes: Iterable<NodeRecord>
+  conflicts?: readonly Conflict[]
 }
 
 /** The status value for `now`; peers are named from the records (unknown kernel peers as "?"). */
@@ -79,6 +87,7 @@ export function buildStatus (input: StatusInput, now: Date): NodeStatus {
     ? peers.sort(byName)
     : [...peers.filter(attention).sort(byName), ...peers.filter(p => !attention(p)).sort(byName)].slice(0, MAX_STATUS_PEERS).sort(byName)
   const omitted = peers.length - listed.length
+  const conflicts = [...input.conflicts ?? []].sort((a, b) => a.node < b.node ? -1 : a.node > b.node ? 1 : a.what < b.what ? -1 : a.what > b.what ? 1 : 0)
   return {
     v: 1,
     node: input.node,
@@ -91,7 +100,9 @@ export function buildStatus (input: StatusInput, now: Date): NodeStatus {
     ...(input.lastDegraded !== undefined ? { lastDegraded: input.lastDegraded } : {}),
     peers: listed,
     peerCount: peers.length,
-    ...(omitted > 0 ? { peersOmitted: omitted } : {})
+    ...(omitted > 0 ? { peersOmitted: omitted } : {}),
+    ...(conflicts.length > 0 ? { conflicts: conflicts.slice(0, MAX_STATUS_CONFLICTS) } : {}),
+    ...(conflicts.length > MAX_STATUS_CONFLICTS ? { conflictsOmitted: conflicts.length - MAX_STATUS_CONFLICTS } : {})
   }
 }
 
@@ -132,6 +143,14 @@ export function parseStatus (key: string, text: string): NodeStatus {
   })
   if (v.peerCount !== undefined && !num(v.peerCount)) bad('peerCount')
   if (v.peersOmitted !== undefined && !num(v.peersOmitted)) bad('peersOmitted')
+  if (v.conflicts !== undefined && !Array.isArray(v.conflicts)) bad('conflicts')
+  const conflicts = ((v.conflicts ?? []) as unknown[]).map((c, i): Conflict => {
+    if (!isObj(c) || typeof c.node !== 'string' || typeof c.holder !== 'string' || typeof c.value !== 'string' || !CLAIM_KINDS.includes(c.what as ClaimKind)) {
+      return bad(`conflicts[${i}]`)
+    }
+    return { node: c.node, holder: c.holder, what: c.what as ClaimKind, value: c.value }
+  })
+  if (v.conflictsOmitted !== undefined && !num(v.conflictsOmitted)) bad('conflictsOmitted')
   const ld = v.lastDegraded
   let lastDegraded: NodeStatus['lastDegraded']
   if (ld !== undefined) {
@@ -151,6 +170,8 @@ export function parseStatus (key: string, text: string): NodeStatus {
     ...(lastDegraded !== undefined ? { lastDegraded } : {}),
     peers,
     ...(v.peerCount !== undefined ? { peerCount: v.peerCount as number } : {}),
-    ...(v.peersOmitted !== undefined ? { peersOmitted: v.peersOmitted as number } : {})
+    ...(v.peersOmitted !== undefined ? { peersOmitted: v.peersOmitted as number } : {}),
+    ...(v.conflicts !== undefined ? { conflicts } : {}),
+    ...(v.conflictsOmitted !== undefined ? { conflictsOmitted: v.conflictsOmitted as number } : {})
   }
 }

@@ -2,7 +2,9 @@
 // R, then a watch from R+1 (one gRPC stream, one watch per directory), changes coalesced into a
 // single 'change' carrying the full validated map (consumers are level-triggered). A record is
 // used only if it parses and every subnet it claims is leased to it in subnets/; anything else is
-// reported as 'rejected' and skipped. Compaction → re-list and report the exact difference. etcd
+// reported as 'rejected' and skipped. Of the records left, one that claims a public key, VXLAN MAC
+// or pod CIDR an earlier record holds is skipped too (lib/mesh/claims.ts) and reported as a
+// 'conflict', once per conflict. Compaction → re-list and report the exact difference. etcd
 // gone → 'degraded', reconnect with capped backoff, resume each watch after its last revision,
 // 'recovered' — unless etcd came back with an older revision or another cluster ID (restored from
 // a snapshot, or replaced): then 'restored' and a re-list, since resuming would wait for
@@ -18,6 +20,7 @@ import { KeyError, nodeKey, nodesPrefix, parseKey, prefixEnd, subnetKey, subnets
 import { RecordError } from './record-error'
 import { parseSubnetValue } from './subnet-value'
 import { Backoff, type BackoffOptions } from './backoff'
+import { type Conflict, conflictId, resolveClaims } from '../mesh/claims'
 
 export interface NodeWatchOptions {
   client: StoreClient
@@ -39,6 +42,8 @@ export interface NodeChange {
   removed: string[]
   /** True when this snapshot comes from a re-list (after compaction), not from watch events. */
   relisted: boolean
+  /** Every current conflict: records left out of `nodes` because an earlier record holds what they claim. */
+  conflicts: Conflict[]
 }
 
 export interface Rejection {
@@ -60,6 +65,8 @@ export interface NodeWatcherEvents {
   change: [NodeChange]
   restored: [EtcdRestore]
   rejected: [Rejection]
+  /** A record newly skipped for claiming what an earlier record holds (once per conflict). */
+  conflict: [Conflict]
   degraded: [StoreError]
   recovered: []
 }
@@ -67,6 +74,8 @@ export interface NodeWatcherEvents {
 interface RawNode {
   key: string
   modRevision: bigint
+  /** The record key's create revision: the age of its claims. */
+  createRevision: bigint
   parsed: NodeRecord | RecordError
 }
 
@@ -86,6 +95,7 @@ export class NodeWatcher extends EventEmitter<NodeWatcherEvents> {
   private readonly raw = new Map<string, RawNode>()
   private readonly owners = new Map<string, string>()
   private snapshot: ReadonlyMap<string, NodeRecord> = new Map()
+  private conflicts: Conflict[] = []
   private revision = 0n
   /** Per-watch resume points: everything up to here has been received. */
   private nodesRev = 0n
@@ -124,6 +134,8 @@ export class NodeWatcher extends EventEmitter<NodeWatcherEvents> {
 
   /** The last emitted snapshot. */
   current (): ReadonlyMap<string, NodeRecord> { return this.snapshot }
+  /** The conflicts of the last emitted snapshot. */
+  currentConflicts (): readonly Conflict[] { return this.conflicts }
   /** The etcd revision of the last emitted snapshot ("0" before the first). */
   get currentRevision (): string { return this.revision.toString() }
   get isDegraded (): boolean { return this.degraded }
@@ -322,7 +334,7 @@ export class NodeWatcher extends EventEmitter<NodeWatcherEvents> {
     } catch (e) {
       parsed = e instanceof RecordError ? e : new RecordError(key, 'type', String(e))
     }
-    this.raw.set(name, { key, modRevision: mod, parsed })
+    this.raw.set(name, { key, modRevision: mod, createRevision: big(kv.create_revision), parsed })
   }
 
   private deleteNode (kv: IKeyValue): void {
@@ -404,7 +416,7 @@ export class NodeWatcher extends EventEmitter<NodeWatcherEvents> {
   /** Recomputes the valid map from the raw state and emits the difference (if any). */
   private flush (relisted: boolean): void {
     if (this.stopped) return
-    const next = new Map<string, NodeRecord>()
+    const owned: Array<{ record: NodeRecord, createRevision: bigint }> = []
     for (const [name, r] of this.raw) {
       if (r.parsed instanceof RecordError) {
         this.reject(r.key, r.modRevision, r.parsed)
@@ -412,12 +424,18 @@ export class NodeWatcher extends EventEmitter<NodeWatcherEvents> {
       }
       const problem = this.ownershipProblem(r.parsed)
       if (problem === undefined) {
-        next.set(name, r.parsed)
+        owned.push({ record: r.parsed, createRevision: r.createRevision })
         this.confirming.delete(name)
         continue
       }
       this.confirmOwnership(name, r)
     }
+    const verdict = resolveClaims(owned)
+    const next = new Map(verdict.accepted.map(rec => [rec.name, rec]))
+    const known = new Set(this.conflicts.map(conflictId))
+    const fresh = verdict.conflicts.filter(c => !known.has(conflictId(c)))
+    const conflictsChanged = fresh.length > 0 || verdict.conflicts.length !== this.conflicts.length
+    this.conflicts = verdict.conflicts
     const prev = this.snapshot
     const added: string[] = []
     const updated: string[] = []
@@ -430,8 +448,9 @@ export class NodeWatcher extends EventEmitter<NodeWatcherEvents> {
     for (const name of prev.keys()) if (!next.has(name)) removed.push(name)
     this.snapshot = next
     const first = !this.listed
-    if (added.length + updated.length + removed.length === 0 && !relisted && !first) return
-    this.emit('change', { revision: this.revision.toString(), nodes: next, added, updated, removed, relisted })
+    for (const c of fresh) this.emit('conflict', c)
+    if (added.length + updated.length + removed.length === 0 && !relisted && !first && !conflictsChanged) return
+    this.emit('change', { revision: this.revision.toString(), nodes: next, added, updated, removed, relisted, conflicts: verdict.conflicts })
     this.resolveFirst()
   }
 

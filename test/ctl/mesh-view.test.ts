@@ -19,7 +19,7 @@ const status = (n: number, over: Partial<NodeStatus> = {}): NodeStatus => ({
   v: 1, node: `node-${n}`, version: '0.1.0', generation: 1, revision: '7', degraded: false, ready: true,
   updatedAt: new Date(NOW - 5000).toISOString(), peers: [1, 2, 3].filter(p => p !== n).map(p => peer(p)), ...over
 })
-const read = (statuses: NodeStatus[]): ClusterRead => ({ config: config(), revision: '7', nodes: three, statuses: new Map(statuses.map(s => [s.node, s])), rejected: [] })
+const read = (statuses: NodeStatus[]): ClusterRead => ({ config: config(), revision: '7', nodes: three, skipped: [], conflicts: [], statuses: new Map(statuses.map(s => [s.node, s])), rejected: [] })
 
 t.test('health', async t => {
   const cases: Array<[string, NodeStatus | undefined, string]> = [
@@ -56,6 +56,22 @@ t.test('status rows against the desired state', async t => {
 t.test('node rows', async t => {
   const rows = nodeRows({ ...read([status(1)]), nodes: [node(1, { since: new Date(NOW - 3600_000).toISOString() }), node(2)] }, NOW)
   t.same(rows.map(r => [r.name, r.key, r.health, r.ageSeconds]), [['node-1', key('A').slice(0, 8), 'ok', 3600], ['node-2', key('B').slice(0, 8), 'no-status', undefined]])
+})
+
+t.test('a record every node skips: its own row says why, and it is nobody\'s peer', async t => {
+  // node-9 reuses node-1's key; cluster-read put it in `skipped` by the claim rule.
+  const c: ClusterRead = {
+    ...read([status(1), status(2), status(3)]),
+    skipped: [node(9, { publicKey: key('A') })],
+    conflicts: [{ node: 'node-9', holder: 'node-1', what: 'publicKey', value: key('A') }]
+  }
+  const rows = nodeRows(c, NOW)
+  t.strictSame(rows.map(r => r.name), ['node-1', 'node-2', 'node-3', 'node-9'])
+  t.strictSame(rows.map(r => r.conflicts), [undefined, undefined, undefined, [{ holder: 'node-1', what: 'publicKey', value: key('A') }]])
+  const st = statusRows(c, NOW)
+  t.strictSame(st.map(r => [r.node, r.converged, r.peers.length]), [['node-1', true, 2], ['node-2', true, 2], ['node-3', true, 2], ['node-9', false, 0]])
+  t.strictSame(st[3]?.conflicts, [{ holder: 'node-1', what: 'publicKey', value: key('A') }])
+  t.strictSame(st[3]?.health, 'no-status')
 })
 
 t.test('topology', async t => {

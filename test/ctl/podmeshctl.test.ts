@@ -6,6 +6,8 @@ import { acquireNode } from '../../lib/store/node-lease'
 import { startEtcd } from '../harness/etcd'
 import { compileEntry } from '../harness/compile'
 import { dump, fields, tempDir, testClient } from '../harness/store'
+import { nodeKey, subnetKey } from '../../lib/store/keys'
+import { formatSubnetValue } from '../../lib/store/subnet-value'
 
 interface Run { code: number, stdout: string, stderr: string }
 let cli = ''
@@ -72,6 +74,36 @@ t.test('podmeshctl', async t => {
   const rm2 = await ctl(['node', 'remove', 'old-node', ...E])
   t.equal(rm2.code, 1)
   t.match(rm2.stderr, /node old-node: no record, subnet lease or status/)
+})
+
+t.test('nodes and status show a record every node skips, and why', async t => {
+  const etcd = await startEtcd(t)
+  const E = ['--etcd-endpoints', etcd.endpoint]
+  t.equal((await ctl(['init', '--ipv4-cidr', '10.244.0.0/16', '--backend', 'vxlan', ...E])).code, 0)
+  const client = await testClient(t, etcd.endpoints)
+  const config = parseNetworkConfig(JSON.parse((await ctl(['config', 'show', '-o', 'json', ...E])).stdout))
+  const prefix = '/podmesh/default/'
+  const holder = await acquireNode({ client, prefix, config, name: 'node-1', stateDir: await tempDir(t), record: { ...fields(1), publicKey: undefined, vxlan: { mac: '02:00:00:00:00:01' } } })
+  t.teardown(async () => await holder.close())
+  // Hand-written, with a valid subnet lease, reusing node-1's VXLAN MAC.
+  await client.put(subnetKey(prefix, '10.244.250.0/24')).value(formatSubnetValue('mimic'))
+  await client.put(nodeKey(prefix, 'mimic')).value(JSON.stringify({ v: 1, name: 'mimic', generation: 0, endpoint: '192.0.2.99:51820', podCIDRs: ['10.244.250.0/24'], vxlan: { mac: '02:00:00:00:00:01' }, mtu: 1450 }))
+
+  const json = await ctl(['nodes', '-o', 'json', ...E])
+  t.equal(json.code, 0, json.stderr)
+  const rows = JSON.parse(json.stdout) as Array<{ name: string, conflicts?: unknown }>
+  t.strictSame(rows.map(r => [r.name, r.conflicts]), [['mimic', [{ holder: 'node-1', what: 'vxlanMac', value: '02:00:00:00:00:01' }]], ['node-1', undefined]])
+  const table = await ctl(['nodes', ...E])
+  t.match(table.stdout, /^NAME\s+SUBNETS.*\s+CONFLICT\n/)
+  t.match(table.stdout, /^mimic\s.*!! skipped: VXLAN MAC of node-1$/m)
+  t.match(table.stdout, /^node-1\s.*\s-$/m)
+
+  const status = await ctl(['status', ...E])
+  t.equal(status.code, 0, status.stderr)
+  t.match(status.stdout, /^mimic\s.*!! skipped$/m)
+  t.match(status.stdout, 'mimic: skipped by every node: node mimic claims the VXLAN MAC 02:00:00:00:00:01, which node node-1 holds (the earlier claimant)')
+  const one = JSON.parse((await ctl(['status', 'mimic', '-o', 'json', ...E])).stdout) as Array<{ node: string, converged: boolean, conflicts: unknown }>
+  t.strictSame(one.map(r => [r.node, r.converged, r.conflicts]), [['mimic', false, [{ holder: 'node-1', what: 'vxlanMac', value: '02:00:00:00:00:01' }]]])
 })
 
 t.test('usage errors exit 2 with a clear message, before etcd is contacted', async t => {

@@ -66,3 +66,25 @@ t.test('a large cluster\'s status lists at most MAX_STATUS_PEERS, the peers need
   t.ok(JSON.stringify(s).length < 64 * 1024, `value is ${JSON.stringify(s).length} bytes`)
   t.strictSame(parseStatus('status/node-1', JSON.stringify(s)), s, 'round-trips')
 })
+
+t.test('conflicts: listed sorted, bounded, validated on the way back', async t => {
+  const { MAX_STATUS_CONFLICTS } = await import('../../lib/daemon/status-value')
+  const base = { node: 'node-1', version: 'x', generation: 1, revision: '9', degraded: false, ready: true, observed: undefined, nodes: [node(1)] }
+  t.notOk('conflicts' in buildStatus({ ...base, conflicts: [] }, new Date(0)), 'absent without conflicts')
+  const two = [
+    { node: 'zz', holder: 'node-2', what: 'vxlanMac' as const, value: '02:00:00:00:00:02' },
+    { node: 'impostor', holder: 'node-1', what: 'publicKey' as const, value: node(1).publicKey as string }
+  ]
+  const s = buildStatus({ ...base, conflicts: two }, new Date(0))
+  t.strictSame(s.conflicts?.map(c => c.node), ['impostor', 'zz'])
+  t.strictSame(parseStatus('k', JSON.stringify(s)), s, 'round-trips')
+  const flood = Array.from({ length: 40 }, (_, i) => ({ node: `bad-${String(i).padStart(2, '0')}`, holder: 'node-1', what: 'podCIDR' as const, value: '10.244.1.0/24' }))
+  const f = buildStatus({ ...base, conflicts: flood }, new Date(0))
+  t.equal(f.conflicts?.length, MAX_STATUS_CONFLICTS)
+  t.equal(f.conflictsOmitted, 40 - MAX_STATUS_CONFLICTS)
+  for (const bad of [{ conflicts: {} }, { conflicts: [{ node: 'a', holder: 'b', what: 'endpoint', value: 'x' }] }, { conflictsOmitted: -1 }]) {
+    let err: unknown
+    try { parseStatus('k', JSON.stringify({ ...s, ...bad })) } catch (e) { err = e }
+    t.ok(isStatusValueError(err), `rejected: ${JSON.stringify(bad)}`)
+  }
+})

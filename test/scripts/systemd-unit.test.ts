@@ -6,6 +6,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { OPTION_SPECS } from '../../lib/config/daemon-options'
+import { EXIT_STATUS } from '../../lib/daemon/exit-status'
 
 const ROOT = resolve(__dirname, '..', '..')
 const UNIT = readFileSync(join(ROOT, 'scripts', 'podmeshd.service'), 'utf8')
@@ -47,6 +48,7 @@ t.test('unit settings', async t => {
   t.same(setting('Type'), ['notify'])
   t.same(setting('NotifyAccess'), ['all'])
   t.same(setting('Restart'), ['always'])
+  t.same(setting('RestartPreventExitStatus'), [String(EXIT_STATUS.identityTaken)], 'a refused identity is not restarted into the same refusal')
   t.same(setting('KillMode'), ['process'], 'wireguard-go survives a restart')
   t.same(setting('CapabilityBoundingSet'), ['CAP_NET_ADMIN CAP_NET_RAW CAP_NET_BIND_SERVICE'])
   t.same(setting('ProtectSystem'), ['strict'])

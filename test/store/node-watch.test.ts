@@ -211,7 +211,8 @@ t.test('node watch', async t => {
     for (let from = 0; from < N; from += 60) {
       const success = []
       for (let i = from; i < Math.min(N, from + 60); i++) {
-        const rec = { ...record(`node-${i}`, i % 250, `10.${i >> 8}.${i & 255}.0/24`), location: `rack-${i % 40}` }
+        // Unique keys: records sharing one would be skipped by the claim rule.
+        const rec = { ...record(`node-${i}`, i % 250, `10.${i >> 8}.${i & 255}.0/24`), publicKey: testKey(i), location: `rack-${i % 40}` }
         success.push({ request_put: { key: Buffer.from(subnetKey(prefix, rec.podCIDRs[0] ?? '')), value: Buffer.from(formatSubnetValue(rec.name)) } })
         success.push({ request_put: { key: Buffer.from(nodeKey(prefix, rec.name)), value: Buffer.from(JSON.stringify(rec)) } })
       }

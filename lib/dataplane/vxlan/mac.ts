@@ -7,8 +7,10 @@ import { join } from 'node:path'
 
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/
 
+export const VXLAN_MAC_FILE = 'vxlan-mac'
+
 export async function loadOrCreateVxlanMac (stateDir: string): Promise<string> {
-  const file = join(stateDir, 'vxlan-mac')
+  const file = join(stateDir, VXLAN_MAC_FILE)
   try {
     const text = (await readFile(file, 'utf8')).trim()
     if (MAC.test(text)) return text
