@@ -150,13 +150,17 @@ const cases: Array<{ name: string, want: DesiredState, have: ObservedState, prun
     lines: []
   },
   {
-    name: "vxlan: a peer's underlay address moved: only its FDB entry follows",
+    name: "vxlan: a peer's underlay address moved: only its FDB entry follows (the add replaces the MAC's entry)",
     want: want(config({ type: 'vxlan' }), [node(1), node(2, { endpoint: '192.0.2.112:51820' })]),
     have: observedFrom(want(config({ type: 'vxlan' }), nodes.slice(0, 2))),
-    lines: [
-      'fdb 02:00:00:00:00:02 dst 192.0.2.112: add',
-      'fdb 02:00:00:00:00:02 dst 192.0.2.12: remove'
-    ]
+    lines: ['fdb 02:00:00:00:00:02 dst 192.0.2.112: add']
+  },
+  {
+    name: "vxlan: a peer's underlay address moved while nothing is pruned: its FDB entry still follows",
+    want: want(config({ type: 'vxlan' }), [node(1), node(2, { endpoint: '192.0.2.112:51820' })]),
+    have: observedFrom(want(config({ type: 'vxlan' }), nodes.slice(0, 3))),
+    prune: false,
+    lines: ['fdb 02:00:00:00:00:02 dst 192.0.2.112: add']
   },
   {
     name: 'mixed mode: a node moving location moves its routes between devices',
