@@ -16,6 +16,7 @@ import { ensurePodNetwork, removePodNetwork, repairPodNetwork, type PodNetworkSp
 import { desiredState, type LocalIdentity } from '../mesh/desired'
 import { plan, describePlan } from '../mesh/plan'
 import { afterApply } from '../mesh/expected'
+import { formatEndpoint } from '../mesh/endpoint'
 import { planIsEmpty, type ObservedState } from '../mesh/types'
 import { Reconciler, backoffDelay } from './reconciler'
 import { readsKernel, type ReconcileReason } from './reconcile-reason'
@@ -32,6 +33,8 @@ import type { EtcdRestore } from '../store/node-watch'
 import { type Conflict, type OwnClaims, describeConflict, ownClaimConflicts } from '../mesh/claims'
 import { IdentityClaimedError, claimedAtStart } from './identity-claim'
 import { countConflicts } from './metrics'
+import { UnderlayFollower } from './underlay-follow'
+import { dropConnections } from '../store/client'
 
 export interface DaemonEvents {
   ready: []
@@ -83,6 +86,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private ownClaims: OwnClaims | undefined
   private conflicts: readonly Conflict[] = []
   private refusal: IdentityClaimedError | undefined
+  private underlay: UnderlayFollower | undefined
 
   constructor (private readonly opts: DaemonOptions, private readonly log: Logger) {
     super()
@@ -249,6 +253,39 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.reconciler.trigger('start')
     await this.reconciler.settled()
     this.status.start()
+    this.underlay = this.followUnderlay(store, rtnl, identity)
+  }
+
+  /**
+   * Without --public-address the endpoint follows the interface's address: the data plane takes
+   * the new one at once (VXLAN's local IP), the record as soon as etcd accepts it.
+   */
+  private followUnderlay (store: Store, rtnl: Rtnl, identity: NodeIdentity): UnderlayFollower | undefined {
+    const o = this.opts
+    if (o.publicAddress !== undefined || this.lease === undefined || this.config === undefined) return undefined
+    const port = this.config.backend.wireguard.port
+    const endpoint = (ip: string): string => formatEndpoint({ ip, port })
+    const f = new UnderlayFollower({ rtnl, ...(o.publicInterface !== undefined ? { interface: o.publicInterface } : {}), lease: this.lease, port, underlay: identity.underlay })
+    f.on('moved', m => {
+      // etcd's connections left from the old address, which is gone: redial before publishing.
+      dropConnections(store.client)
+      if (this.self !== undefined) this.self = { ...this.self, underlayIp: m.to.ip }
+      this.log.warn({ old: endpoint(m.from.ip), new: endpoint(m.to.ip), underlayInterface: m.to.ifname }, 'underlay address changed; following it')
+      this.reconciler?.trigger('underlay')
+    })
+    f.on('published', p => {
+      this.metrics.endpointChanges.inc()
+      this.log.info({ old: p.from, new: p.to, generation: p.generation }, 'new endpoint published')
+    })
+    f.on('waiting', w => this.log.warn({ endpoint: endpoint(w.underlay.ip), error: w.error.message }, 'underlay address gone and none to take yet; keeping the old endpoint'))
+    f.on('publishFailed', e => {
+      this.metrics.etcdErrors.inc({ op: 'publish' })
+      // One line per attempt, without the stack: it repeats until etcd takes it.
+      this.log.warn({ error: (e.error as Error).message, new: e.endpoint, retryInMs: e.retryInMs }, 'could not publish the new endpoint; will retry')
+    })
+    f.on('checkFailed', e => this.log.warn({ err: e.error, retryInMs: e.retryInMs }, 'could not read the underlay addresses; will retry'))
+    f.start()
+    return f
   }
 
   private createReconciler (): Reconciler {
@@ -416,6 +453,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     const leave = opts.leave ?? this.opts.leave
     for (const t of [this.restoreSweep, this.takenExit, this.pruneSettle]) if (t !== undefined) clearTimeout(t)
     this.registration?.stop()
+    await this.underlay?.stop()
     await this.reconciler?.stop()
     await this.status?.stop()
     await this.watcher?.stop()

@@ -36,6 +36,7 @@ export function createMetrics (handshakes: () => Iterable<PeerHandshake> = () =>
     rejectedRecords: new Counter({ name: 'podmesh_rejected_records_total', help: 'etcd values rejected by validation', registers: [registry] }),
     etcdErrors: new Counter({ name: 'podmesh_etcd_errors_total', help: 'etcd failures (watch, lease keepalive, status writes)', labelNames: ['op'], registers: [registry] }),
     convergenceLag: new Histogram({ name: 'podmesh_convergence_lag_seconds', help: 'Time from receiving an etcd change to its application in the kernel', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5], registers: [registry] }),
+    endpointChanges: new Counter({ name: 'podmesh_endpoint_changes_total', help: 'New endpoints published because the underlay address changed', registers: [registry] }),
     degraded: new Gauge({ name: 'podmesh_degraded', help: '1 while etcd is unreachable and the last known state is kept', registers: [registry] }),
     ready: new Gauge({ name: 'podmesh_ready', help: '1 when the subnet is held and the data plane applied', registers: [registry] }),
     registrationHeld: new Gauge({ name: 'podmesh_registration_held', help: '1 while etcd holds this node\'s record and subnet leases as it published them', registers: [registry] }),

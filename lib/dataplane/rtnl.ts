@@ -15,7 +15,6 @@ const MAIN_TABLE = 254
 const F_CREATE = 0x400
 const F_EXCL = 0x200
 const F_REPLACE = 0x100
-const F_APPEND = 0x800
 const RTNH_F_ONLINK = 4
 /** How many requests may be in flight on the socket at once. */
 const WINDOW = 32
@@ -347,10 +346,15 @@ export class Rtnl {
       .map(m => ({ index, mac: macText(m.attrs.lladdr as Buffer), dst: ipText(m.attrs.dst as Buffer) }))
   }
 
+  /**
+   * Adds or replaces FDB entries. REPLACE, because a unicast MAC has one remote: the kernel
+   * appends remotes only to multicast/all-zero entries and silently ignores APPEND for a unicast
+   * MAC that already has one, which would keep a moved node's old underlay address.
+   */
   async addFdb (list: readonly FdbEntry[]): Promise<void> {
     await windowed(list, f => this.call('add fdb', `${f.mac} dst ${f.dst}`, () =>
       this.sock.newNeighbor({ family: AF_BRIDGE, ifindex: f.index, state: { permanent: true }, flags: { self: true } },
-        { lladdr: macBuffer(f.mac), dst: ipBuffer(f.dst) }, { flags: F_CREATE | F_APPEND })))
+        { lladdr: macBuffer(f.mac), dst: ipBuffer(f.dst) }, { flags: F_CREATE | F_REPLACE })))
   }
 
   async delFdb (list: readonly FdbEntry[]): Promise<void> {

@@ -46,6 +46,7 @@ export function afterApply (o: ObservedState, p: Plan, d: DesiredState): Observe
     const base = fresh ? { addresses: [] as string[], fdb: [] as FdbEntry[], neighbors: [] as NeighborEntry[], mtu: 0 } : o.vxlan as NonNullable<ObservedState['vxlan']>
     const fdbKey = (f: FdbEntry): string => `${f.mac}|${f.dst}`
     const delFdb = new Set(v.delFdb.map(fdbKey))
+    const addedMacs = new Set(v.addFdb.map(f => f.mac))
     const addedIps = new Set(v.addNeighbors.map(n => n.ip))
     const delNeigh = new Set(v.delNeighbors.map(n => n.ip))
     out.vxlan = {
@@ -56,7 +57,8 @@ export function afterApply (o: ObservedState, p: Plan, d: DesiredState): Observe
       mac: v.mac,
       localIp: v.localIp,
       addresses: [...base.addresses.filter(a => !v.delAddresses.includes(a)), ...v.addAddresses],
-      fdb: [...base.fdb.filter(f => !delFdb.has(fdbKey(f))), ...v.addFdb],
+      // An added FDB entry replaces any entry for the same MAC (the kernel's REPLACE semantics).
+      fdb: [...base.fdb.filter(f => !delFdb.has(fdbKey(f)) && !addedMacs.has(f.mac)), ...v.addFdb],
       // An added neighbour replaces any entry for the same IP (the kernel's REPLACE semantics).
       neighbors: [...base.neighbors.filter(n => !delNeigh.has(n.ip) && !addedIps.has(n.ip)), ...v.addNeighbors]
     }

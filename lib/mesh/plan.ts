@@ -67,6 +67,7 @@ export function planVxlan (want: VxlanDevice, have: ObservedVxlan | undefined): 
   const addrs = diffBy(want.addresses, base?.addresses ?? [], a => a)
   const fdbWant = want.remotes.map(r => ({ mac: r.mac, dst: r.underlayIp }))
   const fdb = diffBy(fdbWant, base?.fdb ?? [], f => `${f.mac}|${f.dst}`)
+  const fdbAddedMacs = new Set(fdb.add.map(f => f.mac))
   const neighWant = want.remotes.flatMap(r => r.tunnelIps.map(ip => ({ ip, mac: r.mac })))
   const neigh = diffBy(neighWant, base?.neighbors ?? [], n => `${n.ip}|${n.mac}`)
   return {
@@ -81,7 +82,9 @@ export function planVxlan (want: VxlanDevice, have: ObservedVxlan | undefined): 
     addAddresses: addrs.add,
     delAddresses: addrs.del,
     addFdb: fdb.add,
-    delFdb: fdb.del,
+    // An entry whose MAC gets a new remote (the node's underlay moved) is replaced by the add,
+    // also while nothing is pruned: it is an update of a live peer, not a removal.
+    delFdb: fdb.del.filter(f => !fdbAddedMacs.has(f.mac)),
     addNeighbors: neigh.add,
     // A neighbour being replaced (same IP, new MAC) is overwritten by the add; deleting it would race.
     delNeighbors: neigh.del.filter(n => !neigh.add.some(a => a.ip === n.ip))

@@ -117,3 +117,18 @@ export async function etcdClientOptions (o: EtcdOptions, c: ConnectOptions = {})
 export async function connectStore (o: EtcdOptions, c: ConnectOptions = {}): Promise<StoreClient> {
   return new etcd3.Etcd3(await etcdClientOptions(o, c))
 }
+
+interface ResettableHost { resetAllServices: () => void }
+
+/**
+ * Drops every connection of the client to etcd; the next call dials afresh. For when the
+ * node's source address vanished: a TCP connection from it is dead, but nothing tells the
+ * socket for minutes (grpc's keepalive notices after 15 s). etcd3 offers no public way, so
+ * this reaches its connection pool; returns false (and does nothing) if that shape changed.
+ */
+export function dropConnections (client: StoreClient): boolean {
+  const hosts = (client as unknown as { pool?: { hosts?: unknown } }).pool?.hosts
+  if (!Array.isArray(hosts) || !hosts.every((h): h is ResettableHost => typeof (h as Partial<ResettableHost>)?.resetAllServices === 'function')) return false
+  for (const h of hosts) h.resetAllServices()
+  return true
+}

@@ -1,5 +1,6 @@
 // A loopback TCP proxy in front of etcd that a test can cut: pause() drops every connection and
-// refuses new ones, so one client sees etcd vanish while others keep using it.
+// refuses new ones, so one client sees etcd vanish while others keep using it; freeze() silences
+// the open connections without closing them, as a vanished source address does.
 import { type Server, type Socket, createServer, connect } from 'node:net'
 import type { Teardownable } from './etcd'
 
@@ -43,6 +44,11 @@ export class TcpProxy {
   }
 
   resume (): void { this.paused = false }
+
+  /** Open connections go silent — nothing forwarded, nothing closed — while new ones work. */
+  freeze (): void {
+    for (const s of this.sockets) { s.unpipe(); s.pause() }
+  }
 
   async close (): Promise<void> {
     this.pause()

@@ -40,6 +40,11 @@ export interface LabOptions {
   vxlanWithinLocation?: boolean
   resyncInterval?: string
   extraDaemonArgs?: string[]
+  /**
+   * Nodes (1-based) that take their underlay from eth0 (--public-interface) instead of a fixed
+   * --public-address, so it may move; their health server listens on every address.
+   */
+  followUnderlay?: number[]
 }
 
 export interface LabState { id: string, dir: string, namespaces: string[], pids: number[], wgInterfaces: string[] }
@@ -54,20 +59,22 @@ export class LabNode {
 
   get conflist (): string { return join(this.dir, 'cni', '10-podmesh.conflist') }
   get logFile (): string { return join(this.dir, 'podmeshd.log') }
-  get metricsUrl (): string { return `http://${this.underlayIp}:9475` }
+  get followsUnderlay (): boolean { return this.lab.opts.followUnderlay?.includes(this.index) === true }
+  /** Reached from inside the node's namespace; loopback where the underlay address may move. */
+  get metricsUrl (): string { return `http://${this.followsUnderlay ? '127.0.0.1' : this.underlayIp}:9475` }
 
   daemonArgs (): string[] {
     return [
       '--etcd-endpoints', this.lab.etcdUrl,
       '--node-name', this.name,
-      '--public-address', this.underlayIp,
+      ...(this.followsUnderlay ? ['--public-interface', 'eth0'] : ['--public-address', this.underlayIp]),
       '--wg-interface', this.wgIf,
       '--vxlan-interface', `${this.wgIf}x`,
       '--wg-mode', 'userspace',
       '--state-dir', join(this.dir, 'state'),
       '--cni-conf-dir', join(this.dir, 'cni'),
       '--cni-data-dir', join(this.dir, 'ipam'),
-      '--metrics-address', `${this.underlayIp}:9475`,
+      '--metrics-address', `${this.followsUnderlay ? '0.0.0.0' : this.underlayIp}:9475`,
       '--resync-interval', this.lab.opts.resyncInterval ?? '2s',
       '--lease-ttl', '60s',
       ...(this.location !== undefined ? ['--location', this.location] : []),
@@ -307,11 +314,11 @@ export class Lab {
   }
 
   /** Every pod pings every other pod on every address; returns the failures ("a -> b ip"). */
-  async podMatrix (): Promise<string[]> {
+  async podMatrix (opts: { timeoutS?: number } = {}): Promise<string[]> {
     const pods = this.nodes.flatMap(n => n.pods)
     const jobs = pods.flatMap(a => pods.filter(b => b !== a).flatMap(b => b.ips.map(ip => ({ a, b, ip }))))
     const failures: string[] = []
-    await Promise.all(jobs.map(async j => { if (!await this.ping(j.a.ns, j.ip)) failures.push(`${j.a.name} -> ${j.b.name} ${j.ip}`) }))
+    await Promise.all(jobs.map(async j => { if (!await this.ping(j.a.ns, j.ip, opts)) failures.push(`${j.a.name} -> ${j.b.name} ${j.ip}`) }))
     return failures.sort()
   }
 

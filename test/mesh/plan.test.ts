@@ -129,6 +129,40 @@ const cases: Array<{ name: string, want: DesiredState, have: ObservedState, prun
     ]
   },
   {
+    name: "vxlan: this node's underlay address moved: re-created with the new local IP, everything on it re-added in the same plan",
+    want: desiredState(config({ type: 'vxlan' }), nodes.slice(0, 2), self({ underlayIp: '192.0.2.111' })).state,
+    have: observedFrom(want(config({ type: 'vxlan' }), nodes.slice(0, 2))),
+    lines: [
+      'device pm-vx: re-create vxlan vni 1 port 4789 local 192.0.2.111',
+      'device pm-vx: add address 10.244.1.0/32',
+      'device pm-vx: add address fd00:10:244:1::/128',
+      'fdb 02:00:00:00:00:02 dst 192.0.2.12: add',
+      'neighbour 10.244.2.0 lladdr 02:00:00:00:00:02: add',
+      'neighbour fd00:10:244:2:: lladdr 02:00:00:00:00:02: add',
+      'route 10.244.2.0/24 dev pm-vx via 10.244.2.0 onlink src 10.244.1.0: add',
+      'route fd00:10:244:2::/64 dev pm-vx via fd00:10:244:2:: onlink src fd00:10:244:1::: add'
+    ]
+  },
+  {
+    name: "wireguard: this node's underlay address moved: nothing to do here (it listens on every address)",
+    want: desiredState(config(), nodes.slice(0, 2), self({ underlayIp: '192.0.2.111' })).state,
+    have: observedFrom(want(config(), nodes.slice(0, 2))),
+    lines: []
+  },
+  {
+    name: "vxlan: a peer's underlay address moved: only its FDB entry follows (the add replaces the MAC's entry)",
+    want: want(config({ type: 'vxlan' }), [node(1), node(2, { endpoint: '192.0.2.112:51820' })]),
+    have: observedFrom(want(config({ type: 'vxlan' }), nodes.slice(0, 2))),
+    lines: ['fdb 02:00:00:00:00:02 dst 192.0.2.112: add']
+  },
+  {
+    name: "vxlan: a peer's underlay address moved while nothing is pruned: its FDB entry still follows",
+    want: want(config({ type: 'vxlan' }), [node(1), node(2, { endpoint: '192.0.2.112:51820' })]),
+    have: observedFrom(want(config({ type: 'vxlan' }), nodes.slice(0, 3))),
+    prune: false,
+    lines: ['fdb 02:00:00:00:00:02 dst 192.0.2.112: add']
+  },
+  {
     name: 'mixed mode: a node moving location moves its routes between devices',
     want: want(config({ wg: { vxlanWithinLocation: true } }), [node(1), node(2, { location: 'west' })]),
     have: observedFrom(want(config({ wg: { vxlanWithinLocation: true } }), [node(1), node(2)])),
