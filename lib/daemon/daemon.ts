@@ -25,11 +25,8 @@ import { startHealthServer, type Readiness } from './health'
 import { openStore, type Store, type NodeLease, type NodeWatcher } from './store-session'
 import { StatusReport } from './status-report'
 import { localIdentity, recordFields, resolveIdentity, type NodeIdentity } from './identity'
-import { Registration } from './registration'
-import { GenerationMemory } from './generation-memory'
+import { RegistrationPolicy } from './registration-policy'
 import { EXIT_STATUS, type ExitStatus } from './exit-status'
-import { removeUnasserted } from '../store/restore-sweep'
-import type { EtcdRestore } from '../store/node-watch'
 import { type Conflict, type OwnClaims, describeConflict, ownClaimConflicts } from '../mesh/claims'
 import { IdentityClaimedError, claimedAtStart } from './identity-claim'
 import { countConflicts } from './metrics'
@@ -43,36 +40,19 @@ export interface DaemonEvents {
   fatal: [{ status: ExitStatus, error: Error }]
 }
 
-/** How long after noticing an etcd restore a record nobody re-asserted counts as a dead node's. */
-const RESTORE_GRACE_MS = 3000
-/**
- * After the own registration was written again, pruning waits this long: losing it is most often a
- * cluster-wide event (keys wiped, etcd restored) and the other nodes are re-asserting theirs too;
- * pruning their peers meanwhile would cut traffic for nothing.
- */
-const PRUNE_SETTLE_MS = 2000
-/** How long a subnet taken by another node is waited on (the holder may let go) before exiting. */
-const SUBNET_TAKEN_EXIT_MS = 10_000
-
 export class Daemon extends EventEmitter<DaemonEvents> {
   readonly metrics: Metrics = createMetrics(() => this.peerHandshakes())
   private store: Store | undefined
   private rtnl: Rtnl | undefined
   private kernel: Kernel | undefined
   private lease: NodeLease | undefined
-  private registration: Registration | undefined
-  /** Pending: the removal of records nobody re-asserted after an etcd restore; the exit on a taken subnet. */
-  private restoreSweep: NodeJS.Timeout | undefined
-  private takenExit: NodeJS.Timeout | undefined
-  private pruneSettle: NodeJS.Timeout | undefined
+  private registration: RegistrationPolicy | undefined
   private watcher: NodeWatcher | undefined
   private reconciler: Reconciler | undefined
   private server: Server | undefined
   private config: NetworkConfig | undefined
   private self: LocalIdentity | undefined
   private nodes: ReadonlyMap<string, NodeRecord> = new Map()
-  /** What this node saw of every record's generation, departed nodes included: evidence after an etcd restore. */
-  private readonly generations = new GenerationMemory()
   private synced = false
   private degraded = false
   private applied = false
@@ -141,78 +121,23 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.log.info({ podCIDRs: lease.podCIDRs, generation: lease.record.generation }, 'subnet lease held')
     lease.on('lost', () => this.metrics.etcdErrors.inc({ op: 'lease' }))
     lease.on('keepaliveFailed', (e: unknown) => { this.metrics.etcdErrors.inc({ op: 'keepalive' }); this.log.warn({ err: e }, 'lease keepalive failed') })
-    this.registration = this.holdRegistration(lease)
+    this.registration = this.holdRegistration(store, lease)
     return lease
   }
 
   /** The node's own record and subnet leases, kept as desired state: re-asserted when someone else removes or alters them. */
-  private holdRegistration (lease: NodeLease): Registration {
-    const r = new Registration(lease)
-    this.metrics.registrationHeld.set(1)
-    r.on('state', ({ state, detail }) => {
-      this.metrics.registrationHeld.set(state === 'held' ? 1 : 0)
-      if (state === 'held') {
-        if (this.takenExit !== undefined) clearTimeout(this.takenExit)
-        this.takenExit = undefined
-        this.log.info({ registration: state, podCIDRs: lease.podCIDRs, generation: lease.record.generation }, 'own registration held')
-        // Pruning was held back while the registration was in doubt; the status key may be gone too.
-        this.reconciler?.trigger('registration')
-        this.status?.trigger()
-      } else {
-        this.metrics.registrationLost.inc({ reason: state })
-        this.log.warn({ registration: state, detail }, 'own registration not held: not ready, pruning nothing')
-      }
-    })
-    r.on('reasserted', ({ generation, how }) => {
-      this.settleBeforePruning()
-      this.metrics.registrationWrites.inc({ how })
-      this.log.warn({ how, generation, podCIDRs: lease.podCIDRs }, 'own record and subnet leases written again')
-    })
-    r.on('taken', e => {
-      this.log.error({ err: e, podCIDRs: lease.podCIDRs, exitInMs: this.takenExit === undefined ? SUBNET_TAKEN_EXIT_MS : undefined },
-        'another node holds this node\'s subnet; its pods\' addresses are no longer this node\'s')
-      // Never keep serving a subnet that another node owns: if the holder does not let go, exit;
-      // the restart (systemd) allocates a new subnet and rewrites the CNI config.
-      this.takenExit ??= setTimeout(() => {
-        if (this.registration?.state === 'taken') this.emit('fatal', { status: EXIT_STATUS.subnetTaken, error: e })
-      }, SUBNET_TAKEN_EXIT_MS)
-    })
-    r.on('checkFailed', e => {
-      this.metrics.etcdErrors.inc({ op: 'registration' })
-      if (!this.degraded) this.log.warn({ err: e }, 'could not check the own registration; retrying')
-    })
-    return r
-  }
-
-  /** Holds pruning for PRUNE_SETTLE_MS, then runs a pass that prunes. */
-  private settleBeforePruning (): void {
-    if (this.pruneSettle !== undefined) clearTimeout(this.pruneSettle)
-    this.pruneSettle = setTimeout(() => {
-      this.pruneSettle = undefined
-      this.reconciler?.trigger('registration')
-    }, PRUNE_SETTLE_MS)
-  }
-
-  /** etcd came back older (a snapshot restore) or replaced: re-assert, then remove records nobody re-asserted. */
-  private onEtcdRestored (restore: EtcdRestore, store: Store): void {
-    // What was published before the restore, departed nodes included: a live node re-asserts
-    // with a higher generation than this; a restored record of a node that left does not.
-    const known = this.generations.known(this.nodes)
-    this.metrics.restoresDetected.inc()
-    this.log.warn({ ...restore }, 'etcd restored from an older snapshot or replaced: re-asserting own registration')
-    this.registration?.restored(`etcd restored (revision ${restore.previousRevision} -> ${restore.revision}${restore.clusterChanged ? ', new cluster ID' : ''}); re-asserting`)
-    this.reconciler?.trigger('etcd-restored')
-    if (this.restoreSweep !== undefined) clearTimeout(this.restoreSweep)
-    this.restoreSweep = setTimeout(() => {
-      this.restoreSweep = undefined
-      // Only a node that holds its own registration again judges the others.
-      if (this.stopping || this.registration?.held !== true || this.degraded) return
-      removeUnasserted(store.client, store.prefix, { known, except: this.opts.nodeName }).then(removed => {
-        if (removed.length === 0) return
-        this.metrics.restoreRemovals.inc(removed.length)
-        this.log.warn({ nodes: removed }, 'removed records that no live node re-asserted after the etcd restore')
-      }, e => this.log.warn({ err: e }, 'could not remove stale records after the etcd restore'))
-    }, RESTORE_GRACE_MS)
+  private holdRegistration (store: Store, lease: NodeLease): RegistrationPolicy {
+    return new RegistrationPolicy({
+      log: this.log,
+      metrics: this.metrics,
+      client: store.client,
+      prefix: store.prefix,
+      nodeName: this.opts.nodeName,
+      trigger: reason => this.reconciler?.trigger(reason),
+      report: () => this.status?.trigger(),
+      fatal: (status, error) => this.emit('fatal', { status, error }),
+      isDegraded: () => this.degraded
+    }, lease)
   }
 
   /** Forwarding sysctls, the pod bridge and the CNI conflist for the node's subnets. */
@@ -245,7 +170,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     })
     this.reconciler = this.createReconciler()
     this.watcher = this.createWatcher(store)
-    this.watcher.on('restored', r => this.onEtcdRestored(r, store))
+    this.watcher.on('restored', r => this.registration?.restored(r, this.nodes))
     await this.watcher.start()
     if (this.refusal !== undefined) throw this.refusal
     this.status = this.createStatusReport(store)
@@ -313,11 +238,10 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     const w = store.watch()
     w.on('change', ev => {
       this.metrics.watchEvents.inc()
-      this.generations.observe(this.nodes, ev)
+      // Before the pass: a view without this node's own record must not prune anything.
+      this.registration?.observe(this.nodes, ev)
       this.nodes = ev.nodes
       this.synced = true
-      // Before the pass: a view without this node's own record must not prune anything.
-      this.registration?.observe(ev.nodes.get(this.opts.nodeName))
       if (ev.added.length + ev.updated.length + ev.removed.length > 0 || ev.relisted) {
         this.log.info({ added: ev.added, updated: ev.updated, removed: ev.removed, relisted: ev.relisted, revision: ev.revision }, 'node records changed')
       }
@@ -388,7 +312,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     if (full) {
       this.lastObserved = observed
       this.updatePeerMetrics(d.transports)
-      if (reason === 'resync') this.registration?.check()
+      if (reason === 'resync') this.registration?.resync()
       if (reason === 'resync' && this.podNetwork !== undefined && this.rtnl !== undefined) {
         const repaired = await repairPodNetwork(this.rtnl, this.podNetwork)
         if (repaired.length > 0) this.log.warn({ repaired }, 'pod network drift repaired')
@@ -397,7 +321,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     // Prune only with a full, current view: never while etcd is away, never before the first list,
     // never while the own registration is in doubt or has just come back (etcd emptied or
     // restored: the view may be partial while the other nodes re-assert theirs).
-    const p = plan(d.state, observed, { prune: this.synced && !this.degraded && this.registration?.held === true && this.pruneSettle === undefined })
+    const p = plan(d.state, observed, { prune: this.synced && !this.degraded && this.registration?.mayPrune === true })
     this.expected = undefined
     if (!planIsEmpty(p)) {
       const t0 = Date.now()
@@ -431,7 +355,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
 
   readiness (): Readiness {
     if (this.lease === undefined) return { ready: false, detail: 'no subnet lease yet' }
-    if (this.registration !== undefined && !this.registration.held) return { ready: false, detail: this.registration.detail }
+    const registration = this.registration?.readiness()
+    if (registration !== undefined) return registration
     if (!this.applied) return { ready: false, detail: 'data plane not applied yet' }
     if ((this.reconciler?.consecutiveFailures ?? 0) > 0) return { ready: false, detail: `last ${this.reconciler?.consecutiveFailures} reconcile(s) failed` }
     if (this.degraded) return { ready: true, detail: 'degraded: etcd unreachable, serving the last known state' }
@@ -451,7 +376,6 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     if (this.stopping) return
     this.stopping = true
     const leave = opts.leave ?? this.opts.leave
-    for (const t of [this.restoreSweep, this.takenExit, this.pruneSettle]) if (t !== undefined) clearTimeout(t)
     this.registration?.stop()
     await this.underlay?.stop()
     await this.reconciler?.stop()
