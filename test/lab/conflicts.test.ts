@@ -9,7 +9,7 @@ import t from 'tap'
 import { spawn } from 'node:child_process'
 import { cpSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { Lab, ROOT, nsExec, sleep, type LabNode } from './cluster'
+import { Lab, ROOT, nsExec, sleep, type LabNode, waitForValue } from './cluster'
 
 t.setTimeout(5 * 60_000)
 
@@ -17,16 +17,6 @@ const PREFIX = '/podmesh/default/'
 const DAEMON = join(ROOT, 'dist', 'cmd', 'podmeshd.js')
 
 interface NodeRec { name: string, publicKey?: string, vxlan?: { mac: string }, podCIDRs: string[], mtu: number }
-
-async function waitFor<T> (what: string, timeoutMs: number, check: () => Promise<T | undefined | false>): Promise<T> {
-  const t0 = Date.now()
-  while (Date.now() - t0 < timeoutMs) {
-    const v = await check()
-    if (v !== undefined && v !== false) return v
-    await sleep(200)
-  }
-  throw new Error(`${what}: not within ${timeoutMs} ms`)
-}
 
 const recordOf = async (lab: Lab, name: string): Promise<NodeRec> =>
   JSON.parse(await lab.etcdctl('get', '--print-value-only', `${PREFIX}nodes/${name}`)) as NodeRec
@@ -92,7 +82,7 @@ for (const backend of ['wireguard', 'vxlan'] as const) {
     const lab = await Lab.create({ nodes: 3, podsPerNode: 1, backend, dualStack: false })
     t.teardown(async () => await lab.destroy())
     const [n1, n2, n3] = lab.nodes as [LabNode, LabNode, LabNode]
-    await waitFor('the pod matrix', 15_000, async () => (await lab.podMatrix()).length === 0).catch(() => undefined)
+    await waitForValue('the pod matrix', 15_000, async () => (await lab.podMatrix()).length === 0).catch(() => undefined)
     t.strictSame(await lab.podMatrix(), [], 'before: every pod reaches every pod')
 
     // Named to sort after node-1: without the rule its peer (or FDB entry) would be applied last and win.
@@ -101,7 +91,7 @@ for (const backend of ['wireguard', 'vxlan'] as const) {
     const value = backend === 'wireguard' ? victim.publicKey ?? '' : victim.vxlan?.mac ?? ''
     await writeImpostor(lab, 'zz-impostor', 99, backend === 'wireguard' ? { publicKey: value } : { vxlan: { mac: value } })
 
-    for (const n of lab.nodes) await waitFor(`${n.name} counts the conflict`, 15_000, async () => await metric(n, what) === 1)
+    for (const n of lab.nodes) await waitForValue(`${n.name} counts the conflict`, 15_000, async () => await metric(n, what) === 1)
     t.pass(`podmesh_conflicting_records{what="${what}"} 1 on every node`)
     t.strictSame(await lab.podMatrix(), [], 'the victim stays reachable from every pod')
     if (backend === 'wireguard') {
@@ -119,7 +109,7 @@ for (const backend of ['wireguard', 'vxlan'] as const) {
     t.strictSame(rows.filter(r => r.conflicts !== undefined).map(r => r.name), ['zz-impostor'], 'nobody else is flagged')
     t.match(await lab.ctl('nodes'), /^zz-impostor\s.*!! skipped: (WireGuard public key|VXLAN MAC) of node-1$/m, 'podmeshctl nodes table')
     t.match(await lab.ctl('status'), /^zz-impostor: skipped by every node: node zz-impostor claims the .*, which node node-1 holds/m, 'podmeshctl status')
-    const status = await waitFor('node-3\'s status lists the conflict', 15_000, async () => {
+    const status = await waitForValue('node-3\'s status lists the conflict', 15_000, async () => {
       const s = JSON.parse(await lab.etcdctl('get', '--print-value-only', `${PREFIX}status/node-3`)) as { conflicts?: unknown[] }
       return s.conflicts !== undefined ? s : undefined
     })
@@ -147,7 +137,7 @@ for (const backend of ['wireguard', 'vxlan'] as const) {
     if (backend !== 'wireguard') return
     // node-3 restarts while a later record holds its key: it is the earlier claimant and goes on.
     await writeImpostor(lab, 'yy-thief', 98, { publicKey: (await recordOf(lab, 'node-3')).publicKey ?? '' })
-    await waitFor('node-1 counts both conflicts', 15_000, async () => await metric(n1, 'publicKey') === 2)
+    await waitForValue('node-1 counts both conflicts', 15_000, async () => await metric(n1, 'publicKey') === 2)
     await n3.stop()
     await n3.start(['--lease-ttl', '6s'])
     t.pass('node-3, the earlier claimant, restarts despite yy-thief')
@@ -159,7 +149,7 @@ for (const backend of ['wireguard', 'vxlan'] as const) {
     const code = await within<number | null | 'timeout'>(exited, 30_000, () => 'timeout')
     t.equal(code, 3, 'node-3 exits 3 once its record lost the key')
     t.match(readFileSync(n3.logFile, 'utf8'), "node node-3: this node's record lost its WireGuard public key")
-    await waitFor('node-3\'s keys leave etcd', 10_000, async () => (await lab.etcdctl('get', '--prefix', '--keys-only', `${PREFIX}nodes/node-3`)).trim() === '')
+    await waitForValue('node-3\'s keys leave etcd', 10_000, async () => (await lab.etcdctl('get', '--prefix', '--keys-only', `${PREFIX}nodes/node-3`)).trim() === '')
     t.notMatch(await lab.etcdctl('get', '--prefix', `${PREFIX}subnets/`), '"node":"node-3"', 'its subnet is free again')
     lab.nodes.splice(lab.nodes.indexOf(n3), 1)
     t.strictSame(await lab.podMatrix(), [], 'node-1 and node-2 pods still reach each other')

@@ -2,20 +2,11 @@
 // and VXLAN (only the underlay capture differs: encrypted UDP to the WireGuard port, or VXLAN).
 import type { Test } from 'tap'
 import { spawn } from 'node:child_process'
-import { Lab, nsExec, sleep, sh, type LabNode } from './cluster'
+import { Lab, nsExec, sleep, sh, type LabNode, waitFor } from './cluster'
 
 export interface SuiteOptions { backend: 'wireguard' | 'vxlan' }
 
 const ROUTE_PROTO = '211'
-
-async function waitFor (what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<number> {
-  const t0 = Date.now()
-  while (Date.now() - t0 < timeoutMs) {
-    if (await check()) return Date.now() - t0
-    await sleep(50)
-  }
-  throw new Error(`${what}: not within ${timeoutMs} ms`)
-}
 
 /** A node-run TCP echo of the peer address: the server answers each connection with what it sees. */
 export async function remoteAddressSeen (lab: Lab, serverNs: string, serverIp: string, clientNs: string): Promise<string> {

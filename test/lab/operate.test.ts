@@ -4,7 +4,7 @@
 import t from 'tap'
 import { execFile } from 'node:child_process'
 import { join } from 'node:path'
-import { Lab, ROOT, nsExec, sleep, type LabNode } from './cluster'
+import { Lab, ROOT, nsExec, sleep, type LabNode, waitForValue } from './cluster'
 import { createMetrics } from '../../lib/daemon/metrics'
 
 const CTL = join(ROOT, 'dist', 'cmd', 'podmeshctl.js')
@@ -16,16 +16,6 @@ async function ctlIn (lab: Lab, ns: string, args: string[]): Promise<{ code: num
       resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr })
     })
   })
-}
-
-async function waitFor<T> (what: string, timeoutMs: number, check: () => Promise<T | undefined | false>): Promise<T> {
-  const t0 = Date.now()
-  let last: unknown
-  while (Date.now() - t0 < timeoutMs) {
-    try { const v = await check(); if (v !== undefined && v !== false) return v } catch (e) { last = e }
-    await sleep(250)
-  }
-  throw new Error(`${what}: not within ${timeoutMs} ms${last !== undefined ? ` (last error: ${(last as Error).message})` : ''}`)
 }
 
 const diffArgs = (n: LabNode): string[] => ['diff', n.name, '--wg-interface', n.wgIf, '--vxlan-interface', `${n.wgIf}x`]
@@ -50,7 +40,7 @@ t.test('operate a 3-node lab', async t => {
     t.equal(r1.endpoint, `${n1.underlayIp}:51820`)
     t.equal(r1.key, records.publicKey.slice(0, 8))
     t.same(r1.podCIDRs, records.podCIDRs)
-    await waitFor('all nodes healthy', 15_000, async () => {
+    await waitForValue('all nodes healthy', 15_000, async () => {
       const rs = JSON.parse(await lab.ctl('nodes', '-o', 'json')) as Array<{ health: string }>
       return rs.every(r => r.health === 'ok')
     })
@@ -58,7 +48,7 @@ t.test('operate a 3-node lab', async t => {
   })
 
   await t.test('status: every node sees every desired peer with a handshake', async t => {
-    const rows = await waitFor('converged status', 20_000, async () => {
+    const rows = await waitForValue('converged status', 20_000, async () => {
       const rs = JSON.parse(await lab.ctl('status', '-o', 'json')) as Array<{ node: string, converged: boolean, version: string, peers: Array<{ peer: string, state: string, handshakeAgeSeconds?: number, rxBytes: number }> }>
       return rs.length === 3 && rs.every(r => r.converged) ? rs : undefined
     })
@@ -93,7 +83,7 @@ t.test('operate a 3-node lab', async t => {
     t.equal(drift.code, 1, 'diff exits 1 on drift')
     t.match(drift.stdout, `node-1: route ${dst} dev ${n1.wgIf}`)
     t.match(drift.stdout, /: add$/m)
-    await waitFor('resync repairs the route', 12_000, async () => (await ctlIn(lab, n1.ns, diffArgs(n1))).code === 0)
+    await waitForValue('resync repairs the route', 12_000, async () => (await ctlIn(lab, n1.ns, diffArgs(n1))).code === 0)
     t.pass('diff exits 0 after the resync')
   })
 
@@ -112,20 +102,20 @@ t.test('operate a 3-node lab', async t => {
 
   await t.test('etcd down: degraded but serving, visible in status once etcd is back', async t => {
     await lab.stopEtcd()
-    const r = await waitFor('readyz degraded', 15_000, async () => { const x = await http(n3, '/readyz'); return x.body.includes('degraded') ? x : undefined })
+    const r = await waitForValue('readyz degraded', 15_000, async () => { const x = await http(n3, '/readyz'); return x.body.includes('degraded') ? x : undefined })
     t.equal(r.code, 200, 'degraded-but-serving stays ready')
     const failed = await ctlIn(lab, lab.hub, ['status'])
     t.not(failed.code, 0, 'status cannot read etcd while it is down')
     await sleep(2000)
     await lab.startEtcd()
-    const row = await waitFor('status records the degraded period', 30_000, async () => {
+    const row = await waitForValue('status records the degraded period', 30_000, async () => {
       const rs = JSON.parse(await lab.ctl('status', 'node-3', '-o', 'json')) as Array<{ node: string, health: string, degraded?: boolean, lastDegraded?: { since: string, until?: string } }>
       const x = rs[0]
       return x !== undefined && (x.degraded === true || x.health !== 'ok' || x.lastDegraded !== undefined) ? x : undefined
     })
     t.equal(row.node, 'node-3')
     t.ok(row.degraded === true || row.health !== 'ok' || row.lastDegraded !== undefined, `degraded shown: ${JSON.stringify(row)}`)
-    const back = await waitFor('recovered', 30_000, async () => {
+    const back = await waitForValue('recovered', 30_000, async () => {
       const x = (JSON.parse(await lab.ctl('status', 'node-3', '-o', 'json')) as Array<{ health: string, lastDegraded?: { since: string, until?: string } }>)[0]
       return x?.health === 'ok' && x.lastDegraded?.until !== undefined ? x : undefined
     })

@@ -5,20 +5,11 @@
 // if the other node keeps it. Both backends for the wholesale deletion; the rest is backend-free.
 import t from 'tap'
 import { join } from 'node:path'
-import { Lab, nsExec, sh, sleep, type LabNode } from './cluster'
+import { Lab, nsExec, sh, sleep, type LabNode, waitFor } from './cluster'
 import { pingStream } from './mesh-suite'
 
 t.setTimeout(10 * 60_000)
 const PREFIX = '/podmesh/default/'
-
-async function waitFor (what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<number> {
-  const t0 = Date.now()
-  while (Date.now() - t0 < timeoutMs) {
-    if (await check()) return Date.now() - t0
-    await sleep(50)
-  }
-  throw new Error(`${what}: not within ${timeoutMs} ms`)
-}
 
 /** Every pod pings every other pod (1 s timeout each); true when all answered. */
 const fullMatrix = async (lab: Lab): Promise<boolean> => (await lab.podMatrix()).length === 0
