@@ -92,43 +92,135 @@ class PrefixIndex {
   }
 }
 
-/** Judges every claim; see the module comment for the rule. */
-export function resolveClaims<T extends Claims> (claimants: Iterable<Claimant<T>>): ClaimVerdict<T> {
-  const ordered = [...claimants].sort(byClaimAge)
+/** The indices of accepted claims, grown one record at a time in claim-age order. */
+class ClaimIndex {
+  readonly keys = new Map<string, string>()
+  readonly macs = new Map<string, string>()
+  readonly prefixes: PrefixIndex
+  constructor (readonly lengths: ReadonlyMap<Family, readonly number[]>) { this.prefixes = new PrefixIndex(lengths) }
+
+  /** Whether every prefix length of `record` is indexed (else the index cannot judge it). */
+  covers (record: Claims): boolean {
+    return cidrsOf(record).every(c => this.lengths.get(c.family)?.includes(c.len) === true)
+  }
+
+  /** The conflicts `record` has with what is accepted; none: it is accepted and indexed. */
+  judge (record: Claims): Conflict[] {
+    const found: Conflict[] = []
+    const mac = record.vxlan?.mac.toLowerCase()
+    const keyHolder = record.publicKey === undefined ? undefined : this.keys.get(record.publicKey)
+    if (keyHolder !== undefined && record.publicKey !== undefined) found.push({ node: record.name, holder: keyHolder, what: 'publicKey', value: record.publicKey })
+    const macHolder = mac === undefined ? undefined : this.macs.get(mac)
+    if (macHolder !== undefined && mac !== undefined) found.push({ node: record.name, holder: macHolder, what: 'vxlanMac', value: mac })
+    const cidrs = cidrsOf(record)
+    cidrs.forEach((c, i) => {
+      const holder = this.prefixes.holderOf(c)
+      if (holder !== undefined) found.push({ node: record.name, holder, what: 'podCIDR', value: record.podCIDRs[i] ?? '' })
+    })
+    if (found.length > 0) return found
+    if (record.publicKey !== undefined) this.keys.set(record.publicKey, record.name)
+    if (mac !== undefined) this.macs.set(mac, record.name)
+    for (const c of cidrs) this.prefixes.add(c, record.name)
+    return found
+  }
+}
+
+function prefixLengths (records: Iterable<Claims>): Map<Family, number[]> {
   const lengths = new Map<Family, number[]>()
-  for (const { record } of ordered) {
+  for (const record of records) {
     for (const c of cidrsOf(record)) {
       const l = lengths.get(c.family) ?? []
       if (!l.includes(c.len)) lengths.set(c.family, [...l, c.len].sort((a, b) => a - b))
     }
   }
-  const keys = new Map<string, string>()
-  const macs = new Map<string, string>()
-  const prefixes = new PrefixIndex(lengths)
+  return lengths
+}
+
+/** Judges every claim; see the module comment for the rule. */
+export function resolveClaims<T extends Claims> (claimants: Iterable<Claimant<T>>): ClaimVerdict<T> {
+  return judgeAll([...claimants].sort(byClaimAge)).verdict
+}
+
+function judgeAll<T extends Claims> (ordered: Array<Claimant<T>>): { verdict: ClaimVerdict<T>, index: ClaimIndex } {
+  const index = new ClaimIndex(prefixLengths(ordered.map(c => c.record)))
   const accepted: T[] = []
   const conflicts: Conflict[] = []
   for (const { record } of ordered) {
-    const found: Conflict[] = []
-    const mac = record.vxlan?.mac.toLowerCase()
-    const keyHolder = record.publicKey === undefined ? undefined : keys.get(record.publicKey)
-    if (keyHolder !== undefined && record.publicKey !== undefined) found.push({ node: record.name, holder: keyHolder, what: 'publicKey', value: record.publicKey })
-    const macHolder = mac === undefined ? undefined : macs.get(mac)
-    if (macHolder !== undefined && mac !== undefined) found.push({ node: record.name, holder: macHolder, what: 'vxlanMac', value: mac })
-    const cidrs = cidrsOf(record)
-    cidrs.forEach((c, i) => {
-      const holder = prefixes.holderOf(c)
-      if (holder !== undefined) found.push({ node: record.name, holder, what: 'podCIDR', value: record.podCIDRs[i] ?? '' })
-    })
-    if (found.length > 0) {
-      conflicts.push(...found)
-      continue
-    }
-    accepted.push(record)
-    if (record.publicKey !== undefined) keys.set(record.publicKey, record.name)
-    if (mac !== undefined) macs.set(mac, record.name)
-    for (const c of cidrs) prefixes.add(c, record.name)
+    const found = index.judge(record)
+    if (found.length > 0) conflicts.push(...found)
+    else accepted.push(record)
   }
-  return { accepted, conflicts }
+  return { verdict: { accepted, conflicts }, index }
+}
+
+/** What a record claims, as one comparable string (cached per record object). */
+const claimTexts = new WeakMap<Claims, string>()
+function claimText (r: Claims): string {
+  let t = claimTexts.get(r)
+  if (t === undefined) {
+    t = `${r.publicKey ?? ''}|${r.vxlan?.mac.toLowerCase() ?? ''}|${r.podCIDRs.join(',')}`
+    claimTexts.set(r, t)
+  }
+  return t
+}
+
+/**
+ * resolveClaims over a stream of snapshots (the watch's), cheap for the common changes: records
+ * whose claims did not change keep their verdict, and records newer than every judged one (a
+ * join) are judged against the accepted claims alone, O(new records). Anything else — a record
+ * gone, claims changed, a new record older than the newest judged, a prefix length not seen —
+ * judges everything anew. The verdict is resolveClaims's (accepted in input order).
+ */
+export class ClaimLedger<T extends Claims> {
+  private last: {
+    index: ClaimIndex
+    /** name → create revision, claims and whether accepted. */
+    judged: Map<string, { createRevision: bigint, claims: string, accepted: boolean }>
+    newest: bigint
+    conflicts: Conflict[]
+  } | undefined
+
+  resolve (claimants: ReadonlyArray<Claimant<T>>): ClaimVerdict<T> {
+    return this.extend(claimants) ?? this.rejudge(claimants)
+  }
+
+  private rejudge (claimants: ReadonlyArray<Claimant<T>>): ClaimVerdict<T> {
+    const { verdict, index } = judgeAll([...claimants].sort(byClaimAge))
+    const acceptedNames = new Set(verdict.accepted.map(r => r.name))
+    const judged = new Map(claimants.map(c => [c.record.name, { createRevision: c.createRevision, claims: claimText(c.record), accepted: acceptedNames.has(c.record.name) }]))
+    const newest = claimants.reduce((m, c) => c.createRevision > m ? c.createRevision : m, -1n)
+    this.last = { index, judged, newest, conflicts: verdict.conflicts }
+    return { accepted: claimants.filter(c => acceptedNames.has(c.record.name)).map(c => c.record), conflicts: verdict.conflicts }
+  }
+
+  private extend (claimants: ReadonlyArray<Claimant<T>>): ClaimVerdict<T> | undefined {
+    const last = this.last
+    if (last === undefined) return undefined
+    const fresh: Array<Claimant<T>> = []
+    let kept = 0
+    // First only look: the indices are touched once the fast path is sure to hold.
+    for (const c of claimants) {
+      const before = last.judged.get(c.record.name)
+      if (before === undefined) {
+        if (c.createRevision <= last.newest || !last.index.covers(c.record)) return undefined
+        fresh.push(c)
+      } else {
+        if (before.createRevision !== c.createRevision || before.claims !== claimText(c.record)) return undefined
+        kept++
+      }
+    }
+    if (kept !== last.judged.size) return undefined // a record is gone: its claims may free others
+    fresh.sort(byClaimAge)
+    const conflicts = [...last.conflicts]
+    for (const c of fresh) {
+      const found = last.index.judge(c.record)
+      conflicts.push(...found)
+      last.judged.set(c.record.name, { createRevision: c.createRevision, claims: claimText(c.record), accepted: found.length === 0 })
+      if (c.createRevision > last.newest) last.newest = c.createRevision
+    }
+    last.conflicts = conflicts
+    return { accepted: claimants.filter(c => last.judged.get(c.record.name)?.accepted === true).map(c => c.record), conflicts }
+  }
 }
 
 /** What a node about to publish itself would take from another node: its key or MAC, held by an accepted record. */

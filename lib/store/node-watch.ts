@@ -20,7 +20,7 @@ import { KeyError, nodeKey, nodesPrefix, parseKey, prefixEnd, subnetKey, subnets
 import { RecordError } from './record-error'
 import { parseSubnetValue } from './subnet-value'
 import { Backoff, type BackoffOptions } from './backoff'
-import { type Conflict, conflictId, resolveClaims } from '../mesh/claims'
+import { ClaimLedger, type Conflict, conflictId } from '../mesh/claims'
 
 export interface NodeWatchOptions {
   client: StoreClient
@@ -96,6 +96,8 @@ export class NodeWatcher extends EventEmitter<NodeWatcherEvents> {
   private readonly owners = new Map<string, string>()
   private snapshot: ReadonlyMap<string, NodeRecord> = new Map()
   private conflicts: Conflict[] = []
+  /** The claim rule over successive snapshots: a join is judged against the accepted claims alone. */
+  private readonly claims = new ClaimLedger<NodeRecord>()
   private revision = 0n
   /** Per-watch resume points: everything up to here has been received. */
   private nodesRev = 0n
@@ -430,7 +432,7 @@ export class NodeWatcher extends EventEmitter<NodeWatcherEvents> {
       }
       this.confirmOwnership(name, r)
     }
-    const verdict = resolveClaims(owned)
+    const verdict = this.claims.resolve(owned)
     const next = new Map(verdict.accepted.map(rec => [rec.name, rec]))
     const known = new Set(this.conflicts.map(conflictId))
     const fresh = verdict.conflicts.filter(c => !known.has(conflictId(c)))

@@ -1,7 +1,7 @@
 // The claim rule: a public key, VXLAN MAC or pod CIDR claimed by two records belongs to the
 // earlier claimant (create revision, ties by name); the later record is skipped and reported.
 import t from 'tap'
-import { type Claimant, type Conflict, ownClaimConflicts, resolveClaims } from '../../lib/mesh/claims'
+import { ClaimLedger, type Claimant, type Conflict, ownClaimConflicts, resolveClaims } from '../../lib/mesh/claims'
 import type { NodeRecord } from '../../lib/store/node-record'
 import { key, node, nodes } from '../fixtures/mesh'
 
@@ -170,4 +170,46 @@ t.test('5,000 records: one verdict, no false conflicts', async t => {
   t.comment(`resolveClaims over 5,000 records: ${(Number(process.hrtime.bigint() - t0) / 1e6).toFixed(0)} ms`)
   t.equal(v.accepted.length, 5000)
   t.strictSame(v.conflicts, [])
+})
+
+t.test('the ledger gives resolveClaims\'s verdict over a stream of changes', async t => {
+  // A seeded stream of joins, leaves, claim changes and endpoint-only updates, with clashing
+  // keys, MACs and overlapping prefixes drawn from small pools so conflicts come and go.
+  let seed = 42
+  const rnd = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n }
+  const ledger = new ClaimLedger<NodeRecord>()
+  let revision = 100
+  const live = new Map<string, Claimant<NodeRecord>>()
+  const fresh = (name: string): NodeRecord => ({
+    ...node(1),
+    name,
+    publicKey: key('ABCDEFGHIJKL'[rnd(12)] as string),
+    vxlan: { mac: `02:00:00:00:00:0${rnd(9)}` },
+    podCIDRs: rnd(10) === 0 ? [`10.${rnd(3)}.0.0/16`] : [`10.${rnd(3)}.${rnd(12)}.0/24`]
+  })
+  const sorted = (v: { accepted: NodeRecord[], conflicts: Conflict[] }): unknown =>
+    ({ accepted: v.accepted.map(r => r.name).sort(), conflicts: v.conflicts.map(c => JSON.stringify(c)).sort() })
+  let fastSteps = 0
+  for (let step = 0; step < 400; step++) {
+    const op = rnd(10)
+    const names = [...live.keys()]
+    if (op < 5 || names.length === 0) {
+      const name = `n${step}`
+      live.set(name, { record: fresh(name), createRevision: BigInt(++revision) })
+      if (op < 4) fastSteps++
+    } else if (op < 7) {
+      live.delete(names[rnd(names.length)] as string)
+    } else if (op < 9) {
+      const name = names[rnd(names.length)] as string
+      const c = live.get(name) as Claimant<NodeRecord>
+      live.set(name, { ...c, record: { ...c.record, endpoint: `192.0.2.${rnd(200)}:51820` } })
+    } else {
+      const name = names[rnd(names.length)] as string
+      const c = live.get(name) as Claimant<NodeRecord>
+      live.set(name, { ...c, record: { ...fresh(name) } })
+    }
+    const input = [...live.values()]
+    t.strictSame(sorted(ledger.resolve(input)), sorted(resolveClaims(input)), `step ${step}`)
+  }
+  t.ok(fastSteps > 100, 'the stream exercised joins')
 })
