@@ -27,9 +27,13 @@ async function verify (unitText: string): Promise<{ code: number, output: string
   }
 }
 
-/** verify checks that ExecStart's binary exists: point it at this machine's node and a real script. */
+/**
+ * verify checks that ExecStart's binary exists, and /usr/bin/podmeshd is only there where the
+ * package is installed: point it at this machine's node and a real script. (The package test
+ * checks that the package's /usr/bin/podmeshd is executable.)
+ */
 const runnable = (text: string): string =>
-  text.replace(/^ExecStart=\/usr\/bin\/node \/opt\/podmesh\/dist\/cmd\/podmeshd\.js$/m, `ExecStart=${process.execPath} ${join(ROOT, 'cmd', 'podmeshd.ts')}`)
+  text.replace(/^ExecStart=\/usr\/bin\/podmeshd$/m, `ExecStart=${process.execPath} ${join(ROOT, 'cmd', 'podmeshd.ts')}`)
 
 const setting = (key: string): string[] => [...UNIT.matchAll(new RegExp(`^${key}=(.*)$`, 'gm'))].map(m => m[1] ?? '')
 
@@ -56,7 +60,7 @@ t.test('unit settings', async t => {
   t.same(setting('PrivateTmp'), ['yes'])
   t.same(setting('StateDirectory'), ['podmesh'])
   t.same(setting('EnvironmentFile'), ['-/etc/default/podmeshd'])
-  t.same(setting('ExecStart'), ['/usr/bin/node /opt/podmesh/dist/cmd/podmeshd.js'])
+  t.same(setting('ExecStart'), ['/usr/bin/podmeshd'], 'the package\'s entry point')
   const rw = (setting('ReadWritePaths')[0] ?? '').split(/\s+/).map(p => p.replace(/^-/, ''))
   for (const p of ['/etc/cni/net.d', '/run/wireguard', '/var/run/wireguard']) t.ok(rw.includes(p), `${p} writable`)
   // The state dir the unit provides is podmeshd's default.
