@@ -1,6 +1,8 @@
 // The WireGuard backend against the real thing: two namespaces on a bridge underlay
-// (192.0.2.1/.2), userspace WireGuard devices made by ensureDevice + applyWireguard from
-// hand-written plans, routes through applyRoutes, ping across, read back with observe. The
+// (192.0.2.1/.2), userspace WireGuard devices (wireguard-go, forced, so this runs on any machine)
+// made by ensureDevice + applyWireguard from hand-written plans, routes through applyRoutes, ping
+// across, read back with observe. Whether 'auto' and 'kernel' mode get a kernel device depends on
+// the kernel: kernelHasWireguard asks `ip`, and the tests expect the matching path. The
 // in-namespace work runs in wireguard-agent.ts (netlink acts on the process's namespace).
 
 import t from 'tap'
@@ -15,6 +17,7 @@ import type { WireguardApplyResult, DeviceKind } from '../../lib/dataplane/wireg
 import { loadOrCreatePrivateKey, type NodeKey } from '../../lib/dataplane/keys'
 import { socketPath } from '../../lib/dataplane/wireguard/wireguard-go'
 import { isAgentError, Lab, sh, type Netns, type NsProcess } from '../harness/netns'
+import { kernelHasWireguard } from '../harness/kernel-wireguard'
 
 const AGENT = 'test/dataplane/wireguard-agent.ts'
 const PORT = 51820
@@ -115,8 +118,8 @@ t.test('userspace WireGuard between two namespaces', async t => {
 
   await t.test('create, configure, route: ping across both families', async t => {
     for (const [n, other] of [[a, b], [b, a]] as const) {
-      const r = await n.agent.request<Counted<WireguardApplyResult>>('apply', { plan: createPlan(n, [peerOf(other)]), privateKeyFile: n.key.privateKeyFile })
-      t.strictSame(r.value, { kind: 'userspace', wgInvocations: 1 }, `${n.ifname}: created in userspace (no kernel module), one wg set`)
+      const r = await n.agent.request<Counted<WireguardApplyResult>>('apply', { plan: createPlan(n, [peerOf(other)]), privateKeyFile: n.key.privateKeyFile, mode: 'userspace' })
+      t.strictSame(r.value, { kind: 'userspace', wgInvocations: 1 }, `${n.ifname}: created in userspace, one wg set`)
       t.equal(r.spawns, 2, 'spawned exactly wireguard-go and one wg')
       const rr = await n.agent.request<Counted<null>>('applyRoutes', { add: routesTo(n, other), del: [] })
       t.equal(rr.spawns, 0, 'routes go through netlink, no process')
@@ -206,13 +209,6 @@ t.test('userspace WireGuard between two namespaces', async t => {
     t.match(stdout, / 0% packet loss/, 'no packet lost across the restart')
   })
 
-  await t.test('forced kernel mode fails clearly where there is no module', async t => {
-    const r = a.agent.request('ensure', { ifname: lab.ifname('k'), mode: 'kernel' })
-    await t.rejects(r, { code: 'EAGENT' })
-    const e: unknown = await r.catch(e => e)
-    t.ok(isAgentError(e) && e.remote.code === 'EWGDEVICE' && e.remote.problem === 'no-kernel-module', String(e))
-  })
-
   await t.test('deleteDevice removes the link and wireguard-go ends', async t => {
     const pidsBefore = await lab.wireguardGoPids()
     const r = await b.agent.request<Counted<null>>('deleteDevice', { ifname: b.ifname })
@@ -234,8 +230,32 @@ t.test('userspace WireGuard between two namespaces', async t => {
   })
 })
 
+t.test('auto and kernel mode follow what the kernel offers', async t => {
+  const lab = new Lab({ t })
+  const kernel = await kernelHasWireguard(lab)
+  t.comment(`this kernel ${kernel ? 'has' : 'has no'} WireGuard`)
+  const agent = (await lab.netns('mode')).spawnTs(AGENT)
+  const auto = lab.ifname('wa')
+  const forced = lab.ifname('wk')
+
+  if (kernel) {
+    t.strictSame(await agent.request('ensure', { ifname: auto, mode: 'auto' }), { value: 'kernel', spawns: 0 }, 'auto: a kernel device, no wireguard-go')
+    t.strictSame(await agent.request('ensure', { ifname: forced, mode: 'kernel' }), { value: 'kernel', spawns: 0 }, 'forced kernel mode works')
+    t.match(await agent.request('link', { ifname: forced }), { kind: 'wireguard' })
+    return
+  }
+  t.strictSame(await agent.request('ensure', { ifname: auto, mode: 'auto' }), { value: 'userspace', spawns: 1 }, 'auto falls back to wireguard-go')
+  t.match(await agent.request('link', { ifname: auto }), { kind: 'tun' })
+  const r = agent.request('ensure', { ifname: forced, mode: 'kernel' })
+  await t.rejects(r, { code: 'EAGENT' })
+  const e: unknown = await r.catch(e => e)
+  t.ok(isAgentError(e) && e.remote.code === 'EWGDEVICE' && e.remote.problem === 'no-kernel-module', `forced kernel mode fails clearly: ${String(e)}`)
+  t.equal(await agent.request('link', { ifname: forced }), null, 'and leaves no link behind')
+})
+
 t.test('a plan too large for one argv goes through wg addconf', async t => {
   const lab = new Lab({ t })
+  const kernel = await kernelHasWireguard(lab)
   const ns = await lab.netns('big')
   const agent = ns.spawnTs(AGENT)
   const ifname = lab.ifname('wg')
@@ -252,7 +272,8 @@ t.test('a plan too large for one argv goes through wg addconf', async t => {
   }))
   const plan: WireguardPlan = { ifname, create: true, configure: true, listenPort: PORT, addAddresses: [], delAddresses: [], upsertPeers: peers, removePeers: [] }
   const r = await agent.request<Counted<WireguardApplyResult>>('apply', { plan, privateKeyFile: key.privateKeyFile })
-  t.strictSame(r.value, { kind: 'userspace', wgInvocations: 2 }, 'wg set (key, port) + wg addconf (peers)')
+  // Mode auto: the kernel's device where there is one, so wg's kernel path gets the big plan too.
+  t.strictSame(r.value, { kind: kernel ? 'kernel' : 'userspace', wgInvocations: 2 }, 'wg set (key, port) + wg addconf (peers)')
   let o = (await agent.request<Counted<ObservedWireguard>>('observe', { ifname })).value
   t.equal(o.peers.length, N, 'all peers in place')
   t.equal(o.publicKey, key.publicKey)
