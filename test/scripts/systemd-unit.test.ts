@@ -63,6 +63,12 @@ t.test('unit settings', async t => {
   t.same(setting('ExecStart'), ['/usr/bin/podmeshd'], 'the package\'s entry point')
   const rw = (setting('ReadWritePaths')[0] ?? '').split(/\s+/).map(p => p.replace(/^-/, ''))
   for (const p of ['/etc/cni/net.d', '/run/wireguard', '/var/run/wireguard']) t.ok(rw.includes(p), `${p} writable`)
+  // systemd (252, Debian bookworm) sets up the namespace also for a '+' ExecStartPre and fails it
+  // with 226/NAMESPACE when a non-optional path is missing: what ExecStartPre creates must be optional.
+  const created = setting('ExecStartPre').flatMap(c => c.replace(/^[-+!@:]+/, '').split(/\s+/).filter(a => a.startsWith('/') && !a.startsWith('/bin/') && !a.startsWith('/usr/')))
+  const rwRaw = (setting('ReadWritePaths')[0] ?? '').split(/\s+/)
+  t.ok(created.length > 0, 'ExecStartPre creates the writable dirs')
+  for (const p of created) t.ok(rwRaw.includes(`-${p}`), `${p}, made by ExecStartPre, is optional ('-') in ReadWritePaths`)
   // The state dir the unit provides is podmeshd's default.
   t.equal(OPTION_SPECS.stateDir.default, '/var/lib/podmesh')
 })
