@@ -1,0 +1,398 @@
+// What `scripts/vm-lab check` asserts in the VMs, in order: kernel WireGuard under the default
+// `auto` mode, Type=notify readiness, the pod matrix on both families, an encrypted underlay,
+// masquerade inside the unit's sandbox, restart and kill -9 under a ping with nothing lost, drift
+// repair, structured logs in the journal, a reboot that keeps subnet and key, `podmeshctl diff`
+// clean. Each check throws with what it saw, or returns a one-line detail.
+//
+// The guests run under TCG: a Node.js process there starts in ~1 s and runs ~20x slower than on
+// the host, so podmeshctl calls and daemon restarts take seconds; the timeouts allow for that.
+
+import { spawn } from 'node:child_process'
+import { join } from 'node:path'
+import { BRIDGE_IP, CLUSTER_PREFIX, ETCD_URL, VmLabError, run, sleep, waitFor, type PodState, type VmLab, type VmState } from './vm-lab'
+
+export interface Check { name: string, what: string, run: (lab: VmLab) => Promise<string> }
+export interface CheckResult { name: string, ok: boolean, seconds: number, detail: string }
+
+class CheckFailed extends VmLabError {}
+const fail = (message: string): never => { throw new CheckFailed(message) }
+const expect = (cond: boolean, message: string): void => { if (!cond) fail(message) }
+
+const WG = 'podmesh0'
+/** podmeshctl in a guest, with the etcd settings an operator has in /etc/default/podmeshd. */
+const CTL = 'set -a; . /etc/default/podmeshd; set +a; podmeshctl'
+
+interface NodeRecord { name: string, publicKey: string, podCIDRs: string[], endpoint: string, generation: number }
+
+async function nodeRecord (lab: VmLab, name: string): Promise<NodeRecord> {
+  const out = await lab.ssh(lab.vm(1), `ETCDCTL_API=3 etcdctl --endpoints ${ETCD_URL} get --print-value-only ${CLUSTER_PREFIX}nodes/${name}`)
+  if (out.trim() === '') fail(`no node record for ${name} in etcd`)
+  return JSON.parse(out) as NodeRecord
+}
+
+async function readyz (lab: VmLab, vm: VmState): Promise<string> {
+  return (await lab.sshRun(vm, 'curl -s -m 3 http://127.0.0.1:9475/readyz')).stdout.trim()
+}
+
+const podsOf = (lab: VmLab, vm: VmState): PodState[] => lab.state.pods.filter(p => p.node === vm.name)
+const pod = (lab: VmLab, vm: VmState, i = 0): PodState => podsOf(lab, vm)[i] ?? fail(`${vm.name} has no pod ${i + 1}`)
+const v6 = (ip: string): boolean => ip.includes(':')
+
+/** From each VM, pings (in parallel, in the guest) each target from each given pod netns or the host ("-"). */
+async function pingFrom (lab: VmLab, jobs: Array<{ vm: VmState, from: string, ip: string, label: string }>): Promise<string[]> {
+  const failures: string[] = []
+  await Promise.all(lab.vms.map(async vm => {
+    const mine = jobs.filter(j => j.vm === vm)
+    if (mine.length === 0) return
+    const lines = mine.map((j, i) => {
+      const exec = j.from === '-' ? '' : `ip netns exec ${j.from} `
+      return `( if ${exec}ping ${v6(j.ip) ? '-6 ' : ''}-c 1 -W 3 -q ${j.ip} >/dev/null 2>&1; then echo ok ${i}; else echo FAIL ${i}; fi ) &`
+    })
+    const out = await lab.ssh(vm, `${lines.join('\n')}\nwait`, { timeoutMs: 60_000 })
+    for (const m of out.matchAll(/^FAIL (\d+)$/gm)) failures.push(mine[Number(m[1])]?.label ?? '?')
+  }))
+  return failures.sort()
+}
+
+/** Every pod pings every other pod on every address; every node pings every remote pod. */
+async function matrix (lab: VmLab): Promise<{ failures: string[], pings: number }> {
+  const pods = lab.state.pods
+  const jobs: Array<{ vm: VmState, from: string, ip: string, label: string }> = []
+  for (const a of pods) {
+    for (const b of pods) {
+      if (a === b) continue
+      for (const ip of b.ips) jobs.push({ vm: lab.vms.find(v => v.name === a.node) as VmState, from: a.name, ip, label: `${a.node}/${a.name} -> ${b.node}/${b.name} ${ip}` })
+    }
+  }
+  for (const vm of lab.vms) {
+    for (const b of pods.filter(p => p.node !== vm.name)) {
+      for (const ip of b.ips) jobs.push({ vm, from: '-', ip, label: `${vm.name} -> ${b.node}/${b.name} ${ip}` })
+    }
+  }
+  return { failures: await pingFrom(lab, jobs), pings: jobs.length }
+}
+
+/**
+ * A ping at 20/s from a pod in `vm`, running in the guest until stopped. Stopping interrupts it;
+ * the one packet then possibly in flight (the last sequence number) does not count as lost.
+ */
+async function startPing (lab: VmLab, vm: VmState, from: string, ip: string): Promise<() => Promise<{ sent: number, lost: number[] }>> {
+  const file = `/run/lab-ping-${from}-${ip.replace(/[:.]/g, '_')}`
+  const pid = (await lab.ssh(vm, `setsid ip netns exec ${from} ping ${v6(ip) ? '-6 ' : ''}-i 0.05 -W 2 ${ip} >${file} 2>&1 </dev/null & echo $!`)).trim()
+  return async () => {
+    const out = await lab.ssh(vm, `kill -INT ${pid}; while kill -0 ${pid} 2>/dev/null; do sleep 0.1; done; cat ${file}`, { timeoutMs: 30_000 })
+    const m = /(\d+) packets transmitted, (\d+) received/.exec(out)
+    if (m === null) fail(`ping ${ip} in ${vm.name}/${from}: output not understood: ${out.slice(-500)}`)
+    const sent = Number(m?.[1])
+    const got = new Set([...out.matchAll(/icmp_seq=(\d+) /g)].map(x => Number(x[1])))
+    const lost: number[] = []
+    for (let seq = 1; seq < sent; seq++) if (!got.has(seq)) lost.push(seq)
+    return { sent, lost }
+  }
+}
+
+/** Pings pod→pod on both families (20/s each) from before `action` until 2 s after it; nothing may be lost. */
+async function noLossAcross (lab: VmLab, from: VmState, to: VmState, action: () => Promise<void>): Promise<string> {
+  const src = pod(lab, from)
+  const dst = pod(lab, to)
+  const stops = await Promise.all(dst.ips.map(async ip => await startPing(lab, from, src.name, ip)))
+  await sleep(2000)
+  const t0 = Date.now()
+  try {
+    await action()
+  } finally {
+    await sleep(2000)
+  }
+  const actionS = (Date.now() - 2000 - t0) / 1000
+  const results = await Promise.all(stops.map(async stop => await stop()))
+  const said = results.map((r, i) => `${dst.ips[i] ?? ''}: ${r.lost.length} of ${r.sent} lost`)
+  for (const r of results) {
+    expect(r.sent > (actionS + 3) * 15, `pings ${from.name}/${src.name} -> ${to.name}/${dst.name}: only ${r.sent} sent in ${actionS + 4} s`)
+    expect(r.lost.length === 0, `pings ${from.name}/${src.name} -> ${to.name}/${dst.name} lost packets: ${said.join(', ')} (lost seq ${r.lost.slice(0, 20).join(',')})`)
+  }
+  return `${said.join(', ')}`
+}
+
+/** A tcpdump on the lab bridge in the host namespace, for as long as `traffic` runs. */
+async function capture (lab: VmLab, filter: string, traffic: () => Promise<void>): Promise<string[]> {
+  const file = join(lab.state.dir, `capture-${Date.now()}.pcap`)
+  // --immediate-mode: without it the last second of packets sits in the capture ring when
+  // tcpdump is interrupted, and is never written.
+  const cap = spawn('ip', ['netns', 'exec', lab.state.ns, 'tcpdump', '-i', 'br0', '-n', '-U', '--immediate-mode', '-w', file, filter], { stdio: ['ignore', 'ignore', 'pipe'] })
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let err = ''
+      cap.stderr.on('data', d => { err += String(d); if (err.includes('listening on')) resolve() })
+      cap.once('exit', code => reject(new VmLabError(`tcpdump exited ${code}: ${err}`)))
+    })
+    await traffic()
+    await sleep(1000)
+  } finally {
+    if (cap.exitCode === null) {
+      const exited = new Promise(resolve => cap.once('exit', resolve))
+      cap.kill('SIGINT')
+      await Promise.race([exited, sleep(5000)])
+      if (cap.exitCode === null) cap.kill('SIGKILL')
+    }
+  }
+  const read = await run('tcpdump', ['-n', '-r', file])
+  return read.stdout.trim().split('\n').filter(l => l !== '')
+}
+
+async function mainPid (lab: VmLab, vm: VmState): Promise<number> {
+  return Number((await lab.ssh(vm, 'systemctl show -p MainPID --value podmeshd')).trim())
+}
+
+async function waitReady (lab: VmLab, vm: VmState, timeoutMs: number): Promise<void> {
+  await waitFor(`${vm.name}: podmeshd ready`, timeoutMs, async () => (await readyz(lab, vm)).startsWith('ready'))
+}
+
+export const CHECKS: Check[] = [
+  {
+    name: 'kernel-wireguard',
+    what: 'with the default --wg-mode auto, every node runs a kernel WireGuard link and no wireguard-go',
+    run: async lab => {
+      const details = await Promise.all(lab.vms.map(async vm => {
+        const out = await lab.ssh(vm, [
+          `grep -c '^PODMESH_WG_MODE=' /etc/default/podmeshd || true`,
+          'echo ---',
+          `ip -d link show ${WG}`,
+          'echo ---',
+          'pgrep -a wireguard-go || true',
+          'echo ---',
+          'command -v wireguard-go || true'
+        ].join('\n'))
+        const [mode = '', link = '', procs = '', userspace = ''] = out.split('---\n')
+        expect(mode.trim() === '0', `${vm.name}: /etc/default/podmeshd sets PODMESH_WG_MODE; the default (auto) must be what runs`)
+        expect(/^\s+wireguard /m.test(link), `${vm.name}: ${WG} is not a kernel WireGuard link:\n${link}`)
+        expect(procs.trim() === '', `${vm.name}: wireguard-go runs: ${procs.trim()}`)
+        return userspace.trim() !== ''
+      }))
+      return `${lab.vms.length} nodes: ${WG} is "wireguard" (kernel), no wireguard-go process${details.every(Boolean) ? ' although wireguard-go is installed' : ''}`
+    }
+  },
+  {
+    name: 'notify-start',
+    what: '`systemctl start podmeshd` returns only once podmeshd is ready (Type=notify)',
+    run: async lab => {
+      const vm = lab.vm(2)
+      const type = (await lab.ssh(vm, 'systemctl show -p Type --value podmeshd')).trim()
+      expect(type === 'notify', `unit type is ${type}`)
+      await lab.ssh(vm, 'systemctl stop podmeshd')
+      const t0 = Date.now()
+      const out = await lab.ssh(vm, 'systemctl start podmeshd; curl -s -m 3 http://127.0.0.1:9475/readyz', { timeoutMs: 180_000 })
+      const s = (Date.now() - t0) / 1000
+      expect(out.startsWith('ready'), `${vm.name}: right after \`systemctl start\` returned, /readyz said: ${out.trim()}`)
+      return `${vm.name}: start returned after ${s.toFixed(1)} s, /readyz at once: ${out.trim()}`
+    }
+  },
+  {
+    name: 'pod-matrix',
+    what: 'every pod reaches every other pod, and every node every remote pod, on IPv4 and IPv6',
+    run: async lab => {
+      for (const p of lab.state.pods) expect(p.ips.length === 2 && p.ips.some(v6) && p.ips.some(ip => !v6(ip)), `${p.node}/${p.name} lacks an address family: ${p.ips.join(' ')}`)
+      let last = await matrix(lab)
+      // The first packets may race the other nodes' last apply.
+      for (let i = 0; i < 5 && last.failures.length > 0; i++) { await sleep(2000); last = await matrix(lab) }
+      expect(last.failures.length === 0, `failed pings:\n  ${last.failures.join('\n  ')}`)
+      return `${lab.state.pods.length} pods on ${lab.vms.length} nodes, ${last.pings} pings (v4+v6), all answered`
+    }
+  },
+  {
+    name: 'underlay-encrypted',
+    what: 'between two nodes the underlay carries only UDP to port 51820; no pod address in clear',
+    run: async lab => {
+      const [a, b] = [lab.vm(2), lab.vm(3)] // neither runs etcd: nothing else flows between them
+      const to = pod(lab, b)
+      const lines = await capture(lab, `host ${a.ip} and host ${b.ip}`, async () => {
+        await lab.ssh(a, to.ips.map(ip => `ip netns exec ${pod(lab, a).name} ping ${v6(ip) ? '-6 ' : ''}-q -c 10 -i 0.1 ${ip}`).join(' && '), { timeoutMs: 60_000 })
+      })
+      const wg = (l: string): boolean => {
+        const m = /IP ([\d.]+)\.(\d+) > ([\d.]+)\.(\d+): UDP, length/.exec(l)
+        return m !== null && m[2] === '51820' && m[4] === '51820' && [m[1], m[3]].sort().join() === [a.ip, b.ip].sort().join()
+      }
+      const notWg = lines.filter(l => !wg(l))
+      expect(lines.length >= 40, `captured ${lines.length} packets between ${a.name} and ${b.name} for 20 pod pings (and 20 replies)`)
+      expect(notWg.length === 0, `not WireGuard UDP/51820:\n  ${notWg.slice(0, 10).join('\n  ')}`)
+      expect(!lines.some(l => /10\.244\.|fd00:10:244:|ICMP/.test(l)), 'pod addresses or ICMP visible on the underlay')
+      return `${lines.length} packets ${a.name}<->${b.name}, all UDP ${a.ip}/${b.ip}:51820, no pod address, no ICMP`
+    }
+  },
+  {
+    name: 'masquerade',
+    what: 'PODMESH_MASQUERADE=true works in the unit\'s sandbox: a pod reaches 192.0.2.1 only through NAT; pod to pod keeps its source',
+    run: async lab => {
+      const n1 = lab.vm(1)
+      const n2 = lab.vm(2)
+      const p1 = pod(lab, n1)
+      const chain = await lab.ssh(n1, 'iptables -t nat -S PODMESH-MASQ')
+      expect(/-j MASQUERADE/.test(chain), `no MASQUERADE rule in PODMESH-MASQ:\n${chain}`)
+      // The host namespace has no route to the pod CIDRs: replies come back only to a NATed source.
+      let answered = false
+      const seen = await capture(lab, `icmp and host ${BRIDGE_IP}`, async () => {
+        answered = (await lab.sshRun(n1, `ip netns exec ${p1.name} ping -c 3 -W 3 -q ${BRIDGE_IP}`, { timeoutMs: 30_000 })).code === 0
+      })
+      expect(answered, `${n1.name}/${p1.name} -> ${BRIDGE_IP}: no reply`)
+      const requests = seen.filter(l => l.includes('echo request'))
+      expect(requests.length >= 3 && requests.every(l => l.includes(`IP ${n1.ip} > ${BRIDGE_IP}`)), `echo requests on the bridge should come from ${n1.ip}:\n  ${seen.join('\n  ')}`)
+      // No NAT between pods: the remote pod sees the client pod's own address.
+      const dst = pod(lab, n2)
+      await lab.ssh(n2, `rm -f /run/lab-tcpdump.*; setsid timeout 40 ip netns exec ${dst.name} tcpdump -l -n -c 3 -i eth0 "icmp[icmptype] = icmp-echo" >/run/lab-tcpdump.out 2>/run/lab-tcpdump.err </dev/null & ` +
+        'for i in $(seq 100); do grep -q "listening on" /run/lab-tcpdump.err && exit 0; sleep 0.2; done; cat /run/lab-tcpdump.err; exit 1', { timeoutMs: 40_000 })
+      await lab.ssh(n1, `ip netns exec ${p1.name} ping -c 3 -i 0.2 -q ${dst.ips[0] ?? ''}`, { timeoutMs: 30_000 })
+      const inPod = await lab.ssh(n2, 'for i in $(seq 100); do pgrep -x tcpdump >/dev/null || break; sleep 0.2; done; cat /run/lab-tcpdump.out')
+      expect(inPod.split('\n').filter(l => l.includes('echo request')).length === 3 && inPod.split('\n').filter(l => l.includes('echo request')).every(l => l.includes(`IP ${p1.ips[0] ?? ''} > `)),
+        `in ${n2.name}/${dst.name} the echo requests should come from ${p1.ips[0] ?? ''}:\n${inPod}`)
+      return `pod -> ${BRIDGE_IP} seen from ${n1.ip} (NAT); pod -> remote pod seen from ${p1.ips[0] ?? ''} (no NAT)`
+    }
+  },
+  {
+    name: 'restart-no-loss',
+    what: '`systemctl restart podmeshd` while a pod pings across at 20/s loses nothing',
+    run: async lab => {
+      const vm = lab.vm(2)
+      let restartS = 0
+      const detail = await noLossAcross(lab, lab.vm(1), vm, async () => {
+        const t0 = Date.now()
+        const out = await lab.ssh(vm, 'systemctl restart podmeshd; curl -s -m 3 http://127.0.0.1:9475/readyz', { timeoutMs: 180_000 })
+        restartS = (Date.now() - t0) / 1000
+        expect(out.startsWith('ready'), `${vm.name}: after the restart returned, /readyz said: ${out.trim()}`)
+      })
+      return `${vm.name} restarted in ${restartS.toFixed(1)} s (ready when it returned); ${detail}`
+    }
+  },
+  {
+    name: 'kill9-adopt',
+    what: 'kill -9 of podmeshd: systemd restarts it, the new process adopts the kernel device, nothing is lost',
+    run: async lab => {
+      const vm = lab.vm(3)
+      const ifindex = async (): Promise<string> => (await lab.ssh(vm, `cat /sys/class/net/${WG}/ifindex`)).trim()
+      const before = await ifindex()
+      const pid = await mainPid(lab, vm)
+      expect(pid > 0, `${vm.name}: podmeshd has no main PID`)
+      const since = (await lab.ssh(vm, 'date +%s')).trim()
+      let back = 0
+      const detail = await noLossAcross(lab, lab.vm(1), vm, async () => {
+        const t0 = Date.now()
+        await lab.ssh(vm, `kill -9 ${pid}`)
+        await waitFor(`${vm.name}: podmeshd restarted by systemd`, 90_000, async () => {
+          const now = await mainPid(lab, vm)
+          return now > 0 && now !== pid && (await readyz(lab, vm)).startsWith('ready')
+        })
+        back = (Date.now() - t0) / 1000
+      })
+      const after = await ifindex()
+      expect(after === before, `${vm.name}: ${WG} was re-created (ifindex ${before} -> ${after}), not adopted`)
+      const log = await lab.ssh(vm, `journalctl _SYSTEMD_UNIT=podmeshd.service --since @${since} -o cat --no-pager`)
+      expect(!log.includes(`device ${WG}: create`), `${vm.name}: the new podmeshd created ${WG} again:\n${log}`)
+      expect(log.includes('data plane applied; ready'), `${vm.name}: no "ready" from the new podmeshd in the journal`)
+      return `${vm.name}: pid ${pid} killed, new podmeshd ready after ${back.toFixed(1)} s, ${WG} ifindex ${after} kept; ${detail}`
+    }
+  },
+  {
+    name: 'drift',
+    what: 'a podmesh route (both families) and a peer deleted by hand are back within one resync (PODMESH_RESYNC_INTERVAL=5s)',
+    run: async lab => {
+      const [a, b] = [lab.vm(1), lab.vm(2)]
+      const rec = await nodeRecord(lab, b.name)
+      const [c4 = '', c6 = ''] = [rec.podCIDRs.find(c => !v6(c)), rec.podCIDRs.find(v6)]
+      await lab.ssh(a, `set -e; ip route del ${c4} dev ${WG}; ip -6 route del ${c6} dev ${WG}; wg set ${WG} peer ${rec.publicKey} remove`)
+      const state = async (): Promise<boolean[]> => {
+        const out = await lab.ssh(a, `ip route show proto 211; ip -6 route show proto 211; wg show ${WG} peers`)
+        return [out.includes(c4), out.includes(c6), out.includes(rec.publicKey)]
+      }
+      expect((await state()).every(x => !x), `${a.name}: the hand-made drift did not take`)
+      const t0 = Date.now()
+      await waitFor(`${a.name}: routes to ${c4}, ${c6} and the peer of ${b.name} back`, 30_000, async () => (await state()).every(Boolean), 250)
+      const s = (Date.now() - t0) / 1000
+      const failures = await pingFrom(lab, pod(lab, b).ips.map(ip => ({ vm: a, from: pod(lab, a).name, ip, label: `${a.name} -> ${b.name} ${ip}` })))
+      expect(failures.length === 0, `after the repair: ${failures.join(', ')}`)
+      return `${a.name}: routes ${c4}, ${c6} and ${b.name}'s peer repaired after ${s.toFixed(1)} s; pods reach each other again`
+    }
+  },
+  {
+    name: 'journal',
+    what: '`journalctl -u podmeshd` holds podmeshd\'s structured (pino JSON) log lines',
+    run: async lab => {
+      const vm = lab.vm(2)
+      const out = await lab.ssh(vm, 'journalctl -u podmeshd -o cat --no-pager _SYSTEMD_UNIT=podmeshd.service')
+      const lines = out.split('\n').filter(l => l.trim() !== '')
+      const bad = lines.filter(l => {
+        try {
+          const v = JSON.parse(l) as Record<string, unknown>
+          return typeof v.level !== 'number' || typeof v.msg !== 'string' || typeof v.time !== 'number' || v.node !== vm.name
+        } catch { return true }
+      })
+      expect(lines.length >= 5, `only ${lines.length} lines from podmeshd in the journal`)
+      expect(bad.length === 0, `lines that are not podmeshd's JSON:\n  ${bad.slice(0, 5).join('\n  ')}`)
+      expect(lines.some(l => l.includes('"msg":"data plane applied; ready"')), 'no "data plane applied; ready" line')
+      return `${vm.name}: ${lines.length} lines, every one JSON with level, time, msg, node`
+    }
+  },
+  {
+    name: 'reboot',
+    what: 'a rebooted VM comes back with podmeshd running, the same subnets and key, and its new pods in the matrix',
+    run: async lab => {
+      const vm = lab.vm(3)
+      const before = await nodeRecord(lab, vm.name)
+      const key = (await lab.ssh(vm, `wg show ${WG} public-key`)).trim()
+      const bootId = (await lab.ssh(vm, 'cat /proc/sys/kernel/random/boot_id')).trim()
+      const t0 = Date.now()
+      // In a second, so this ssh returns first; a transient timer's default accuracy is a minute.
+      await lab.ssh(vm, 'systemd-run --no-block --on-active=1 --timer-property=AccuracySec=100ms systemctl reboot')
+      await sleep(3000)
+      await waitFor(`${vm.name} back from the reboot`, 240_000, async () => {
+        await lab.reconnect(vm, 240_000)
+        return (await lab.ssh(vm, 'cat /proc/sys/kernel/random/boot_id')).trim() !== bootId
+      }, 2000)
+      const up = (Date.now() - t0) / 1000
+      await waitReady(lab, vm, 120_000)
+      const ready = (Date.now() - t0) / 1000
+      const after = await nodeRecord(lab, vm.name)
+      const keyAfter = (await lab.ssh(vm, `wg show ${WG} public-key`)).trim()
+      expect(JSON.stringify(after.podCIDRs) === JSON.stringify(before.podCIDRs), `subnets changed: ${before.podCIDRs.join(',')} -> ${after.podCIDRs.join(',')}`)
+      expect(keyAfter === key && after.publicKey === key, `key changed: ${key} -> ${keyAfter} (record: ${after.publicKey})`)
+      expect(/^\s+wireguard /m.test(await lab.ssh(vm, `ip -d link show ${WG}`)), `${vm.name}: after the reboot ${WG} is not a kernel WireGuard link`)
+      // The pods' namespaces died with the boot; the node gets new ones, as a kubelet would make.
+      lab.state.pods = lab.state.pods.filter(p => p.node !== vm.name)
+      for (const name of ['r1', 'r2']) lab.state.pods.push(await lab.addPod(vm, name))
+      lab.save()
+      let m = await matrix(lab)
+      for (let i = 0; i < 5 && m.failures.length > 0; i++) { await sleep(2000); m = await matrix(lab) }
+      expect(m.failures.length === 0, `after the reboot:\n  ${m.failures.join('\n  ')}`)
+      return `${vm.name}: ssh after ${up.toFixed(1)} s, podmeshd ready after ${ready.toFixed(1)} s; subnets ${after.podCIDRs.join(' ')} and key kept; ${m.pings} pings answered`
+    }
+  },
+  {
+    name: 'diff-clean',
+    what: '`podmeshctl diff` on every node: etcd\'s desired state is what the kernel has (exit 0)',
+    run: async lab => {
+      const outs = await Promise.all(lab.vms.map(async vm => {
+        const o = await lab.sshRun(vm, `${CTL} diff "$(hostname)"`, { timeoutMs: 120_000 })
+        expect(o.code === 0, `${vm.name}: podmeshctl diff exit ${o.code}:\n${o.stdout}${o.stderr}`)
+        return `${vm.name}: ${o.stdout.trim().split('\n').pop() ?? ''}`
+      }))
+      return outs.join('; ')
+    }
+  }
+]
+
+export async function runChecks (lab: VmLab, opts: { only?: string[], log?: (r: CheckResult) => void } = {}): Promise<CheckResult[]> {
+  const chosen = opts.only === undefined ? CHECKS : CHECKS.filter(c => opts.only?.includes(c.name))
+  const unknown = (opts.only ?? []).filter(n => !CHECKS.some(c => c.name === n))
+  if (unknown.length > 0) throw new VmLabError(`unknown check(s): ${unknown.join(', ')}; there are: ${CHECKS.map(c => c.name).join(', ')}`)
+  const results: CheckResult[] = []
+  for (const c of chosen) {
+    const t0 = Date.now()
+    let r: CheckResult
+    try {
+      r = { name: c.name, ok: true, seconds: 0, detail: await c.run(lab) }
+    } catch (e) {
+      r = { name: c.name, ok: false, seconds: 0, detail: (e as Error).message }
+    }
+    r.seconds = (Date.now() - t0) / 1000
+    results.push(r)
+    opts.log?.(r)
+  }
+  return results
+}
