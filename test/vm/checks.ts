@@ -9,7 +9,7 @@
 
 import { spawn } from 'node:child_process'
 import { join } from 'node:path'
-import { BRIDGE_IP, CLUSTER_PREFIX, ETCD_URL, VmLabError, run, sleep, waitFor, type PodState, type VmLab, type VmState } from './vm-lab'
+import { BRIDGE_IP, CLUSTER_PREFIX, ENV, ETCD_URL, VmLabError, run, sleep, waitFor, type PodState, type VmLab, type VmState } from './vm-lab'
 
 export interface Check { name: string, what: string, run: (lab: VmLab) => Promise<string> }
 export interface CheckResult { name: string, ok: boolean, seconds: number, detail: string }
@@ -19,8 +19,8 @@ const fail = (message: string): never => { throw new CheckFailed(message) }
 const expect = (cond: boolean, message: string): void => { if (!cond) fail(message) }
 
 const WG = 'podmesh0'
-/** podmeshctl in a guest, with the etcd settings an operator has in /etc/default/podmeshd. */
-const CTL = 'set -a; . /etc/default/podmeshd; set +a; podmeshctl'
+/** podmeshctl in a guest, with the etcd settings of /etc/default/podmeshd loaded (README step 4). */
+const CTL = `${ENV} && podmeshctl`
 
 interface NodeRecord { name: string, publicKey: string, podCIDRs: string[], endpoint: string, generation: number }
 
@@ -211,11 +211,13 @@ export const CHECKS: Check[] = [
         const m = /IP ([\d.]+)\.(\d+) > ([\d.]+)\.(\d+): UDP, length/.exec(l)
         return m !== null && m[2] === '51820' && m[4] === '51820' && [m[1], m[3]].sort().join() === [a.ip, b.ip].sort().join()
       }
-      const notWg = lines.filter(l => !wg(l))
-      expect(lines.length >= 40, `captured ${lines.length} packets between ${a.name} and ${b.name} for 20 pod pings (and 20 replies)`)
+      // ARP (the nodes resolving each other's MAC) is no IP packet and carries nothing of the pods.
+      const ip = lines.filter(l => !/ ARP, /.test(l))
+      const notWg = ip.filter(l => !wg(l))
+      expect(ip.length >= 40, `captured ${ip.length} IP packets between ${a.name} and ${b.name} for 20 pod pings (and 20 replies)`)
       expect(notWg.length === 0, `not WireGuard UDP/51820:\n  ${notWg.slice(0, 10).join('\n  ')}`)
       expect(!lines.some(l => /10\.244\.|fd00:10:244:|ICMP/.test(l)), 'pod addresses or ICMP visible on the underlay')
-      return `${lines.length} packets ${a.name}<->${b.name}, all UDP ${a.ip}/${b.ip}:51820, no pod address, no ICMP`
+      return `${ip.length} IP packets ${a.name}<->${b.name}, all UDP ${a.ip}:51820 <-> ${b.ip}:51820, no pod address, no ICMP`
     }
   },
   {
@@ -353,9 +355,11 @@ export const CHECKS: Check[] = [
       expect(JSON.stringify(after.podCIDRs) === JSON.stringify(before.podCIDRs), `subnets changed: ${before.podCIDRs.join(',')} -> ${after.podCIDRs.join(',')}`)
       expect(keyAfter === key && after.publicKey === key, `key changed: ${key} -> ${keyAfter} (record: ${after.publicKey})`)
       expect(/^\s+wireguard /m.test(await lab.ssh(vm, `ip -d link show ${WG}`)), `${vm.name}: after the reboot ${WG} is not a kernel WireGuard link`)
-      // The pods' namespaces died with the boot; the node gets new ones, as a kubelet would make.
+      // The pods' namespaces died with the boot; the node gets new ones, as a kubelet would make
+      // (new names: host-local still holds the old pods' addresses).
+      const newBoot = (await lab.ssh(vm, 'cat /proc/sys/kernel/random/boot_id')).trim().slice(0, 4)
       lab.state.pods = lab.state.pods.filter(p => p.node !== vm.name)
-      for (const name of ['r1', 'r2']) lab.state.pods.push(await lab.addPod(vm, name))
+      for (const name of [`b${newBoot}p1`, `b${newBoot}p2`]) lab.state.pods.push(await lab.addPod(vm, name))
       lab.save()
       let m = await matrix(lab)
       for (let i = 0; i < 5 && m.failures.length > 0; i++) { await sleep(2000); m = await matrix(lab) }

@@ -1,6 +1,6 @@
 // The VM lab's command line, run by scripts/vm-lab (which first installs the host packages,
 // builds the image and the podmesh package):
-//   up    --image DIR --deb FILE... [--state FILE] [--nodes N]
+//   up    --image DIR --deb FILE [--state FILE] [--nodes N]
 //   check [--state FILE] [--only NAME,NAME]     prints each check and its time; exit 1 on a failure
 //   down  [--state FILE]
 //   ssh   N [SCRIPT]                            a shell (or SCRIPT) on node-N as root
@@ -22,7 +22,7 @@ async function main (argv: string[]): Promise<number> {
     options: {
       state: { type: 'string', default: DEFAULT_STATE },
       image: { type: 'string' },
-      deb: { type: 'string', multiple: true },
+      deb: { type: 'string' },
       nodes: { type: 'string', default: '3' },
       only: { type: 'string' }
     }
@@ -32,7 +32,7 @@ async function main (argv: string[]): Promise<number> {
     case 'up': {
       if (values.image === undefined || values.deb === undefined) throw new Error('up needs --image DIR and --deb FILE (scripts/vm-lab passes them)')
       const t0 = Date.now()
-      const lab = await VmLab.up({ stateFile, image: values.image, debs: values.deb, nodes: Number(values.nodes), log: say })
+      const lab = await VmLab.up({ stateFile, image: values.image, deb: values.deb, nodes: Number(values.nodes), log: say })
       const s = lab.state
       console.log(`VM lab ${s.id} up in ${((Date.now() - t0) / 1000).toFixed(0)} s: ${s.vms.length} Debian VMs (namespace ${s.ns}, run dir ${s.dir})`)
       for (const vm of s.vms) {

@@ -25,6 +25,10 @@ export const BRIDGE_IP = '192.0.2.1'
 export const BRIDGE_IP6 = '2001:db8::1'
 export const ETCD_URL = `http://${vmAddress(1).ip}:2379`
 export const CLUSTER_PREFIX = '/podmesh/default/'
+/** README step 4: podmeshctl reads the PODMESH_ETCD_* settings of the env file. */
+export const ENV = 'set -a && . /etc/default/podmeshd && set +a'
+/** README step 5, once per cluster on the first node. */
+const INIT = 'podmeshctl init --ipv4-cidr 10.244.0.0/16 --ipv6-cidr fd00:10:244::/56'
 
 export interface Outcome { code: number, stdout: string, stderr: string }
 
@@ -108,7 +112,7 @@ export interface LabState {
   createdAt: string
 }
 
-export interface UpOptions { stateFile: string, image: string, debs: string[], nodes?: number, memoryMb?: number, podsPerNode?: number, log?: (line: string) => void }
+export interface UpOptions { stateFile: string, image: string, deb: string, nodes?: number, memoryMb?: number, podsPerNode?: number, log?: (line: string) => void }
 
 /** What is in the image dir scripts/vm-image prints. */
 function imageFiles (image: string): { disk: string, kernel: string, initrd: string, key: string } {
@@ -146,7 +150,7 @@ export class VmLab {
       throw new VmLabError(`a VM lab is already up (${o.stateFile}); run scripts/vm-lab down first, or pass another --state`)
     }
     imageFiles(o.image) // fails early, naming what is missing
-    for (const d of o.debs) if (!existsSync(d)) throw new VmLabError(`package ${d} not found`)
+    if (!/^podmesh_.*_amd64\.deb$/.test(basename(o.deb)) || !existsSync(o.deb)) throw new VmLabError(`${o.deb}: not a podmesh_<version>_amd64.deb`)
     const id = `pmvm${randomBytes(2).toString('hex')}`
     const dir = mkdtempSync(`/var/tmp/podmesh-vm-${id}-`)
     const nodes = o.nodes ?? 3
@@ -174,10 +178,10 @@ export class VmLab {
     }
 
     await phase('network', async () => await lab.makeNetwork())
-    // What the VMs read over 9p: the packages and the lab's guest helpers.
+    // What the VMs read over 9p: the package and the lab's guest helpers.
     const share = join(dir, 'share')
     mkdirSync(share)
-    for (const d of o.debs) copyFileSync(d, join(share, basename(d)))
+    copyFileSync(o.deb, join(share, basename(o.deb)))
     for (const f of readdirSync(GUEST_DIR)) copyFileSync(join(GUEST_DIR, f), join(share, f))
 
     await phase('boot', async () => {
@@ -189,18 +193,19 @@ export class VmLab {
         state.timings[`boot ${vm.name}`] = (Date.now() - t0) / 1000
       }))
     })
-    await phase('install', async () => await Promise.all(state.vms.map(async vm => await lab.installPodmesh(vm, o.debs.map(d => basename(d))))))
-    await phase('etcd', async () => await lab.startEtcd(state.vms[0] as VmState))
-    await phase('init', async () => {
-      await lab.ssh(state.vms[0] as VmState, `podmeshctl --etcd-endpoints ${ETCD_URL} init --ipv4-cidr 10.244.0.0/16 --ipv6-cidr fd00:10:244::/56 --backend wireguard`, { timeoutMs: 120_000 })
-    })
-    await phase('configure', async () => await Promise.all(state.vms.map(async vm => await lab.configurePodmesh(vm))))
-    await phase('start', async () => await Promise.all(state.vms.map(async vm => {
+    // From here on the README's "Install as a systemd service", step by step, on every node.
+    const all = async (fn: (vm: VmState) => Promise<void>): Promise<void> => { await Promise.all(state.vms.map(fn)) }
+    const first = state.vms[0] as VmState
+    await phase('install', async () => await all(async vm => await lab.installPodmesh(vm)))       // step 2
+    await phase('etcd', async () => await lab.startEtcd(first))                                     // the lab's etcd
+    await phase('configure', async () => await all(async vm => await lab.configurePodmesh(vm)))   // step 3
+    await phase('init', async () => { await lab.ssh(first, `${ENV} && ${INIT}`, { timeoutMs: 120_000 }) }) // steps 4, 5
+    await phase('start', async () => await all(async vm => {                                         // step 6
       const t0 = Date.now()
       await lab.startPodmesh(vm)
       state.timings[`start ${vm.name}`] = (Date.now() - t0) / 1000
-    })))
-    await phase('doctor', async () => await Promise.all(state.vms.map(async vm => await lab.ssh(vm, 'set -a; . /etc/default/podmeshd; set +a; podmeshctl doctor', { timeoutMs: 120_000 }))))
+    }))
+    await phase('verify', async () => await all(async vm => await lab.verifyNode(vm)))            // step 7
     await phase('pods', async () => {
       const pods = await Promise.all(state.vms.map(async vm => {
         const made: PodState[] = []
@@ -320,20 +325,21 @@ export class VmLab {
   }
 
   /**
-   * The install step, as an operator does it: `apt-get install ./podmesh_*.deb` on a node that
-   * has nodejs (>= 20) — in the image, a package of this machine's node standing in for
-   * NodeSource's. `debs` are file names in the share the VM mounts at /mnt/lab.
+   * The install step (README step 2): `apt-get install ./podmesh_*_amd64.deb` on a node that has
+   * nodejs (>= 20) — in the image, a package of this machine's node standing in for NodeSource's.
+   * The package must leave the service installed but neither enabled nor started.
    */
-  async installPodmesh (vm: VmState, debs: string[]): Promise<void> {
-    await this.ssh(vm, [
+  async installPodmesh (vm: VmState): Promise<void> {
+    const out = await this.ssh(vm, [
       'set -e',
       'mkdir -p /mnt/lab',
       'mountpoint -q /mnt/lab || mount -t 9p -o trans=virtio,version=9p2000.L,ro lab /mnt/lab',
       'install -m 0755 /mnt/lab/pod /usr/local/sbin/pod',
       'dpkg-query -W nodejs >/dev/null',
-      'cd /mnt/lab',
-      `DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends ${debs.map(d => `./${d}`).join(' ')}`
+      'cd /mnt/lab && DEBIAN_FRONTEND=noninteractive apt-get install -y -q ./podmesh_*_amd64.deb >/tmp/podmesh-install.log',
+      'echo "$(systemctl is-enabled podmeshd || true) $(systemctl is-active podmeshd || true)"'
     ].join('\n'), { timeoutMs: 300_000 })
+    if (out.trim() !== 'disabled inactive') throw new VmLabError(`${vm.name}: after the install podmeshd is "${out.trim()}" (enabled/active); the package must neither enable nor start it`)
   }
 
   /** Debian's etcd-server on `vm`, configured in /etc/default/etcd, listening on the lab bridge. */
@@ -350,9 +356,9 @@ export class VmLab {
   }
 
   /**
-   * The README's "$EDITOR /etc/default/podmeshd": set the etcd endpoints and the public
-   * interface (uncommenting the example lines the package installed), and for the lab a short
-   * resync (the drift check waits for one) and masquerade (its check runs in the unit's sandbox).
+   * README step 3, `$EDITOR /etc/default/podmeshd`: set the etcd endpoints and the underlay
+   * interface on the example lines the package installed; and for the lab a short resync (the
+   * drift check waits for one) and masquerade (its check runs inside the unit's sandbox).
    */
   async configurePodmesh (vm: VmState): Promise<void> {
     const settings: Record<string, string> = {
@@ -368,9 +374,22 @@ export class VmLab {
     }
   }
 
-  /** The README's `systemctl daemon-reload && systemctl enable --now podmeshd`. */
+  /**
+   * README step 6, `systemctl enable --now podmeshd`: Type=notify, so it returns once podmeshd
+   * is ready, which /readyz must confirm at once.
+   */
   async startPodmesh (vm: VmState): Promise<void> {
-    await this.ssh(vm, 'systemctl daemon-reload && systemctl enable --now podmeshd', { timeoutMs: 180_000 })
+    const out = await this.ssh(vm, 'systemctl enable --now podmeshd && curl -s -m 3 http://127.0.0.1:9475/readyz', { timeoutMs: 180_000 })
+    if (!out.startsWith('ready')) throw new VmLabError(`${vm.name}: \`systemctl enable --now podmeshd\` returned before podmeshd was ready: /readyz said ${out.trim()}`)
+  }
+
+  /**
+   * README step 7: `podmeshctl doctor`, `status` and `diff "$(hostname)"` with the env file
+   * loaded (step 4). diff may differ for a moment while the other nodes' records arrive.
+   */
+  async verifyNode (vm: VmState): Promise<void> {
+    await this.ssh(vm, `${ENV} && podmeshctl doctor && podmeshctl status`, { timeoutMs: 120_000 })
+    await waitFor(`${vm.name}: podmeshctl diff clean`, 60_000, async () => (await this.sshRun(vm, `${ENV} && podmeshctl diff "$(hostname)"`, { timeoutMs: 60_000 })).code === 0, 2000)
   }
 
   /** A pod: a network namespace attached through the conflist podmeshd wrote (guest/pod). */
