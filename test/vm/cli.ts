@@ -32,7 +32,10 @@ async function main (argv: string[]): Promise<number> {
     case 'up': {
       if (values.image === undefined || values.deb === undefined) throw new Error('up needs --image DIR and --deb FILE (scripts/vm-lab passes them)')
       const t0 = Date.now()
-      const lab = await VmLab.up({ stateFile, image: values.image, deb: values.deb, nodes: Number(values.nodes), log: say })
+      const lab = await VmLab.up({ stateFile, image: values.image, deb: values.deb, nodes: Number(values.nodes), log: say }).catch(e => {
+        say(`up failed; what it made is left for a look (console logs in the run dir) until: scripts/vm-lab down${stateFile !== DEFAULT_STATE ? ` --state ${stateFile}` : ''}`)
+        throw e
+      })
       const s = lab.state
       console.log(`VM lab ${s.id} up in ${((Date.now() - t0) / 1000).toFixed(0)} s: ${s.vms.length} Debian VMs (namespace ${s.ns}, run dir ${s.dir})`)
       for (const vm of s.vms) {

@@ -56,22 +56,25 @@ t.test('VM lab: up, every check, down', async t => {
 
   const up = await run(['up', '--state', stateFile], 25 * 60_000)
   if (existsSync(stateFile)) lab = JSON.parse(readFileSync(stateFile, 'utf8')) as LabState
-  t.equal(up.code, 0, `scripts/vm-lab up (${up.seconds.toFixed(0)} s)\n${tail(up.stdout + up.stderr)}`)
-  if (up.code !== 0) return
-  t.comment(`up in ${up.seconds.toFixed(0)} s:\n${up.stdout.trim()}`)
+  if (up.code !== 0) {
+    t.fail(`scripts/vm-lab up exited ${up.code} after ${up.seconds.toFixed(0)} s:\n${tail(up.stdout + up.stderr)}`)
+    return
+  }
+  t.pass(`scripts/vm-lab up (${up.seconds.toFixed(0)} s)`)
+  t.comment(`up:\n${up.stdout.trim()}`)
 
   const check = await run(['check', '--state', stateFile], 15 * 60_000)
-  t.comment(`check in ${check.seconds.toFixed(0)} s:\n${check.stdout.trim()}`)
+  t.comment(`check (${check.seconds.toFixed(0)} s):\n${check.stdout.trim()}`)
   const lines = [...check.stdout.matchAll(/^(ok {2}|FAIL) {2}(\S+) +([\d.]+) s {2}(.*)$/gm)]
   for (const c of CHECKS) {
     const m = lines.find(l => l[2] === c.name)
     t.ok(m !== undefined, `check ${c.name} ran`)
-    if (m !== undefined) t.equal(m[1], 'ok  ', `${c.name} (${m[3] ?? '?'} s): ${c.what}\n${m[4] ?? ''}`)
+    if (m !== undefined) t.equal(m[1], 'ok  ', `${c.name} (${m[3] ?? '?'} s): ${c.what}`, { found: m[4] })
   }
   t.equal(check.code, 0, `scripts/vm-lab check exit status\n${tail(check.stderr, 10)}`)
 
   const d = await takeDown()
-  t.equal(d.code, 0, `scripts/vm-lab down\n${d.stderr}`)
+  t.equal(d.code, 0, 'scripts/vm-lab down', { stderr: d.stderr })
   if (lab !== undefined) {
     const netns = await new Promise<string>(resolve => {
       const p = spawn('ip', ['netns', 'list'], { stdio: ['ignore', 'pipe', 'ignore'] })

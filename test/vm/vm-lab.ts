@@ -34,9 +34,12 @@ export interface Outcome { code: number, stdout: string, stderr: string }
 
 export class VmLabError extends Error {
   readonly code = 'EVMLAB'
-  constructor (message: string, options?: { cause?: unknown }) {
+  /** Waiting longer cannot help (a VM's QEMU is gone): waitFor gives up at once. */
+  readonly fatal: boolean
+  constructor (message: string, options?: { cause?: unknown, fatal?: boolean }) {
     super(message, options)
     this.name = 'VmLabError'
+    this.fatal = options?.fatal === true
   }
 }
 export const isVmLabError = (e: unknown): e is VmLabError => e instanceof VmLabError
@@ -83,7 +86,7 @@ export async function must (cmd: string, args: readonly string[], opts: { input?
 
 export const sleep = async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms))
 
-/** Polls `check` until it yields a value (not undefined/false); a throw counts as not yet. */
+/** Polls `check` until it yields a value (not undefined/false); a throw counts as not yet, unless fatal. */
 export async function waitFor<T> (what: string, timeoutMs: number, check: () => Promise<T | undefined | false>, everyMs = 500): Promise<T> {
   const t0 = Date.now()
   let last: unknown
@@ -91,7 +94,10 @@ export async function waitFor<T> (what: string, timeoutMs: number, check: () => 
     try {
       const v = await check()
       if (v !== undefined && v !== false) return v
-    } catch (e) { last = e }
+    } catch (e) {
+      if (isVmLabError(e) && e.fatal) throw e
+      last = e
+    }
     await sleep(everyMs)
   }
   throw new VmLabError(`${what}: not within ${Math.round(timeoutMs / 1000)} s${last !== undefined ? ` (last error: ${(last as Error).message})` : ''}`)
@@ -291,7 +297,7 @@ export class VmLab {
 
   private assertQemuRunning (vm: VmState): void {
     if (vm.pid !== undefined && !this.isOurQemu(vm.pid)) {
-      throw new VmLabError(`QEMU of ${vm.name} (pid ${vm.pid}) is gone; console: ${this.consoleLog(vm)}\n${this.consoleTail(vm)}`)
+      throw new VmLabError(`QEMU of ${vm.name} (pid ${vm.pid}) is gone; console: ${this.consoleLog(vm)}\n${this.consoleTail(vm)}`, { fatal: true })
     }
   }
 
