@@ -204,7 +204,7 @@ t.test('node watch', async t => {
     t.equal(e.relisted, false)
   })
 
-  t.test('5,000 records: the initial list and parse is fast', async t => {
+  t.test('5,000 records: one list, every record valid and accepted', async t => {
     const prefix = '/podmesh/scale/'
     const big = parseNetworkConfig({ v: 1, ipv4: { cidr: '10.0.0.0/8' } })
     const N = 5000
@@ -224,8 +224,8 @@ t.test('node watch', async t => {
     const ms = Number(process.hrtime.bigint() - started) / 1e6
     t.equal(x.w.current().size, N)
     t.equal(x.rejected.length, 0)
+    // A figure, not an assertion: speed is bench:scale's to measure (its list row), never a test's.
     t.comment(`initial list + parse of ${N} records: ${ms.toFixed(0)} ms`)
-    t.ok(ms < 1000, `under a second (${ms.toFixed(0)} ms)`)
   })
 })
 
