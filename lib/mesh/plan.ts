@@ -6,7 +6,7 @@ import type {
   DesiredState, ObservedState, Plan, Route, WireguardPlan, VxlanPlan, Peer,
   ObservedWireguard, ObservedVxlan, WireguardDevice, VxlanDevice
 } from './types'
-import { canonicalEndpoint } from './endpoint'
+import { canonicalEndpoint, isEndpointError } from './endpoint'
 
 export const routeKey = (r: Route): string => `${r.family}|${r.dst}|${r.dev}|${r.via ?? ''}|${r.src ?? ''}`
 
@@ -27,8 +27,19 @@ function sameList (a: readonly string[], b: readonly string[]): boolean {
   return [...a].sort().every((x, i) => x === sb[i])
 }
 
-// Canonicalising parses the address; equal texts (the common case) skip it.
-const sameEndpoint = (a: string, b: string): boolean => a === b || canonicalEndpoint(a) === canonicalEndpoint(b)
+// Canonicalising parses the address; equal texts (the common case) skip it. The kernel's side is
+// whatever `wg show dump` printed, which may be no form a node record can carry (a link-local
+// endpoint learned by roaming prints with its scope, "[fe80::1%eth0]:51820"): such a text is
+// simply not our endpoint, so the peer is re-set — never an exception that stops the pass.
+function sameEndpoint (want: string, have: string): boolean {
+  if (want === have) return true
+  try {
+    return canonicalEndpoint(want) === canonicalEndpoint(have)
+  } catch (e) {
+    if (isEndpointError(e)) return false
+    throw e
+  }
+}
 
 function peerChanged (want: Peer, have: ObservedWireguard['peers'][number]): boolean {
   return !sameEndpoint(want.endpoint, have.endpoint) ||

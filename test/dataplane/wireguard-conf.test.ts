@@ -39,6 +39,11 @@ t.test('parseDump', async t => {
       }
     },
     {
+      name: 'an endpoint learned by roaming, printed with a scope, is kept as text',
+      text: dumpOf([PRIV, PUB, '51820', 'off'], [K1, '(none)', '[fe80::1%eth0]:51820', '10.244.2.0/24', '0', '0', '0', 'off']),
+      want: { publicKey: PUB, listenPort: 51820, peers: [{ publicKey: K1, endpoint: '[fe80::1%eth0]:51820', allowedIps: ['10.244.2.0/24'], persistentKeepalive: 0, lastHandshake: 0, rxBytes: 0, txBytes: 0 }] }
+    },
+    {
       name: 'peer without endpoint and allowed IPs, fwmark set, trailing blank lines',
       text: dumpOf([PRIV, PUB, '51820', '0x1234'], [K3, '(none)', '(none)', '(none)', '0', '0', '0', 'off']) + '\n\n',
       want: { publicKey: PUB, listenPort: 51820, peers: [{ publicKey: K3, endpoint: '', allowedIps: [], persistentKeepalive: 0, lastHandshake: 0, rxBytes: 0, txBytes: 0 }] }

@@ -102,6 +102,13 @@ const cases: Array<{ name: string, want: DesiredState, have: ObservedState, prun
     lines: []
   },
   {
+    // `wg show dump` prints an endpoint learned by roaming to a link-local address with its scope.
+    name: 'a roamed link-local endpoint with a scope (%eth0) is replaced, not a throw',
+    want: want(config(), [node(1), node(2, { endpoint: '[2001:db8::12]:51820' })]),
+    have: (() => { const o = observedFrom(want(config(), [node(1), node(2, { endpoint: '[2001:db8::12]:51820' })])); o.wireguard!.peers[0]!.endpoint = '[fe80::1%eth0]:51820'; return o })(),
+    lines: [`peer node-2 (${key('B').slice(0, 8)}…): set endpoint [2001:db8::12]:51820 allowed-ips 10.244.2.0/24,fd00:10:244:2::/64`]
+  },
+  {
     name: 'vxlan: a joining node adds fdb, neighbours and onlink routes only',
     want: want(config({ type: 'vxlan' }), nodes.slice(0, 3)),
     have: observedFrom(want(config({ type: 'vxlan' }), nodes.slice(0, 2))),
