@@ -78,7 +78,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.store = await this.withEtcdRetry('connect and read config', async () => await openStore(this.opts))
     this.config = this.store.config
     this.log.info({ config: { ...this.config } }, 'network config read')
-    this.rtnl = Rtnl.open()
+    this.rtnl = Rtnl.open({ onError: e => this.log.warn({ err: e }, 'netlink socket error; requests in flight fail by their timeout') })
     const identity = await this.resolveIdentity(this.rtnl, this.config)
     await this.refuseClaimedIdentity(this.store, identity)
     this.lease = await this.acquireLease(this.store, this.config, identity)

@@ -117,11 +117,32 @@ async function windowed<T> (items: readonly T[], fn: (item: T) => Promise<unknow
   }
 }
 
-export class Rtnl {
-  private constructor (private readonly sock: RtNetlinkSocket) {}
+export interface RtnlOptions {
+  /**
+   * A request without a reply after this long fails with an RtnlError whose errno is
+   * 'ETIMEDOUT', freeing its window slot: a lost reply must never hang a reconcile pass.
+   */
+  timeoutMs?: number
+  /** The socket failed (ENOBUFS, a closed fd…); without a listener that would crash the process. */
+  onError?: (e: Error) => void
+}
 
-  static open (): Rtnl {
-    return new Rtnl(createRtNetlink())
+/** Default per-request timeout: kernel replies take microseconds; this only catches a lost one. */
+export const RTNL_TIMEOUT_MS = 10_000
+
+export class Rtnl {
+  private readonly timeoutMs: number
+
+  private constructor (private readonly sock: RtNetlinkSocket, opts: RtnlOptions) {
+    this.timeoutMs = opts.timeoutMs ?? RTNL_TIMEOUT_MS
+    const onError = opts.onError ?? (() => {})
+    // The netlink package re-emits the raw socket's errors on its NetlinkSocket (sock.socket).
+    sock.socket.on('error', onError)
+  }
+
+  /** Opens an rtnetlink socket; `sock` is for a caller (a test) that brings its own. */
+  static open (opts: RtnlOptions = {}, sock: RtNetlinkSocket = createRtNetlink()): Rtnl {
+    return new Rtnl(sock, opts)
   }
 
   close (): void {
@@ -381,10 +402,16 @@ export class Rtnl {
   }
 
   private async call<T> (op: string, detail: string, fn: () => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(Object.assign(new Error(`no reply within ${this.timeoutMs} ms`), { code: 'ETIMEDOUT' })), this.timeoutMs)
+    })
     try {
-      return await fn()
+      return await Promise.race([fn(), timeout])
     } catch (e) {
       throw new RtnlError(op, detail, e)
+    } finally {
+      clearTimeout(timer)
     }
   }
 }
