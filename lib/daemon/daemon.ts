@@ -18,7 +18,8 @@ import { plan, describePlan } from '../mesh/plan'
 import { afterApply } from '../mesh/expected'
 import { formatEndpoint } from '../mesh/endpoint'
 import { planIsEmpty, type ObservedState } from '../mesh/types'
-import { Reconciler, backoffDelay } from './reconciler'
+import { Reconciler, backoffDelay, isPassDeadlineError } from './reconciler'
+import { loopReadiness } from './loop-health'
 import { readsKernel, type ReconcileReason } from './reconcile-reason'
 import { createMetrics, type Metrics, type PeerHandshake } from './metrics'
 import { startHealthServer, type Readiness } from './health'
@@ -36,6 +37,11 @@ import { dropConnections } from '../store/client'
 export interface DaemonEvents {
   ready: []
   applied: [{ changes: string[] }]
+  /**
+   * A reconcile pass ended by itself — applied, or failed fast — so the loop is alive (systemd's
+   * watchdog). A pass abandoned at its deadline is not one: that is the stall.
+   */
+  passEnded: []
   /** The daemon cannot go on; the process should stop and exit with `status`. */
   fatal: [{ status: ExitStatus, error: Error }]
 }
@@ -214,8 +220,9 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   }
 
   private createReconciler (): Reconciler {
-    const r = new Reconciler({ run: async reason => await this.reconcile(reason), resyncIntervalMs: this.opts.resyncIntervalMs, coalesceMs: 1 })
+    const r = new Reconciler({ run: async (reason, signal) => await this.reconcile(reason, signal), resyncIntervalMs: this.opts.resyncIntervalMs, coalesceMs: 1 })
     r.on('applied', e => {
+      this.emit('passEnded')
       this.metrics.reconciles.inc({ result: 'ok' })
       this.metrics.reconcileDuration.observe(e.durationMs / 1000)
       if (e.changes.length > 0) {
@@ -228,6 +235,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       if (!this.degraded) this.status?.trigger()
     })
     r.on('failed', e => {
+      if (!isPassDeadlineError(e.error)) this.emit('passEnded')
       this.metrics.reconciles.inc({ result: 'error' })
       this.log.error({ err: e.error, reason: e.reason, attempt: e.attempt, retryInMs: e.retryInMs }, 'reconcile failed; will retry')
     })
@@ -300,7 +308,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   }
 
   /** One level-triggered pass: full snapshot → desired → observe → plan → apply. */
-  private async reconcile (reason: ReconcileReason): Promise<{ changes: string[] }> {
+  private async reconcile (reason: ReconcileReason, signal?: AbortSignal): Promise<{ changes: string[] }> {
     const config = this.config; const self = this.self; const kernel = this.kernel
     if (config === undefined || self === undefined || kernel === undefined) return { changes: [] }
     const d = desiredState(config, this.nodes.values(), self)
@@ -323,6 +331,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     // restored: the view may be partial while the other nodes re-assert theirs).
     const p = plan(d.state, observed, { prune: this.synced && !this.degraded && this.registration?.mayPrune === true })
     this.expected = undefined
+    // A pass abandoned at its deadline (its kernel read hung) must not apply a stale plan late.
+    signal?.throwIfAborted()
     if (!planIsEmpty(p)) {
       const t0 = Date.now()
       await kernel.apply(p)
@@ -358,7 +368,9 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     const registration = this.registration?.readiness()
     if (registration !== undefined) return registration
     if (!this.applied) return { ready: false, detail: 'data plane not applied yet' }
-    if ((this.reconciler?.consecutiveFailures ?? 0) > 0) return { ready: false, detail: `last ${this.reconciler?.consecutiveFailures} reconcile(s) failed` }
+    const r = this.reconciler
+    const loop = r === undefined ? undefined : loopReadiness({ lastAppliedAt: r.lastAppliedAt, consecutiveFailures: r.consecutiveFailures, abandonedPasses: r.abandonedPasses, resyncIntervalMs: this.opts.resyncIntervalMs, now: Date.now() })
+    if (loop !== undefined) return loop
     if (this.degraded) return { ready: true, detail: 'degraded: etcd unreachable, serving the last known state' }
     return { ready: true, detail: 'subnet held, data plane applied, etcd reachable' }
   }

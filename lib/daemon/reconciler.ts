@@ -2,6 +2,14 @@
 // that repairs drift, and a failed apply retried with capped exponential backoff. It knows
 // nothing of WireGuard or etcd: `run` does one full desired → observe → plan → apply pass.
 // It emits events; the daemon logs and counts them.
+//
+// A pass that exceeds the pass deadline counts as failed and is retried with backoff like any
+// other failure: one stuck kernel call must not stall the node forever. The stuck promise
+// cannot be cancelled from outside, so it is abandoned (its signal is aborted; its late result
+// is ignored) and the retry runs beside it. That breaks single-flight only for a pass that is
+// already lost, and it is safe because every pass re-plans from the full snapshot: whatever the
+// abandoned pass still writes, the next pass reads back and repairs. `abandonedPasses` says how
+// many such passes have not settled yet (readiness reports it).
 
 import { EventEmitter } from 'node:events'
 import { mergeReasons, type ReconcileReason } from './reconcile-reason'
@@ -12,8 +20,11 @@ export interface ReconcileResult {
 }
 
 export interface ReconcilerOptions {
-  run: (reason: ReconcileReason) => Promise<ReconcileResult>
+  /** One pass. `signal` aborts when the pass exceeded its deadline and was abandoned. */
+  run: (reason: ReconcileReason, signal: AbortSignal) => Promise<ReconcileResult>
   resyncIntervalMs: number
+  /** A pass still running after this long fails (PassDeadlineError) and is retried; default 60 s. */
+  passDeadlineMs?: number
   /** Triggers arriving within this window share one pass. */
   coalesceMs?: number
   backoff?: { initialMs: number, maxMs: number }
@@ -23,6 +34,15 @@ export interface ReconcilerEvents {
   applied: [{ reason: ReconcileReason, changes: string[], durationMs: number, triggeredAt: number }]
   failed: [{ reason: ReconcileReason, error: unknown, attempt: number, retryInMs: number }]
 }
+
+export class PassDeadlineError extends Error {
+  readonly code = 'EPASSDEADLINE'
+  constructor (readonly deadlineMs: number) {
+    super(`reconcile pass still running after ${deadlineMs} ms; abandoned, will retry`)
+    this.name = 'PassDeadlineError'
+  }
+}
+export const isPassDeadlineError = (e: unknown): e is PassDeadlineError => e instanceof PassDeadlineError
 
 /** Capped exponential backoff as a value: the delay before retry number `attempt` (1-based). */
 export function backoffDelay (attempt: number, b: { initialMs: number, maxMs: number }): number {
@@ -38,10 +58,12 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
   private failures = 0
   private stopped = false
   private idle: Array<() => void> = []
+  private abandoned = 0
+  private lastApplied: number | undefined
 
   constructor (opts: ReconcilerOptions) {
     super()
-    this.opts = { coalesceMs: 5, backoff: { initialMs: 200, maxMs: 10_000 }, ...opts }
+    this.opts = { coalesceMs: 5, backoff: { initialMs: 200, maxMs: 10_000 }, passDeadlineMs: 60_000, ...opts }
   }
 
   start (): void {
@@ -68,6 +90,10 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
   }
 
   get consecutiveFailures (): number { return this.failures }
+  /** Passes that exceeded the deadline and have not settled since. */
+  get abandonedPasses (): number { return this.abandoned }
+  /** When (epoch ms) the last pass completed; undefined before the first. */
+  get lastAppliedAt (): number | undefined { return this.lastApplied }
 
   /** Resolves when no pass is running or scheduled (tests and shutdown). */
   async settled (): Promise<void> {
@@ -90,8 +116,9 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
     this.running = true
     const started = Date.now()
     try {
-      const result = await this.opts.run(job.reason)
+      const result = await this.runWithDeadline(job.reason)
       this.failures = 0
+      this.lastApplied = Date.now()
       this.emit('applied', { reason: job.reason, changes: result.changes, durationMs: Date.now() - started, triggeredAt: job.at })
     } catch (error) {
       this.failures++
@@ -106,6 +133,26 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
     this.running = false
     if (this.pending !== undefined && !this.stopped) this.timer = setTimeout(() => { void this.pass() }, 0)
     this.wake()
+  }
+
+  private async runWithDeadline (reason: ReconcileReason): Promise<ReconcileResult> {
+    const abort = new AbortController()
+    const running = this.opts.run(reason, abort.signal)
+    let timer: NodeJS.Timeout | undefined
+    const deadline = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => {
+        const e = new PassDeadlineError(this.opts.passDeadlineMs)
+        this.abandoned++
+        running.then(() => {}, () => {}).finally(() => { this.abandoned-- })
+        abort.abort(e)
+        reject(e)
+      }, this.opts.passDeadlineMs)
+    })
+    try {
+      return await Promise.race([running, deadline])
+    } finally {
+      clearTimeout(timer)
+    }
   }
 
   private wake (): void {

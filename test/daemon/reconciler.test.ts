@@ -1,5 +1,5 @@
 import t from 'tap'
-import { Reconciler, backoffDelay } from '../../lib/daemon/reconciler'
+import { Reconciler, backoffDelay, isPassDeadlineError } from '../../lib/daemon/reconciler'
 import { mergeReasons, readsKernel, type ReconcileReason } from '../../lib/daemon/reconcile-reason'
 
 t.test('backoff doubles and caps', async t => {
@@ -87,4 +87,34 @@ t.test('the periodic resync runs without any trigger', async t => {
   await new Promise(resolve => setTimeout(resolve, 200))
   await r.stop()
   t.ok(runs >= 3, `resync ran ${runs} times in 200 ms at a 30 ms interval`)
+})
+
+t.test('a pass that never resolves fails at the deadline and the retry runs', async t => {
+  let calls = 0
+  let firstSignal: AbortSignal | undefined
+  const r = new Reconciler({
+    run: async (_reason, signal) => {
+      calls++
+      if (calls === 1) { firstSignal = signal; return await new Promise<never>(() => {}) } // stuck for good
+      return { changes: ['done'] }
+    },
+    resyncIntervalMs: 60_000,
+    coalesceMs: 1,
+    passDeadlineMs: 50,
+    backoff: { initialMs: 10, maxMs: 10 }
+  })
+  const failed: unknown[] = []
+  r.on('failed', e => failed.push(e.error))
+  const applied = new Promise<string[]>(resolve => r.once('applied', e => resolve(e.changes)))
+  t.equal(r.lastAppliedAt, undefined)
+  r.trigger('start')
+  const deadline = new Promise<string>(resolve => setTimeout(() => resolve('no pass completed within 5 s'), 5_000).unref())
+  t.strictSame(await Promise.race([applied, deadline]), ['done'], 'the retry completed although the first pass never returns')
+  t.equal(failed.length, 1)
+  t.ok(isPassDeadlineError(failed[0]), 'the stuck pass failed with PassDeadlineError')
+  t.equal(firstSignal?.aborted, true, 'the stuck pass was told it is abandoned')
+  t.equal(r.abandonedPasses, 1, 'the abandoned pass is still counted')
+  t.equal(r.consecutiveFailures, 0)
+  t.type(r.lastAppliedAt, 'number')
+  await r.stop()
 })
