@@ -8,6 +8,8 @@ import pino from 'pino'
 import { parseDaemonOptions, helpText, redactOptions, isOptionsError } from '../lib/config/daemon-options'
 import { Daemon } from '../lib/daemon/daemon'
 import { notifySystemd } from '../lib/daemon/systemd-notify'
+import { Watchdog, watchdogPeriodMs } from '../lib/daemon/watchdog'
+import { STALL_INTERVALS } from '../lib/daemon/loop-health'
 import { EXIT_STATUS, type ExitStatus } from '../lib/daemon/exit-status'
 import { isIdentityClaimedError } from '../lib/daemon/identity-claim'
 
@@ -48,6 +50,12 @@ async function main (): Promise<number> {
   process.on('SIGINT', () => stop('SIGINT'))
   daemon.on('fatal', ({ status, error }) => fatal(error, status))
   daemon.once('ready', () => { void notifySystemd('READY=1') })
+  const watchdogMs = watchdogPeriodMs(process.env, process.pid)
+  if (watchdogMs !== undefined) {
+    if (watchdogMs <= STALL_INTERVALS * opts.resyncIntervalMs) log.warn({ watchdogMs, resyncIntervalMs: opts.resyncIntervalMs }, `WatchdogSec should exceed ${STALL_INTERVALS}x the resync interval, or a slow but live loop gets restarted`)
+    const watchdog = new Watchdog(watchdogMs, () => { void notifySystemd('WATCHDOG=1') })
+    daemon.on('passEnded', () => watchdog.passEnded(Date.now()))
+  }
   try {
     await daemon.start()
   } catch (e) {

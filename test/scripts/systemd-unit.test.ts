@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { OPTION_SPECS } from '../../lib/config/daemon-options'
 import { EXIT_STATUS } from '../../lib/daemon/exit-status'
+import { STALL_INTERVALS } from '../../lib/daemon/loop-health'
 
 const ROOT = resolve(__dirname, '..', '..')
 const UNIT = readFileSync(join(ROOT, 'scripts', 'podmeshd.service'), 'utf8')
@@ -54,6 +55,11 @@ t.test('unit settings', async t => {
   t.same(setting('Restart'), ['always'])
   t.same(setting('RestartPreventExitStatus'), [String(EXIT_STATUS.identityTaken)], 'a refused identity is not restarted into the same refusal')
   t.same(setting('KillMode'), ['process'], 'wireguard-go survives a restart')
+  const watchdog = setting('WatchdogSec')
+  t.equal(watchdog.length, 1, 'WatchdogSec is set')
+  const seconds = (d: string): number => { const m = /^(\d+)(s|min)?$/.exec(d); return m === null ? NaN : Number(m[1]) * (m[2] === 'min' ? 60 : 1) }
+  const resync = seconds(String(OPTION_SPECS.resyncInterval.default))
+  t.ok(seconds(watchdog[0] ?? '') > STALL_INTERVALS * resync, `WatchdogSec=${watchdog[0]} exceeds ${STALL_INTERVALS}x the default resync interval (${resync}s)`)
   t.same(setting('CapabilityBoundingSet'), ['CAP_NET_ADMIN CAP_NET_RAW CAP_NET_BIND_SERVICE'])
   t.same(setting('ProtectSystem'), ['strict'])
   t.same(setting('ProtectHome'), ['yes'])
