@@ -124,6 +124,14 @@ function coerce (name: string, spec: OptionSpec, raw: unknown, origin: string): 
   }
 }
 
+/** " at line L, column C" from a JSON.parse message's "position N", or '' when it has none. */
+function jsonErrorPlace (text: string, message: string): string {
+  const m = /position (\d+)/.exec(message)
+  if (m === null) return ''
+  const before = text.slice(0, Number(m[1])).split('\n')
+  return ` at line ${before.length}, column ${(before.at(-1)?.length ?? 0) + 1}`
+}
+
 export interface OptionSources {
   argv: readonly string[]
   env: Readonly<Record<string, string | undefined>>
@@ -160,10 +168,13 @@ function collect (src: OptionSources): Record<string, unknown> | 'help' {
   if (configPath !== undefined && configPath !== '') {
     if (src.readFile === undefined) throw new OptionsError('config file given but no way to read it')
     let parsed: unknown
+    const text = src.readFile(configPath)
     try {
-      parsed = JSON.parse(src.readFile(configPath))
+      parsed = JSON.parse(text)
     } catch (e) {
-      throw new OptionsError(`config file ${configPath}: ${(e as Error).message}`)
+      // V8's message quotes the text around the error, and the file holds the etcd password:
+      // say where, never what.
+      throw new OptionsError(`config file ${configPath}: not valid JSON${jsonErrorPlace(text, (e as Error).message)}`)
     }
     if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new OptionsError(`config file ${configPath}: expected a JSON object`)
     for (const [k, v] of Object.entries(parsed)) {
@@ -201,6 +212,8 @@ export function parseDaemonOptions (src: OptionSources): DaemonOptions | 'help' 
   const endpoints = get<string[]>('etcdEndpoints')
   if (endpoints.length === 0) throw new OptionsError('--etcd-endpoints is empty')
   for (const e of endpoints) {
+    // Never quoted back: the text after '//' and before '@' is a password.
+    if (e.includes('@')) throw new OptionsError('--etcd-endpoints: credentials in an endpoint URL (user:password@) are refused; use --etcd-username and --etcd-password')
     if (!/^https?:\/\/[^/\s]+\/?$/.test(e)) throw new OptionsError(`--etcd-endpoints: "${e}" is not an http(s)://host:port URL`)
   }
   const resyncIntervalMs = parseDuration(String(get('resyncInterval')), '--resync-interval')

@@ -47,22 +47,25 @@ export const ETCD_ENV: Record<keyof EtcdOptionsInput, string> = {
 
 export const defaultPrefix = (cluster: string): string => `/podmesh/${cluster}/`
 
+/** An endpoint as error messages show it: any user:password@ part blanked. */
+const shown = (text: string): string => text.replace(/^([a-z]+:\/\/)?[^@/]*@/i, '$1[redacted]@')
+
 function endpoint (text: string, tls: boolean): string {
   const withScheme = /^[a-z]+:\/\//i.test(text) ? text : `${tls ? 'https' : 'http'}://${text}`
   let url: URL
   try {
     url = new URL(withScheme)
   } catch (e) {
-    throw new ConfigError('etcd.endpoints', 'endpoint', `"${text}" is not a URL or host:port`, { cause: e })
+    throw new ConfigError('etcd.endpoints', 'endpoint', `"${shown(text)}" is not a URL or host:port`, { cause: e })
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new ConfigError('etcd.endpoints', 'endpoint', `"${text}": scheme must be http or https`)
+    throw new ConfigError('etcd.endpoints', 'endpoint', `"${shown(text)}": scheme must be http or https`)
   }
   if (url.username !== '' || url.password !== '') {
     throw new ConfigError('etcd.endpoints', 'endpoint', 'credentials in an endpoint URL are not accepted; use --etcd-username/--etcd-password')
   }
   if (url.port === '' || (url.pathname !== '/' && url.pathname !== '')) {
-    throw new ConfigError('etcd.endpoints', 'endpoint', `"${text}" must be scheme://host:port with an explicit port and no path`)
+    throw new ConfigError('etcd.endpoints', 'endpoint', `"${shown(text)}" must be scheme://host:port with an explicit port and no path`)
   }
   return `${url.protocol}//${url.host}`
 }

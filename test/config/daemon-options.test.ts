@@ -67,3 +67,26 @@ t.test('secrets are redacted, help lists every option with its env name', async 
   }
   t.equal(parseDaemonOptions({ argv: ['--help'], env: {} }), 'help')
 })
+
+t.test('a malformed config file is reported by place, never by its text', async t => {
+  const secret = 'hunter2-do-not-log'
+  const broken = [
+    `{"etcd-password": "${secret}", "node-name": "n1" "wg-interface": "x"}`, // missing comma
+    `{"etcd-password": "${secret}`, // truncated
+    `{\n  "etcd-password": '${secret}'\n}` // single quotes
+  ]
+  for (const text of broken) {
+    const err = (() => { try { parse(['--config', '/etc/p.json'], {}, text) } catch (e) { return e as Error } })()
+    t.match(err?.message, /^config file \/etc\/p\.json: not valid JSON/, 'names the file')
+    t.notMatch(err?.message, /hunter2/, `no secret in "${err?.message ?? ''}"`)
+  }
+  // V8 gives a position for most errors (not for an unexpected token): shown as line and column.
+  const multiline = (() => { try { parse(['--config', '/etc/p.json'], {}, `{\n  "etcd-password": "${secret}"\n  "node-name": "n1"\n}`) } catch (e) { return e as Error } })()
+  t.match(multiline?.message, /not valid JSON at line 3, column 3$/, 'the place is a line and column')
+})
+
+t.test('credentials in an etcd endpoint URL are refused without quoting them', async t => {
+  const err = (() => { try { parse(['--node-name', 'n1', '--etcd-endpoints', 'http://root:hunter2@127.0.0.1:2379']) } catch (e) { return e as Error } })()
+  t.match(err?.message, /credentials in an endpoint URL .* are refused/)
+  t.notMatch(err?.message, /hunter2/)
+})

@@ -31,6 +31,14 @@ t.test('bad options are rejected with the field named', async t => {
   t.throws(() => resolveEtcdOptions({ prefix: 'podmesh' }), { field: 'etcd.prefix' })
 })
 
+t.test('an endpoint error never quotes credentials', async t => {
+  for (const endpoints of ['ftp://root:hunter2@x:1', 'http://root:hun ter2@x:1', 'root:hunter2@x']) {
+    const err = (() => { try { resolveEtcdOptions({ endpoints }) } catch (e) { return e as Error } })()
+    t.match(err?.message, /etcd|endpoint/, endpoints)
+    t.notMatch(err?.message, /hunter2|hun ter2/, `no password in "${err?.message ?? ''}"`)
+  }
+})
+
 t.test('redaction hides the password and nothing else', async t => {
   const o = resolveEtcdOptions({ username: 'root', password: 's3cret', endpoints: 'http://e:2379' })
   const r = redactEtcdOptions(o)
