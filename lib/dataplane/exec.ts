@@ -10,6 +10,7 @@ export interface RunOptions {
   input?: string
   /** Kill the child (SIGKILL) after this long; default 30 s. */
   timeoutMs?: number
+  /** The child's environment before scrubbing (childEnvironment); default process.env. */
   env?: NodeJS.ProcessEnv
 }
 
@@ -42,6 +43,18 @@ export const isCommandError = (e: unknown): e is CommandError => e instanceof Co
 
 let spawned = 0
 
+/** podmesh's own settings (PODMESH_ETCD_PASSWORD among them) and anything named like a secret. */
+const SECRET_ENV = /^PODMESH_|PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL/i
+
+/**
+ * The environment a child gets: `env` without podmesh's settings and secret-looking variables.
+ * No child (`wg`, `wireguard-go`, `ip`, `systemd-notify`) reads them, and `wireguard-go` outlives
+ * podmeshd with its environment readable in /proc/<pid>/environ.
+ */
+export function childEnvironment (env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([k]) => !SECRET_ENV.test(k)))
+}
+
 /** Processes spawned by this module since the process started. */
 export const spawnCount = (): number => spawned
 
@@ -71,7 +84,7 @@ async function runWith (cmd: string, args: readonly string[], stdio: StdioOption
     spawned++
     let child
     try {
-      child = spawn(cmd, [...args], { stdio, detached, env: opts.env ?? process.env })
+      child = spawn(cmd, [...args], { stdio, detached, env: childEnvironment(opts.env ?? process.env) })
     } catch (e) {
       // E2BIG and friends are thrown synchronously by spawn.
       reject(new CommandError(text, null, null, '', false, e))
