@@ -4,9 +4,9 @@
 // 2 bad options, 3 this node's key or MAC is another node's, 4 this node's subnet was taken.
 
 import { readFileSync } from 'node:fs'
-import pino from 'pino'
 import { parseDaemonOptions, helpText, redactOptions, isOptionsError } from '../lib/config/daemon-options'
 import { Daemon } from '../lib/daemon/daemon'
+import { createLogger } from '../lib/daemon/logger'
 import { notifySystemd } from '../lib/daemon/systemd-notify'
 import { Watchdog, watchdogPeriodMs } from '../lib/daemon/watchdog'
 import { STALL_INTERVALS } from '../lib/daemon/loop-health'
@@ -23,11 +23,7 @@ async function main (): Promise<number> {
   }
   if (opts === 'help') { process.stdout.write(helpText()); return 0 }
 
-  const log = pino({
-    level: opts.logLevel,
-    base: { component: 'podmeshd', node: opts.nodeName },
-    redact: { paths: ['*.etcdPassword', '*.etcdKey', '*.privateKey', 'etcdPassword', 'privateKey'], censor: '[redacted]' }
-  })
+  const log = createLogger({ level: opts.logLevel, nodeName: opts.nodeName })
   log.info({ options: redactOptions(opts) }, 'starting')
   const daemon = new Daemon(opts, log)
   let stopping: Promise<void> | undefined
