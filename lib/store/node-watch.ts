@@ -14,7 +14,8 @@ import { EventEmitter } from 'node:events'
 import type { IDuplexStream, IKeyValue, IWatchRequest, IWatchResponse } from 'etcd3'
 import type { NetworkConfig } from '../config/network'
 import type { NodeRecord } from './node-record'
-import { parseNodeRecord } from './node-record-parse'
+import { MAX_RECORD_BYTES, parseNodeRecord } from './node-record-parse'
+import { rangePages } from './paged-range'
 import { type StoreClient, StoreError, storeCall, storeError } from './client'
 import { KeyError, nodeKey, nodesPrefix, parseKey, prefixEnd, subnetKey, subnetsPrefix } from './keys'
 import { RecordError } from './record-error'
@@ -87,6 +88,18 @@ const NODES_WATCH = '1'
 const SUBNETS_WATCH = '2'
 
 const big = (s: string | number | undefined): bigint => BigInt(s === undefined || s === '' ? 0 : s)
+/**
+ * Keys per page of a list. The memory a list needs is one page: LIST_PAGE × etcd's largest value
+ * (--max-request-bytes, 1.5 MiB by default) = 96 MiB at worst, ~64 KiB for real records.
+ */
+export const LIST_PAGE = 64
+/** A subnet value is a node name in a small JSON object (subnet-value.ts caps the text at 1 KiB). */
+const MAX_SUBNET_BYTES = 1024
+
+function refill<K, V> (map: Map<K, V>, from: ReadonlyMap<K, V>): void {
+  map.clear()
+  for (const [k, v] of from) map.set(k, v)
+}
 
 export class NodeWatcher extends EventEmitter<NodeWatcherEvents> {
   private readonly o: NodeWatchOptions
@@ -212,31 +225,41 @@ export class NodeWatcher extends EventEmitter<NodeWatcherEvents> {
     return { previousRevision: this.revision.toString(), revision: revision.toString(), clusterChanged }
   }
 
-  /** One consistent read of nodes/ and subnets/, replacing everything we knew. */
+  /**
+   * One consistent read of nodes/ and subnets/, replacing everything we knew: in pages of
+   * LIST_PAGE keys, all at the first page's revision (lib/store/paged-range.ts), so memory is
+   * bounded by one page whatever the number or size of the values. A read that fails half-way
+   * restores what we knew before it.
+   */
   private async list (): Promise<void> {
     const np = nodesPrefix(this.o.prefix)
     const sp = subnetsPrefix(this.o.prefix)
-    const res = await storeCall(`list ${np} and ${sp}`, async () => await this.o.client.kv.txn({
-      compare: [],
-      success: [
-        { request_range: { key: Buffer.from(np), range_end: prefixEnd(np) } },
-        { request_range: { key: Buffer.from(sp), range_end: prefixEnd(sp) } }
-      ],
-      failure: []
-    }))
-    if (this.stopped) return
-    const restore = this.listed ? this.continuityBreak(res.header) : undefined
-    this.clusterId = res.header.cluster_id
     const previous = new Map(this.raw)
+    const previousOwners = new Map(this.owners)
+    const previousConfirming = new Map(this.confirming)
     this.raw.clear()
     this.owners.clear()
     this.confirming.clear()
-    for (const kv of res.responses[0]?.response_range.kvs ?? []) this.putNode(kv, previous)
-    for (const kv of res.responses[1]?.response_range.kvs ?? []) this.putSubnet(kv)
+    let header: { cluster_id: string, revision: string } | undefined
+    const present = new Set<string>()
+    try {
+      for (const [prefix, put] of [[np, (kv: IKeyValue) => this.putNode(kv, previous)], [sp, (kv: IKeyValue) => this.putSubnet(kv)]] as const) {
+        for await (const page of rangePages(this.o.client, prefix, { limit: LIST_PAGE, revision: header?.revision })) {
+          header ??= page.header
+          for (const kv of page.kvs) { put(kv); present.add(kv.key.toString()) }
+          if (this.stopped) return
+        }
+      }
+    } catch (e) {
+      refill(this.raw, previous); refill(this.owners, previousOwners); refill(this.confirming, previousConfirming)
+      throw e
+    }
+    if (this.stopped || header === undefined) return
+    const restore = this.listed ? this.continuityBreak(header) : undefined
+    this.clusterId = header.cluster_id
     // Forget reports about keys that are gone, so the map does not grow across re-lists.
-    const present = new Set([...res.responses[0]?.response_range.kvs ?? [], ...res.responses[1]?.response_range.kvs ?? []].map(kv => kv.key.toString()))
     for (const key of [...this.reported.keys()]) if (!present.has(key)) this.reported.delete(key)
-    const rev = big(res.header.revision)
+    const rev = big(header.revision)
     this.revision = this.nodesRev = this.subnetsRev = rev
     if (this.flushTimer !== undefined) clearTimeout(this.flushTimer)
     this.flushTimer = undefined
@@ -332,6 +355,8 @@ export class NodeWatcher extends EventEmitter<NodeWatcherEvents> {
     }
     let parsed: NodeRecord | RecordError
     try {
+      // Measured on the bytes, before a string (and a JSON tree) of a hostile megabyte exists.
+      if (kv.value.length > MAX_RECORD_BYTES) throw new RecordError(key, 'tooLarge', `record is ${kv.value.length} bytes (limit ${MAX_RECORD_BYTES})`)
       parsed = parseNodeRecord(key, kv.value.toString(), this.o.config)
     } catch (e) {
       parsed = e instanceof RecordError ? e : new RecordError(key, 'type', String(e))
@@ -364,6 +389,7 @@ export class NodeWatcher extends EventEmitter<NodeWatcherEvents> {
       return
     }
     try {
+      if (kv.value.length > MAX_SUBNET_BYTES) throw new RecordError(key, 'tooLarge', `subnet value is ${kv.value.length} bytes`)
       this.owners.set(cidr, parseSubnetValue(key, kv.value.toString()))
     } catch (e) {
       // Held by something we cannot read: nobody may claim it.

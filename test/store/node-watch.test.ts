@@ -11,6 +11,7 @@ import { acquireNode } from '../../lib/store/node-lease'
 import { removeNode } from '../../lib/store/node-remove'
 import { nodeKey, subnetKey } from '../../lib/store/keys'
 import { formatSubnetValue } from '../../lib/store/subnet-value'
+import { RecordError } from '../../lib/store/record-error'
 import { type Teardownable, startEtcd } from '../harness/etcd'
 import { startProxy } from '../harness/tcp-proxy'
 import { fields, tempDir, testClient, testKey, waitFor } from '../harness/store'
@@ -226,6 +227,24 @@ t.test('node watch', async t => {
     t.equal(x.rejected.length, 0)
     // A figure, not an assertion: speed is bench:scale's to measure (its list row), never a test's.
     t.comment(`initial list + parse of ${N} records: ${ms.toFixed(0)} ms`)
+  })
+
+  t.test('300 MiB of junk values: the list pages past them, skips them unparsed, and finds the nodes', async t => {
+    const prefix = '/podmesh/junk/'
+    await putNode(client, prefix, record('before', 1))
+    // 300 values of 1 MiB (etcd's default request limit is 1.5 MiB), sorted between real records.
+    // One unpaged read of this is over grpc's 256 MiB receive limit: the list would fail forever.
+    const junk = Buffer.alloc(1024 * 1024, 'x')
+    for (let from = 0; from < 300; from += 4) {
+      await Promise.all(Array.from({ length: 4 }, async (_, j) => await client.put(`${prefix}nodes/junk-${String(from + j).padStart(3, '0')}`).value(junk)))
+    }
+    await putNode(client, prefix, record('zafter', 2))
+    const x = watch(t, client, prefix)
+    await x.w.start()
+    t.strictSame([...x.w.current().keys()].sort(), ['before', 'zafter'])
+    await waitFor('300 rejections', () => x.rejected.length >= 300, 10_000)
+    t.ok(x.rejected.every(r => r.error instanceof RecordError && r.error.problem === 'tooLarge'), 'each rejected as too large')
+    await client.delete().prefix(prefix)
   })
 })
 
