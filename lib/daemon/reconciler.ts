@@ -25,6 +25,11 @@ export interface ReconcilerOptions {
   resyncIntervalMs: number
   /** A pass still running after this long fails (PassDeadlineError) and is retried; default 60 s. */
   passDeadlineMs?: number
+  /**
+   * Passes start at least this far apart (default 50 ms): a record flapping at any rate costs at
+   * most 1000/minPassIntervalMs passes (and `wg` spawns, and status triggers) a second.
+   */
+  minPassIntervalMs?: number
   /** Triggers arriving within this window share one pass. */
   coalesceMs?: number
   backoff?: { initialMs: number, maxMs: number }
@@ -60,10 +65,11 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
   private idle: Array<() => void> = []
   private abandoned = 0
   private lastApplied: number | undefined
+  private lastStart = -Infinity
 
   constructor (opts: ReconcilerOptions) {
     super()
-    this.opts = { coalesceMs: 5, backoff: { initialMs: 200, maxMs: 10_000 }, passDeadlineMs: 60_000, ...opts }
+    this.opts = { coalesceMs: 5, backoff: { initialMs: 200, maxMs: 10_000 }, passDeadlineMs: 60_000, minPassIntervalMs: 50, ...opts }
   }
 
   start (): void {
@@ -113,8 +119,16 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
     const job = this.pending
     this.pending = undefined
     if (job === undefined || this.stopped) return this.wake()
+    const wait = this.lastStart + this.opts.minPassIntervalMs - Date.now()
+    if (wait > 0) {
+      // Too soon after the last pass: the job waits (and absorbs every trigger meanwhile).
+      this.pending = job
+      this.timer = setTimeout(() => { void this.pass() }, wait)
+      return
+    }
     this.running = true
     const started = Date.now()
+    this.lastStart = started
     try {
       const result = await this.runWithDeadline(job.reason)
       this.failures = 0

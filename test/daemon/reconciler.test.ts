@@ -118,3 +118,21 @@ t.test('a pass that never resolves fails at the deadline and the retry runs', as
   t.type(r.lastAppliedAt, 'number')
   await r.stop()
 })
+
+t.test('a storm of triggers costs a bounded number of passes', async t => {
+  let passes = 0
+  const r = new Reconciler({ run: async () => { passes++; return { changes: [] } }, resyncIntervalMs: 60_000, coalesceMs: 1, minPassIntervalMs: 50 })
+  const started = Date.now()
+  // ~500 triggers a second for one second, each an instant pass without the bound.
+  await new Promise<void>(resolve => {
+    const tick = setInterval(() => {
+      r.trigger('watch')
+      if (Date.now() - started >= 1000) { clearInterval(tick); resolve() }
+    }, 2)
+  })
+  await r.settled()
+  const seconds = (Date.now() - started) / 1000
+  t.ok(passes <= Math.ceil(seconds * 1000 / 50) + 1, `${passes} passes in ${seconds.toFixed(2)} s (bound: one per 50 ms)`)
+  t.ok(passes >= 2, 'passes kept running during the storm')
+  await r.stop()
+})
