@@ -20,6 +20,11 @@ export interface StatusReportOptions {
   onError: (e: unknown) => void
   intervalMs?: number
   ttlSeconds?: number
+  /**
+   * Writes start at least this far apart (default 1 s): status is for operators and
+   * `podmeshctl status`, so a storm of passes costs etcd at most one write a second per node.
+   */
+  minGapMs?: number
 }
 
 export class StatusReport {
@@ -29,6 +34,8 @@ export class StatusReport {
   private inFlight: Promise<void> | undefined
   private pending = false
   private stopped = false
+  private lastStart = -Infinity
+  private gapTimer: NodeJS.Timeout | undefined
 
   constructor (private readonly o: StatusReportOptions) {
     this.publisher = new StatusPublisher(o.client, o.prefix, o.node, o.ttlSeconds ?? DEFAULT_STATUS_TTL)
@@ -43,6 +50,12 @@ export class StatusReport {
   trigger (): void {
     if (this.stopped) return
     if (this.inFlight !== undefined) { this.pending = true; return }
+    const wait = this.lastStart + (this.o.minGapMs ?? 1000) - Date.now()
+    if (wait > 0) {
+      this.gapTimer ??= setTimeout(() => { this.gapTimer = undefined; this.trigger() }, wait)
+      return
+    }
+    this.lastStart = Date.now()
     this.inFlight = this.write().finally(() => {
       this.inFlight = undefined
       if (this.pending) { this.pending = false; this.trigger() }
@@ -53,6 +66,7 @@ export class StatusReport {
   async stop (): Promise<void> {
     this.stopped = true
     if (this.timer !== undefined) clearInterval(this.timer)
+    if (this.gapTimer !== undefined) clearTimeout(this.gapTimer)
     await this.inFlight
     try { await this.publisher.close() } catch (e) { this.o.onError(e) }
   }
