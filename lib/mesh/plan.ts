@@ -29,7 +29,8 @@ function sameList (a: readonly string[], b: readonly string[]): boolean {
 
 // Canonicalising parses the address; equal texts (the common case) skip it. The kernel's side is
 // whatever `wg show dump` printed, which may be no form a node record can carry (a link-local
-// endpoint learned by roaming prints with its scope, "[fe80::1%eth0]:51820"): such a text is
+// endpoint learned by roaming prints with its scope, "[fe80::1%eth0]:51820", from the kernel
+// module; wireguard-go drops the scope and prints "[fe80::1]:51820"): such a text is
 // simply not our endpoint, so the peer is re-set — never an exception that stops the pass.
 function sameEndpoint (want: string, have: string): boolean {
   if (want === have) return true
