@@ -26,10 +26,12 @@ export interface ReconcilerOptions {
   /** A pass still running after this long fails (PassDeadlineError) and is retried; default 60 s. */
   passDeadlineMs?: number
   /**
-   * Passes start at least this far apart (default 50 ms): a record flapping at any rate costs at
-   * most 1000/minPassIntervalMs passes (and `wg` spawns, and status triggers) a second.
+   * A token bucket for passes: up to `passBurst` (default 10) at once, refilled at
+   * `passesPerSecond` (default 20). A record flapping at any rate costs at most burst + 20/s
+   * passes (and `wg` spawns, and status triggers); an ordinary change never waits for it.
    */
-  minPassIntervalMs?: number
+  passesPerSecond?: number
+  passBurst?: number
   /** Triggers arriving within this window share one pass. */
   coalesceMs?: number
   backoff?: { initialMs: number, maxMs: number }
@@ -65,11 +67,13 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
   private idle: Array<() => void> = []
   private abandoned = 0
   private lastApplied: number | undefined
-  private lastStart = -Infinity
+  private tokens: number
+  private refilledAt = Date.now()
 
   constructor (opts: ReconcilerOptions) {
     super()
-    this.opts = { coalesceMs: 5, backoff: { initialMs: 200, maxMs: 10_000 }, passDeadlineMs: 60_000, minPassIntervalMs: 50, ...opts }
+    this.opts = { coalesceMs: 5, backoff: { initialMs: 200, maxMs: 10_000 }, passDeadlineMs: 60_000, passesPerSecond: 20, passBurst: 10, ...opts }
+    this.tokens = this.opts.passBurst
   }
 
   start (): void {
@@ -114,21 +118,32 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
     if (this.running) await new Promise<void>(resolve => this.idle.push(resolve))
   }
 
+  /** Takes a token and returns 0, or returns how long until one is there. */
+  private takePassToken (now: number): number {
+    const { passesPerSecond: rate, passBurst: burst } = this.opts
+    this.tokens = Math.min(burst, this.tokens + (now - this.refilledAt) * rate / 1000)
+    this.refilledAt = now
+    if (this.tokens >= 1) {
+      this.tokens -= 1
+      return 0
+    }
+    return Math.ceil((1 - this.tokens) * 1000 / rate)
+  }
+
   private async pass (): Promise<void> {
     this.timer = undefined
     const job = this.pending
     this.pending = undefined
     if (job === undefined || this.stopped) return this.wake()
-    const wait = this.lastStart + this.opts.minPassIntervalMs - Date.now()
+    const wait = this.takePassToken(Date.now())
     if (wait > 0) {
-      // Too soon after the last pass: the job waits (and absorbs every trigger meanwhile).
+      // The bucket is empty: the job waits (and absorbs every trigger meanwhile).
       this.pending = job
       this.timer = setTimeout(() => { void this.pass() }, wait)
       return
     }
     this.running = true
     const started = Date.now()
-    this.lastStart = started
     try {
       const result = await this.runWithDeadline(job.reason)
       this.failures = 0

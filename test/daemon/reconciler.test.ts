@@ -121,7 +121,7 @@ t.test('a pass that never resolves fails at the deadline and the retry runs', as
 
 t.test('a storm of triggers costs a bounded number of passes', async t => {
   let passes = 0
-  const r = new Reconciler({ run: async () => { passes++; return { changes: [] } }, resyncIntervalMs: 60_000, coalesceMs: 1, minPassIntervalMs: 50 })
+  const r = new Reconciler({ run: async () => { passes++; return { changes: [] } }, resyncIntervalMs: 60_000, coalesceMs: 1, passesPerSecond: 20, passBurst: 10 })
   const started = Date.now()
   // ~500 triggers a second for one second, each an instant pass without the bound.
   await new Promise<void>(resolve => {
@@ -132,7 +132,20 @@ t.test('a storm of triggers costs a bounded number of passes', async t => {
   })
   await r.settled()
   const seconds = (Date.now() - started) / 1000
-  t.ok(passes <= Math.ceil(seconds * 1000 / 50) + 1, `${passes} passes in ${seconds.toFixed(2)} s (bound: one per 50 ms)`)
+  t.ok(passes <= 10 + Math.ceil(seconds * 20) + 1, `${passes} passes in ${seconds.toFixed(2)} s (bound: a burst of 10, then 20/s)`)
   t.ok(passes >= 2, 'passes kept running during the storm')
+  await r.stop()
+})
+
+t.test('an ordinary change right after a pass does not wait for the storm bound', async t => {
+  const at: number[] = []
+  const r = new Reconciler({ run: async () => { at.push(Date.now()); return { changes: [] } }, resyncIntervalMs: 60_000, coalesceMs: 1, passesPerSecond: 1, passBurst: 3 })
+  for (let i = 0; i < 3; i++) {
+    r.trigger('watch')
+    await new Promise(resolve => setTimeout(resolve, 5))
+    await r.settled()
+  }
+  t.equal(at.length, 3)
+  t.ok((at[2] as number) - (at[0] as number) < 500, 'three passes within the burst ran back to back, not a second apart')
   await r.stop()
 })
