@@ -8,6 +8,7 @@ import { connectStore, isStoreError, type StoreClient } from '../lib/store/clien
 import { isConfigStoreError } from '../lib/store/config-store'
 import { isKeyError } from '../lib/store/keys'
 import { initConfig, initHelp, initOptions, runInit } from '../lib/ctl/init'
+import { networkConfigWarnings } from '../lib/config/network-parse'
 import { configShowHelp, runConfigShow } from '../lib/ctl/config-show'
 import { isNodeNotFound, nodeRemoveHelp, runNodeRemove } from '../lib/ctl/node-remove'
 import type { OutputFormat } from '../lib/ctl/output'
@@ -91,14 +92,29 @@ function plan (argv: string[], words: string[]): { action: Action, etcd: EtcdOpt
   } else if (output !== 'json' && output !== 'table') throw new UsageError(`-o/--output must be json or table, got "${output}"`)
   const format = output as OutputFormat
   const str = (k: string): string | undefined => typeof values[k] === 'string' ? values[k] as string : undefined
+  // Resolved before the command: init checks its pod ranges against the etcd endpoints.
+  const etcd = resolveEtcdOptions({
+    endpoints: str('etcd-endpoints'),
+    caFile: str('etcd-ca'),
+    certFile: str('etcd-cert'),
+    keyFile: str('etcd-key'),
+    username: str('etcd-username'),
+    password: str('etcd-password'),
+    cluster: str('cluster'),
+    prefix: str('prefix')
+  }, process.env)
+  const etcdOf = (): EtcdOptions => etcd
 
   let action: Action
   if (cmd === 'init') {
     if (positionals.length > 1) throw new UsageError(`init takes no arguments, got "${positionals.slice(1).join(' ')}"`)
     const flags: Record<string, string | boolean> = {}
     for (const k of Object.keys(initOptions)) if (values[k] !== undefined && k !== 'force') flags[k] = values[k] as string | boolean
-    const config = initConfig(flags)
-    action = async (client, prefix) => await runInit(client, prefix, config, values.force === true, format)
+    const config = initConfig(flags, { force: values.force === true, etcdEndpoints: etcd.endpoints })
+    action = async (client, prefix) => {
+      for (const w of networkConfigWarnings(config)) process.stderr.write(`podmeshctl: warning: ${w}\n`)
+      return await runInit(client, prefix, config, values.force === true, format)
+    }
   } else if (cmd === 'config show') {
     if (positionals.length > 2) throw new UsageError('config show takes no arguments')
     action = async (client, prefix) => await runConfigShow(client, prefix, format)
@@ -132,17 +148,6 @@ function plan (argv: string[], words: string[]): { action: Action, etcd: EtcdOpt
   } else {
     throw new UsageError(`unknown command "${words.join(' ')}" (commands: init, config show, node remove, nodes, status, topology, diff, doctor)`)
   }
-  const etcdOf = (): EtcdOptions => etcd
-  const etcd = resolveEtcdOptions({
-    endpoints: str('etcd-endpoints'),
-    caFile: str('etcd-ca'),
-    certFile: str('etcd-cert'),
-    keyFile: str('etcd-key'),
-    username: str('etcd-username'),
-    password: str('etcd-password'),
-    cluster: str('cluster'),
-    prefix: str('prefix')
-  }, process.env)
   return { action, etcd }
 }
 

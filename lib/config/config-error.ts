@@ -19,6 +19,10 @@ export type ConfigProblem =
   | 'endpoint' // a malformed etcd endpoint
   | 'pair' // one half of a pair given without the other (cert/key, user/password)
   | 'json' // the stored value is not JSON
+  | 'defaultRoute' // a pod range of length 0 (0.0.0.0/0, ::/0)
+  | 'reserved' // a pod range overlapping loopback, link-local, multicast, unspecified, broadcast
+  | 'tooWide' // a pod range shorter than /8 (IPv4) or /32 (IPv6), not forced
+  | 'overlap' // a pod range containing the node's underlay address or an etcd endpoint
 
 export class ConfigError extends Error {
   readonly code = 'ECONFIG'

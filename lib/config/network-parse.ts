@@ -7,11 +7,18 @@ import {
 } from '../ipam/cidr'
 import { type BackendType, type FamilyRange, type NetworkConfig, CONFIG_VERSION, DEFAULTS } from './network'
 import { ConfigError } from './config-error'
+import { specialOverlap } from '../ipam/special-ranges'
 
 export { ConfigError, isConfigError } from './config-error'
 
 /** Longest node subnet per family: a node subnet must hold a gateway and some pods. */
 const MAX_SUBNET_LEN: Record<Family, number> = { 4: 30, 6: 124 }
+/**
+ * Shortest pod range accepted without `allowWideRange` (set by `podmeshctl init --force`): a
+ * wider range swallows most of the address space, underlay and etcd included, and is almost
+ * always a typo (/1 for /16).
+ */
+export const MIN_RANGE_LEN: Record<Family, number> = { 4: 8, 6: 32 }
 const BACKENDS: readonly BackendType[] = ['wireguard', 'vxlan']
 /** IPv4-mapped IPv6 (::ffff:0:0/96) is IPv4 in disguise; it would overlap the ipv4 family. */
 const V4_MAPPED = parseCidr('::ffff:0:0/96')
@@ -79,11 +86,29 @@ function tryParse (text: string): Cidr | undefined {
   try { return parseCidr(text, { allowHostBits: true }) } catch { return undefined }
 }
 
-function parseFamily (field: string, value: unknown, family: Family): FamilyRange {
+/** A pod range must be routable unicast space of pod-network size, never a default route. */
+function checkPodRange (field: string, range: Cidr, allowWide: boolean): void {
+  const text = formatCidr(range)
+  if (range.len === 0) {
+    throw new ConfigError(field, 'defaultRoute', `${text} is a default route, not a pod range; routing it would take over the host's traffic`)
+  }
+  const special = specialOverlap(range)
+  if (special !== undefined) {
+    throw new ConfigError(field, 'reserved', `${text} overlaps ${special.range}, which is ${special.why}; pods cannot use it`)
+  }
+  const min = MIN_RANGE_LEN[range.family]
+  if (range.len < min && !allowWide) {
+    throw new ConfigError(field, 'tooWide',
+      `${text} is wider than /${min}; too wide to be a pod network (use a longer prefix, or init --force to accept it)`)
+  }
+}
+
+function parseFamily (field: string, value: unknown, family: Family, allowWide: boolean): FamilyRange {
   const o = object(field, value)
   onlyFields(field, o, ['cidr', 'subnetLen', 'subnetMin', 'subnetMax'])
   if (o.cidr === undefined) throw new ConfigError(`${field}.cidr`, 'missing', 'is required')
   const range = cidrField(`${field}.cidr`, o.cidr, family)
+  checkPodRange(`${field}.cidr`, range, allowWide)
   const defLen = family === 4 ? DEFAULTS.subnetLen4 : DEFAULTS.subnetLen6
   const subnetLen = o.subnetLen === undefined ? defLen : integer(`${field}.subnetLen`, o.subnetLen, 0, familyBits(family))
   const max = MAX_SUBNET_LEN[family]
@@ -152,7 +177,7 @@ function parseBackend (value: unknown): NetworkConfig['backend'] {
 /** Validates a network config (as read from etcd or built from flags) and fills defaults. */
 export function parseNetworkConfig (value: unknown): NetworkConfig {
   const o = object('config', value)
-  onlyFields('', o, ['v', 'ipv4', 'ipv6', 'backend', 'mtu'])
+  onlyFields('', o, ['v', 'ipv4', 'ipv6', 'backend', 'mtu', 'allowWideRange'])
   if (o.v !== CONFIG_VERSION) {
     const what = o.v === undefined ? 'config version is missing' : `unsupported config version ${JSON.stringify(o.v)}`
     throw new ConfigError('v', 'version', `${what} (this podmesh reads v${CONFIG_VERSION})`)
@@ -160,9 +185,14 @@ export function parseNetworkConfig (value: unknown): NetworkConfig {
   if (o.ipv4 === undefined && o.ipv6 === undefined) {
     throw new ConfigError('ipv4', 'noFamily', 'neither ipv4 nor ipv6 is configured; at least one pod range is required')
   }
+  if (o.allowWideRange !== undefined && o.allowWideRange !== true) {
+    throw new ConfigError('allowWideRange', 'type', `must be true or absent, got ${describe(o.allowWideRange)}`)
+  }
+  const allowWide = o.allowWideRange === true
   const config: NetworkConfig = { v: CONFIG_VERSION, backend: parseBackend(o.backend) }
-  if (o.ipv4 !== undefined) config.ipv4 = parseFamily('ipv4', o.ipv4, 4)
-  if (o.ipv6 !== undefined) config.ipv6 = parseFamily('ipv6', o.ipv6, 6)
+  if (o.ipv4 !== undefined) config.ipv4 = parseFamily('ipv4', o.ipv4, 4, allowWide)
+  if (o.ipv6 !== undefined) config.ipv6 = parseFamily('ipv6', o.ipv6, 6, allowWide)
+  if (allowWide) config.allowWideRange = true
   if (o.mtu !== undefined) {
     // An IPv6 pod network needs an MTU of at least 1280 (RFC 8200).
     config.mtu = integer('mtu', o.mtu, config.ipv6 !== undefined ? 1280 : 576, 9000)
@@ -218,14 +248,36 @@ const FLAG_OF: Record<string, keyof NetworkFlags> = {
   mtu: 'mtu'
 }
 
+function isWide (cidr: unknown): boolean {
+  if (typeof cidr !== 'string') return false
+  const c = tryParse(cidr.trim())
+  return c !== undefined && c.len < MIN_RANGE_LEN[c.family]
+}
+
 function intFlag (name: keyof NetworkFlags, text: string | undefined): number | undefined {
   if (text === undefined) return undefined
   if (!/^\d{1,9}$/.test(text.trim())) throw new ConfigError(`--${name}`, 'flag', `"${text}" is not a non-negative integer`)
   return Number(text.trim())
 }
 
-/** Builds and validates a config from `podmeshctl init` flags; errors name the flag. */
-export function buildNetworkConfig (flags: NetworkFlags): NetworkConfig {
+/** Warnings an operator must see for a valid config: pod ranges wider than MIN_RANGE_LEN. */
+export function networkConfigWarnings (config: NetworkConfig): string[] {
+  const out: string[] = []
+  for (const [name, r] of [['ipv4', config.ipv4], ['ipv6', config.ipv6]] as const) {
+    if (r === undefined) continue
+    const c = parseCidr(r.cidr)
+    const min = MIN_RANGE_LEN[c.family]
+    if (c.len < min) out.push(`${name}.cidr ${r.cidr} is wider than /${min}; accepted because it was forced (allowWideRange)`)
+  }
+  return out
+}
+
+/**
+ * Builds and validates a config from `podmeshctl init` flags; errors name the flag. `force`
+ * accepts a pod range wider than MIN_RANGE_LEN (recorded as allowWideRange, so every daemon
+ * accepts it too); never a default route or a reserved range.
+ */
+export function buildNetworkConfig (flags: NetworkFlags, opts: { force?: boolean } = {}): NetworkConfig {
   const raw: Obj = { v: CONFIG_VERSION }
   const fam = (f: Family): Obj | undefined => {
     const cidr = flags[f === 4 ? 'ipv4-cidr' : 'ipv6-cidr']
@@ -263,6 +315,7 @@ export function buildNetworkConfig (flags: NetworkFlags): NetworkConfig {
   if (v4 === undefined && v6 === undefined) {
     throw new ConfigError('--ipv4-cidr', 'noFamily', 'give --ipv4-cidr and/or --ipv6-cidr')
   }
+  if (opts.force === true && [v4, v6].some(r => isWide(r?.cidr))) raw.allowWideRange = true
   try {
     return parseNetworkConfig(raw)
   } catch (e) {

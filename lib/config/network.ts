@@ -41,6 +41,8 @@ export interface NetworkConfig {
   }
   /** Tunnel MTU override; when absent each node derives it from its underlay MTU. */
   mtu?: number
+  /** Set by `podmeshctl init --force`: accept a pod range shorter than /8 (IPv4) or /32 (IPv6). */
+  allowWideRange?: true
 }
 
 export const DEFAULTS = {

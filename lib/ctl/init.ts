@@ -2,6 +2,7 @@
 // (refusing to overwrite unless --force).
 import type { NetworkConfig } from '../config/network'
 import { type NetworkFlags, buildNetworkConfig } from '../config/network-parse'
+import { checkRangesAgainstHost } from '../config/network-host'
 import type { StoreClient } from '../store/client'
 import { writeConfig } from '../store/config-store'
 import { type OutputFormat, flatten, formatJson, formatTable } from './output'
@@ -39,12 +40,19 @@ export const initHelp = `podmeshctl init [flags]   write the cluster's network c
   --vxlan-port N            VXLAN UDP port (default 4789)
   --mtu N                   tunnel MTU (default: derived per node from its underlay)
   --vxlan-within-location   WireGuard backend: VXLAN between nodes of the same location
-  --force                   overwrite an existing config
+  --force                   overwrite an existing config; also accept a pod range wider than
+                            /8 (IPv4) or /32 (IPv6), with a warning (never 0.0.0.0/0, ::/0,
+                            loopback, link-local or multicast)
 `
 
-/** Validates flags into a config without touching etcd (throws ConfigError naming the flag). */
-export function initConfig (flags: NetworkFlags): NetworkConfig {
-  return buildNetworkConfig(flags)
+/**
+ * Validates flags into a config without touching etcd (throws ConfigError naming the flag or
+ * field): the ranges must also leave the etcd endpoints podmeshctl uses outside the pod network.
+ */
+export function initConfig (flags: NetworkFlags, opts: { force: boolean, etcdEndpoints: readonly string[] }): NetworkConfig {
+  const config = buildNetworkConfig(flags, { force: opts.force })
+  checkRangesAgainstHost(config, { etcdEndpoints: opts.etcdEndpoints })
+  return config
 }
 
 export async function runInit (client: StoreClient, prefix: string, config: NetworkConfig, force: boolean, format: OutputFormat): Promise<string> {

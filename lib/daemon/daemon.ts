@@ -7,6 +7,8 @@ import { EventEmitter } from 'node:events'
 import type { Server } from 'node:http'
 import type { Logger } from 'pino'
 import type { NetworkConfig } from '../config/network'
+import { checkRangesAgainstHost } from '../config/network-host'
+import { networkConfigWarnings } from '../config/network-parse'
 import type { DaemonOptions } from '../config/daemon-options'
 import type { NodeRecord } from '../store/node-record'
 import { Rtnl } from '../dataplane/rtnl'
@@ -86,6 +88,9 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.log.info({ config: { ...this.config } }, 'network config read')
     this.rtnl = Rtnl.open({ onError: e => this.log.warn({ err: e }, 'netlink socket error; requests in flight fail by their timeout') })
     const identity = await this.resolveIdentity(this.rtnl, this.config)
+    // A pod range holding this node's underlay or etcd would route tunnel and store traffic into the tunnel.
+    checkRangesAgainstHost(this.config, { underlay: [identity.underlay.ip], etcdEndpoints: this.opts.etcdEndpoints })
+    for (const w of networkConfigWarnings(this.config)) this.log.warn({ config: this.config }, w)
     await this.refuseClaimedIdentity(this.store, identity)
     this.lease = await this.acquireLease(this.store, this.config, identity)
     this.self = localIdentity(this.opts, identity, this.lease.podCIDRs)

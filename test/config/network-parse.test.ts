@@ -1,6 +1,6 @@
 import t from 'tap'
 import { type ConfigProblem, isConfigError } from '../../lib/config/config-error'
-import { buildNetworkConfig, parseNetworkConfig, parseNetworkConfigJson } from '../../lib/config/network-parse'
+import { buildNetworkConfig, networkConfigWarnings, parseNetworkConfig, parseNetworkConfigJson } from '../../lib/config/network-parse'
 
 const base = (): Record<string, unknown> => ({ v: 1, ipv4: { cidr: '10.244.0.0/16' } })
 
@@ -60,7 +60,27 @@ const bad: Bad[] = [
   { name: 'MTU below IPv6 minimum', value: { v: 1, ipv6: { cidr: 'fd00::/56' }, mtu: 1200 }, problem: 'range', field: 'mtu', says: /outside 1280\.\.9000/ },
   { name: 'unknown wireguard option', value: { ...base(), backend: { wireguard: { listenPort: 1 } } }, problem: 'unknownField', field: 'backend.wireguard.listenPort', says: /unknown field/ },
   { name: 'keepalive negative', value: { ...base(), backend: { wireguard: { persistentKeepalive: -1 } } }, problem: 'range', field: 'backend.wireguard.persistentKeepalive', says: /-1 is outside 0\.\.65535/ },
-  { name: 'missing cidr', value: { v: 1, ipv4: { subnetLen: 24 } }, problem: 'missing', field: 'ipv4.cidr', says: /is required/ }
+  { name: 'missing cidr', value: { v: 1, ipv4: { subnetLen: 24 } }, problem: 'missing', field: 'ipv4.cidr', says: /is required/ },
+  // Ranges that can never be a pod network (issue #10).
+  { name: 'IPv4 default route', value: { v: 1, ipv4: { cidr: '0.0.0.0/0' } }, problem: 'defaultRoute', field: 'ipv4.cidr', says: /0\.0\.0\.0\/0 is a default route/ },
+  { name: 'IPv6 default route', value: { v: 1, ipv6: { cidr: '::/0' } }, problem: 'defaultRoute', field: 'ipv6.cidr', says: /::\/0 is a default route/ },
+  { name: 'default route even when wide ranges are allowed', value: { v: 1, ipv4: { cidr: '0.0.0.0/0' }, allowWideRange: true }, problem: 'defaultRoute', field: 'ipv4.cidr', says: /default route/ },
+  { name: 'IPv4 wider than /8', value: { v: 1, ipv4: { cidr: '10.0.0.0/7', subnetLen: 24 } }, problem: 'tooWide', field: 'ipv4.cidr', says: /10\.0\.0\.0\/7 is wider than \/8; too wide to be a pod network/ },
+  { name: 'IPv6 wider than /32', value: { v: 1, ipv6: { cidr: 'fd00::/8' } }, problem: 'tooWide', field: 'ipv6.cidr', says: /fd00::\/8 is wider than \/32/ },
+  { name: 'IPv4 /2 overlapping multicast', value: { v: 1, ipv4: { cidr: '192.0.0.0/2' } }, problem: 'reserved', field: 'ipv4.cidr', says: /overlaps 224\.0\.0\.0\/4, which is multicast/ },
+  { name: 'IPv4 "this network"', value: { v: 1, ipv4: { cidr: '0.0.0.0/8' } }, problem: 'reserved', field: 'ipv4.cidr', says: /overlaps 0\.0\.0\.0\/8, which is "this network"/ },
+  { name: 'IPv4 loopback', value: { v: 1, ipv4: { cidr: '127.0.0.0/8' } }, problem: 'reserved', field: 'ipv4.cidr', says: /127\.0\.0\.0\/8 overlaps 127\.0\.0\.0\/8, which is loopback/ },
+  { name: 'IPv4 inside loopback', value: { v: 1, ipv4: { cidr: '127.10.0.0/16' } }, problem: 'reserved', field: 'ipv4.cidr', says: /which is loopback/ },
+  { name: 'IPv6 loopback', value: { v: 1, ipv6: { cidr: '::/120', subnetLen: 124 } }, problem: 'reserved', field: 'ipv6.cidr', says: /overlaps ::\/128, which is the unspecified address/ },
+  { name: 'IPv4 link-local', value: { v: 1, ipv4: { cidr: '169.254.0.0/16' } }, problem: 'reserved', field: 'ipv4.cidr', says: /169\.254\.0\.0\/16 overlaps 169\.254\.0\.0\/16, which is link-local/ },
+  { name: 'IPv4 containing link-local', value: { v: 1, ipv4: { cidr: '169.0.0.0/8' } }, problem: 'reserved', field: 'ipv4.cidr', says: /which is link-local/ },
+  { name: 'IPv6 link-local', value: { v: 1, ipv6: { cidr: 'fe80::/10', subnetLen: 64 } }, problem: 'reserved', field: 'ipv6.cidr', says: /fe80::\/10 overlaps fe80::\/10, which is link-local/ },
+  { name: 'IPv6 inside link-local', value: { v: 1, ipv6: { cidr: 'fe80::/56' } }, problem: 'reserved', field: 'ipv6.cidr', says: /which is link-local/ },
+  { name: 'IPv4 multicast', value: { v: 1, ipv4: { cidr: '224.0.0.0/4', subnetLen: 24 }, allowWideRange: true }, problem: 'reserved', field: 'ipv4.cidr', says: /which is multicast/ },
+  { name: 'IPv4 inside multicast', value: { v: 1, ipv4: { cidr: '239.1.0.0/16' } }, problem: 'reserved', field: 'ipv4.cidr', says: /overlaps 224\.0\.0\.0\/4, which is multicast/ },
+  { name: 'IPv6 multicast', value: { v: 1, ipv6: { cidr: 'ff02::/56' } }, problem: 'reserved', field: 'ipv6.cidr', says: /overlaps ff00::\/8, which is multicast/ },
+  { name: 'IPv4 broadcast', value: { v: 1, ipv4: { cidr: '255.255.255.0/24', subnetLen: 28 } }, problem: 'reserved', field: 'ipv4.cidr', says: /which is the IPv4 limited broadcast address/ },
+  { name: 'allowWideRange not true', value: { ...base(), allowWideRange: 'yes' }, problem: 'type', field: 'allowWideRange', says: /must be true or absent/ }
 ]
 
 t.test('bad configs are rejected with the field and the problem', async t => {
@@ -113,4 +133,23 @@ t.test('buildNetworkConfig from init flags', async t => {
   t.throws(() => buildNetworkConfig({ 'ipv4-cidr': '10.244.0.0/16', backend: 'gre' }), { field: '--backend', problem: 'backend' })
   t.throws(() => buildNetworkConfig({}), { problem: 'noFamily', message: /--ipv4-cidr and\/or --ipv6-cidr/ })
   t.throws(() => buildNetworkConfig({ 'subnet-len6': '64', 'ipv4-cidr': '10.0.0.0/16' }), { field: '--subnet-len6', message: /needs --ipv6-cidr/ })
+})
+
+t.test('a range wider than /8 or /32 passes only when forced, with a warning', async t => {
+  t.throws(() => buildNetworkConfig({ 'ipv4-cidr': '10.0.0.0/7' }), { field: '--ipv4-cidr', problem: 'tooWide', message: /--ipv4-cidr: ipv4\.cidr: 10\.0\.0\.0\/7 is wider than \/8.*init --force/ })
+  const forced = buildNetworkConfig({ 'ipv4-cidr': '10.0.0.0/7', 'ipv6-cidr': 'fd00::/16' }, { force: true })
+  t.equal(forced.allowWideRange, true, 'recorded, so every daemon accepts it too')
+  t.strictSame(parseNetworkConfig(JSON.parse(JSON.stringify(forced))), forced, 'round-trips')
+  t.strictSame(networkConfigWarnings(forced), [
+    'ipv4.cidr 10.0.0.0/7 is wider than /8; accepted because it was forced (allowWideRange)',
+    'ipv6.cidr fd00::/16 is wider than /32; accepted because it was forced (allowWideRange)'
+  ])
+  // --force on a normal range (overwrite only) does not mark the config.
+  t.equal(buildNetworkConfig({ 'ipv4-cidr': '10.244.0.0/16' }, { force: true }).allowWideRange, undefined)
+  t.strictSame(networkConfigWarnings(parseNetworkConfig(base())), [])
+  // Exactly /8 and /32 are fine without force.
+  t.equal(parseNetworkConfig({ v: 1, ipv4: { cidr: '10.0.0.0/8' }, ipv6: { cidr: '2001:db8::/32' } }).ipv4?.cidr, '10.0.0.0/8')
+  for (const cidr of ['0.0.0.0/0', '127.0.0.0/8', '169.254.0.0/16', '224.0.0.0/4']) {
+    t.throws(() => buildNetworkConfig({ 'ipv4-cidr': cidr }, { force: true }), { field: '--ipv4-cidr' }, `${cidr} even with --force`)
+  }
 })

@@ -46,6 +46,12 @@ t.test('podmeshctl', async t => {
   t.match(forced.stdout, /^replaced \/podmesh\/default\/config/)
   t.match(forced.stdout, /mtu\s+1400/)
 
+  // A range wider than /8 only with --force, and with a warning; recorded so daemons accept it.
+  const wide = await ctl(['init', '--ipv4-cidr', '10.0.0.0/7', '--force', '--cluster', 'wide', ...E, '-o', 'json'])
+  t.equal(wide.code, 0, wide.stderr)
+  t.match(wide.stderr, /podmeshctl: warning: ipv4\.cidr 10\.0\.0\.0\/7 is wider than \/8; accepted because it was forced/)
+  t.equal((JSON.parse(wide.stdout) as { config: { allowWideRange?: boolean } }).config.allowWideRange, true)
+
   // config show, via the environment instead of the flag.
   const show = await ctl(['config', 'show', '-o', 'json'], { PODMESH_ETCD_ENDPOINTS: etcd.endpoint })
   t.equal(show.code, 0, show.stderr)
@@ -114,6 +120,13 @@ t.test('usage errors exit 2 with a clear message, before etcd is contacted', asy
     [['init', '--ipv4-cidr', '10.244.0.0/16', '--wg-port', 'x', ...none], /--wg-port: "x" is not a non-negative integer/],
     [['init', '--ipv4-cidr', '10.244.0.0/16', '--backend', 'ipip', ...none], /--backend: backend\.type: unknown backend "ipip"/],
     [['init', ...none], /give --ipv4-cidr and\/or --ipv6-cidr/],
+    [['init', '--ipv4-cidr', '0.0.0.0/0', ...none], /--ipv4-cidr: ipv4\.cidr: 0\.0\.0\.0\/0 is a default route/],
+    [['init', '--ipv6-cidr', '::/0', '--force', ...none], /--ipv6-cidr: ipv6\.cidr: ::\/0 is a default route/],
+    [['init', '--ipv4-cidr', '169.254.0.0/16', ...none], /169\.254\.0\.0\/16 overlaps 169\.254\.0\.0\/16, which is link-local/],
+    [['init', '--ipv4-cidr', '127.0.0.0/8', ...none], /which is loopback/],
+    [['init', '--ipv6-cidr', 'ff02::/56', ...none], /overlaps ff00::\/8, which is multicast/],
+    [['init', '--ipv4-cidr', '10.0.0.0/7', ...none], /10\.0\.0\.0\/7 is wider than \/8; .*init --force/],
+    [['init', '--ipv4-cidr', '10.99.0.0/16', '--etcd-endpoints', 'http://10.99.0.1:2379'], /ipv4\.cidr: 10\.99\.0\.0\/16 contains 10\.99\.0\.1 \(etcd endpoint http:\/\/10\.99\.0\.1:2379\)/],
     [['config', 'show', '-o', 'yaml', ...none], /-o\/--output must be json or table/],
     [['node', 'remove', ...none], /usage: podmeshctl node remove <name>/],
     [['frobnicate', ...none], /unknown command "frobnicate"/],
