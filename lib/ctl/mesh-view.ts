@@ -5,7 +5,7 @@ import type { NetworkConfig } from '../config/network'
 import type { NodeRecord } from '../store/node-record'
 import type { NodeStatus } from '../daemon/status-value'
 import { desiredState, type Desired, type LocalIdentity, type Transport } from '../mesh/desired'
-import { parseEndpoint } from '../mesh/endpoint'
+import { parseEndpoint } from '../store/endpoint'
 
 /** A status older than this (three missed 10 s reports) is stale: the node stopped reporting. */
 export const STATUS_STALE_MS = 30_000

@@ -18,7 +18,7 @@ import { ensurePodNetwork, removePodNetwork, repairPodNetwork, type PodNetworkSp
 import { desiredState, type LocalIdentity } from '../mesh/desired'
 import { plan, describePlan } from '../mesh/plan'
 import { afterApply } from '../mesh/expected'
-import { formatEndpoint } from '../mesh/endpoint'
+import { formatEndpoint } from '../store/endpoint'
 import { planIsEmpty, type ObservedState } from '../mesh/types'
 import { Reconciler, backoffDelay, isPassDeadlineError } from './reconciler'
 import { loopReadiness } from './loop-health'
@@ -318,6 +318,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     if (config === undefined || self === undefined || kernel === undefined) return { changes: [] }
     const d = desiredState(config, this.nodes.values(), self)
     for (const s of d.skipped) this.log.warn({ peer: s.node, reason: s.reason }, 'node skipped')
+    this.metrics.skippedNodes.set(d.skipped.length)
     // A watch event plans against what the last pass left in the kernel; every other pass
     // (resync, retry, recovery) reads the kernel, which is what repairs drift.
     const full = readsKernel(reason) || this.expected === undefined

@@ -11,7 +11,7 @@ import { findUnderlay, type Underlay } from '../dataplane/underlay'
 import { loadOrCreatePrivateKey, type NodeKey } from '../dataplane/keys'
 import { loadOrCreateVxlanMac } from '../dataplane/vxlan/mac'
 import { usesVxlan, usesWireguard, type LocalIdentity } from '../mesh/desired'
-import { formatEndpoint } from '../mesh/endpoint'
+import { formatEndpoint } from '../store/endpoint'
 import type { RecordFields } from '../store/node-lease'
 
 export interface NodeIdentity {

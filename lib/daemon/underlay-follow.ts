@@ -9,7 +9,7 @@ import { EventEmitter } from 'node:events'
 import type { Rtnl } from '../dataplane/rtnl'
 import { findUnderlay, isUnderlayError, type Underlay, type UnderlayError } from '../dataplane/underlay'
 import { UnderlayWatch, type UnderlayWatchOptions } from '../dataplane/underlay-watch'
-import { formatEndpoint } from '../mesh/endpoint'
+import { formatEndpoint } from '../store/endpoint'
 import type { NodeLease } from '../store/node-lease'
 import { backoffDelay } from './reconciler'
 

@@ -6,11 +6,9 @@ import { randomBytes } from 'node:crypto'
 import { promises as fs, constants as fsc } from 'node:fs'
 import { join } from 'node:path'
 import { run } from './exec'
+import { isWireguardKey } from '../store/wireguard-key'
 
 export const PRIVATE_KEY_FILE = 'wireguard.key'
-
-/** A WireGuard key in base64: 32 bytes → 43 characters and one '='. */
-const KEY_RE = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/
 
 export type PrivateKeyProblem = 'mode' | 'not-a-file' | 'malformed'
 
@@ -22,8 +20,6 @@ export class PrivateKeyError extends Error {
   }
 }
 export const isPrivateKeyError = (e: unknown): e is PrivateKeyError => e instanceof PrivateKeyError
-
-export const isWireguardKey = (text: string): boolean => KEY_RE.test(text)
 
 export interface NodeKey {
   /** Absolute path of the 0600 private key file. */

@@ -11,7 +11,7 @@ const special = (text: string, kind: SpecialKind, why: string): Special => ({ ci
 
 const SPECIAL: readonly Special[] = [
   // "This network" (RFC 1122): 0.0.0.0/8 is never a destination; 0.0.0.0 means "any".
-  special('0.0.0.0/8', 'unspecified', '"this network" (RFC 1122)'),
+  special('0.0.0.0/8', 'unspecified', 'unspecified ("this network", RFC 1122)'),
   special('127.0.0.0/8', 'loopback', 'loopback'),
   special('169.254.0.0/16', 'linkLocal', 'link-local; it never leaves a link'),
   special('224.0.0.0/4', 'multicast', 'multicast'),

@@ -6,7 +6,7 @@ import type { NetworkConfig } from '../config/network'
 import type { NodeRecord } from '../store/node-record'
 import { formatIp, parseCidr, parseIp, overlaps, type Family } from '../ipam/cidr'
 import type { DesiredState, Peer, Route, VxlanRemote, WireguardDevice, VxlanDevice } from './types'
-import { parseEndpoint } from './endpoint'
+import { parseEndpoint } from '../store/endpoint'
 
 /** What this node knows of itself that is not in etcd's records (or must not be trusted from them). */
 export interface LocalIdentity {
@@ -79,7 +79,8 @@ export function desiredState (config: NetworkConfig, nodes: Iterable<NodeRecord>
   const ownSrc = new Map(own.map(a => [a.family, a.ip]))
   const ownCidrs = self.podCIDRs.map(c => parseCidr(c))
   const addresses = own.map(a => `${a.ip}/${hostPrefix(a.family)}`)
-  const underlayFamily = parseIp(self.underlayIp).family
+  const ownUnderlay = parseIp(self.underlayIp)
+  const underlayFamily = ownUnderlay.family
 
   const peers: Peer[] = []
   const remotes: VxlanRemote[] = []
@@ -93,6 +94,12 @@ export function desiredState (config: NetworkConfig, nodes: Iterable<NodeRecord>
     const clash = facts.cidrs.findIndex(c => ownCidrs.some(o => overlaps(o, c)))
     if (clash >= 0) { skipped.push({ node: node.name, reason: `pod CIDR ${node.podCIDRs[clash]} overlaps this node's` }); continue }
     const endpoint = facts.endpoint
+    // Another record naming this node's own underlay is a clone or a forgery: a peer at our own
+    // address would send its traffic to ourselves.
+    if (endpoint.family === ownUnderlay.family && parseIp(endpoint.ip).addr === ownUnderlay.addr) {
+      skipped.push({ node: node.name, reason: `endpoint ${node.endpoint} is this node's own underlay address` })
+      continue
+    }
     const transport = transportFor(config, self, node)
     if (transport === 'wireguard') {
       if (node.publicKey === undefined) { skipped.push({ node: node.name, reason: 'record has no WireGuard public key' }); continue }

@@ -6,7 +6,7 @@ import type {
   DesiredState, ObservedState, Plan, Route, WireguardPlan, VxlanPlan, Peer,
   ObservedWireguard, ObservedVxlan, WireguardDevice, VxlanDevice
 } from './types'
-import { canonicalEndpoint, isEndpointError } from './endpoint'
+import { canonicalEndpoint, isEndpointError } from '../store/endpoint'
 
 export const routeKey = (r: Route): string => `${r.family}|${r.dst}|${r.dev}|${r.via ?? ''}|${r.src ?? ''}`
 

@@ -1,10 +1,12 @@
 // Strict validation of a node record read back from etcd (untrusted input): schema, name ↔ key,
 // pod CIDRs inside the cluster ranges at the configured subnet length, endpoint, key, MAC, MTU.
 // Subnet *ownership* (subnets/ keys) is checked by the watcher, which sees those keys. Pure.
-import { type Family, canonicalCidr, containsCidr, formatIp, parseCidr, parseIp } from '../ipam/cidr'
+import { canonicalCidr, containsCidr, containsIp, parseCidr, parseIp } from '../ipam/cidr'
 import type { NetworkConfig } from '../config/network'
 import { type NodeRecord, NODE_RECORD_VERSION } from './node-record'
 import { isNodeName } from './keys'
+import { parseRecordEndpoint } from './endpoint'
+import { isWireguardKey } from './wireguard-key'
 import { RecordError } from './record-error'
 
 /** Node records are small; anything bigger is hostile or broken and is not even parsed. */
@@ -13,31 +15,6 @@ export const MAX_RECORD_BYTES = 16 * 1024
 const FIELDS = ['v', 'name', 'generation', 'endpoint', 'publicKey', 'podCIDRs', 'vxlan', 'mtu', 'location', 'since'] as const
 const LOCATION_RE = /^[A-Za-z0-9._-]{1,63}$/
 const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/
-const KEY_RE = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/
-
-export interface Endpoint {
-  family: Family
-  /** Canonical IP text. */
-  ip: string
-  port: number
-}
-
-/** Parses "ip:port" or "[ip6]:port"; the IP must be canonical and unicast-looking. */
-export function parseEndpoint (text: string): Endpoint {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|(\d{1,3}(?:\.\d{1,3}){3})):(\d{1,5})$/.exec(text)
-  if (m === null) throw new Error(`"${text}" is not ip:port or [ipv6]:port`)
-  const ipText = m[1] ?? m[2] ?? ''
-  const { family, addr } = parseIp(ipText)
-  if (m[1] !== undefined && family !== 6) throw new Error(`"${text}": brackets are only for IPv6`)
-  if (formatIp(family, addr) !== ipText) throw new Error(`"${text}": IP is not in canonical form (${formatIp(family, addr)})`)
-  if (addr === 0n) throw new Error(`"${text}": the unspecified address is not an endpoint`)
-  const port = Number(m[3])
-  if (port < 1 || port > 65535) throw new Error(`"${text}": port ${port} is outside 1..65535`)
-  return { family, ip: ipText, port }
-}
-
-export const isWireguardKey = (s: string): boolean => KEY_RE.test(s) && Buffer.from(s, 'base64').length === 32
-
 /** The node name a nodes/ key ends with (everything after the last "/"). */
 const keySuffix = (key: string): string => key.slice(key.lastIndexOf('/') + 1)
 
@@ -69,13 +46,20 @@ export function parseNodeRecord (key: string, value: string, config: NetworkConf
 
   if (typeof o.endpoint !== 'string') fail('endpoint', `endpoint must be a string "ip:port", got ${JSON.stringify(o.endpoint)}`)
   try {
-    parseEndpoint(o.endpoint as string)
+    parseRecordEndpoint(o.endpoint as string)
   } catch (e) {
     fail('endpoint', `endpoint ${(e as Error).message}`, e)
   }
+  // An endpoint inside a pod range would be routed into the tunnel it is the endpoint of.
+  const { family: epFamily, addr: epAddr } = parseIp(parseRecordEndpoint(o.endpoint as string).ip)
+  for (const range of [config.ipv4, config.ipv6]) {
+    if (range !== undefined && containsIp(parseCidr(range.cidr), epFamily, epAddr)) {
+      fail('endpoint', `endpoint "${o.endpoint as string}" is inside the cluster's pod range ${range.cidr}; it would be routed into the tunnel`)
+    }
+  }
 
   if (o.publicKey !== undefined && (typeof o.publicKey !== 'string' || !isWireguardKey(o.publicKey))) {
-    fail('publicKey', 'publicKey must be the base64 text of a 32-byte WireGuard key')
+    fail('publicKey', `publicKey ${JSON.stringify(o.publicKey)?.slice(0, 60) ?? 'undefined'} must be the base64 text of a 32-byte WireGuard key, not all zero`)
   }
 
   const podCIDRs = parsePodCidrs(key, o.podCIDRs, config)

@@ -68,7 +68,7 @@ const bad: Bad[] = [
   { name: 'IPv4 wider than /8', value: { v: 1, ipv4: { cidr: '10.0.0.0/7', subnetLen: 24 } }, problem: 'tooWide', field: 'ipv4.cidr', says: /10\.0\.0\.0\/7 is wider than \/8; too wide to be a pod network/ },
   { name: 'IPv6 wider than /32', value: { v: 1, ipv6: { cidr: 'fd00::/8' } }, problem: 'tooWide', field: 'ipv6.cidr', says: /fd00::\/8 is wider than \/32/ },
   { name: 'IPv4 /2 overlapping multicast', value: { v: 1, ipv4: { cidr: '192.0.0.0/2' } }, problem: 'reserved', field: 'ipv4.cidr', says: /overlaps 224\.0\.0\.0\/4, which is multicast/ },
-  { name: 'IPv4 "this network"', value: { v: 1, ipv4: { cidr: '0.0.0.0/8' } }, problem: 'reserved', field: 'ipv4.cidr', says: /overlaps 0\.0\.0\.0\/8, which is "this network"/ },
+  { name: 'IPv4 "this network"', value: { v: 1, ipv4: { cidr: '0.0.0.0/8' } }, problem: 'reserved', field: 'ipv4.cidr', says: /overlaps 0\.0\.0\.0\/8, which is unspecified \("this network"/ },
   { name: 'IPv4 loopback', value: { v: 1, ipv4: { cidr: '127.0.0.0/8' } }, problem: 'reserved', field: 'ipv4.cidr', says: /127\.0\.0\.0\/8 overlaps 127\.0\.0\.0\/8, which is loopback/ },
   { name: 'IPv4 inside loopback', value: { v: 1, ipv4: { cidr: '127.10.0.0/16' } }, problem: 'reserved', field: 'ipv4.cidr', says: /which is loopback/ },
   { name: 'IPv6 loopback', value: { v: 1, ipv6: { cidr: '::/120', subnetLen: 124 } }, problem: 'reserved', field: 'ipv6.cidr', says: /overlaps ::\/128, which is the unspecified address/ },

@@ -105,6 +105,21 @@ const cases = [
     }
   },
   {
+    name: "a record whose endpoint is this node's own underlay is skipped, both backends",
+    config: config({ wg: { vxlanWithinLocation: true } }),
+    // node-2 shares our location (vxlan), node-3 does not (wireguard); both claim 192.0.2.11.
+    nodes: [node(2, { endpoint: '192.0.2.11:51820' }), node(3, { endpoint: '192.0.2.11:4000' }), node(4)],
+    check: (t: Test, d: ReturnType<typeof desiredState>) => {
+      t.strictSame(d.skipped, [
+        { node: 'node-2', reason: "endpoint 192.0.2.11:51820 is this node's own underlay address" },
+        { node: 'node-3', reason: "endpoint 192.0.2.11:4000 is this node's own underlay address" }
+      ])
+      t.strictSame(d.state.wireguard?.peers.map(p => p.node), ['node-4'])
+      t.strictSame(d.state.vxlan?.remotes, [])
+      t.strictSame(d.state.routes.map(r => r.dst), ['10.244.4.0/24', 'fd00:10:244:4::/64'], 'no route to a skipped node')
+    }
+  },
+  {
     name: 'peers are ordered by name whatever the input order',
     config: config(),
     nodes: [node(4), node(2), node(3)],

@@ -1,6 +1,8 @@
 import t from 'tap'
 import { parseNetworkConfig } from '../../lib/config/network-parse'
-import { parseEndpoint, parseNodeRecord } from '../../lib/store/node-record-parse'
+import { parseNodeRecord } from '../../lib/store/node-record-parse'
+import { isEndpointError, parseEndpoint, parseRecordEndpoint } from '../../lib/store/endpoint'
+import { isWireguardKey } from '../../lib/store/wireguard-key'
 import { type RecordProblem, isRecordError } from '../../lib/store/record-error'
 import { parseSubnetValue } from '../../lib/store/subnet-value'
 
@@ -47,6 +49,19 @@ const bad: Bad[] = [
   { name: 'endpoint hostname', value: withField('endpoint', 'node-1.example:51820'), problem: 'endpoint', says: /not ip:port/ },
   { name: 'endpoint unspecified', value: withField('endpoint', '0.0.0.0:51820'), problem: 'endpoint', says: /unspecified/ },
   { name: 'endpoint non-canonical IPv6', value: withField('endpoint', '[2001:DB8::1]:51820'), problem: 'endpoint', says: /not in canonical form/ },
+  // Endpoints that can never be right (issue #10).
+  { name: 'endpoint unspecified IPv6', value: withField('endpoint', '[::]:51820'), problem: 'endpoint', says: /"\[::\]:51820": the unspecified address/ },
+  { name: 'endpoint "this network"', value: withField('endpoint', '0.1.2.3:51820'), problem: 'endpoint', says: /"this network"/ },
+  { name: 'endpoint loopback', value: withField('endpoint', '127.0.0.1:51820'), problem: 'endpoint', says: /"127\.0\.0\.1:51820": loopback \(127\.0\.0\.0\/8\), not a reachable endpoint/ },
+  { name: 'endpoint IPv6 loopback', value: withField('endpoint', '[::1]:51820'), problem: 'endpoint', says: /loopback \(::1\/128\)/ },
+  { name: 'endpoint link-local', value: withField('endpoint', '169.254.1.1:51820'), problem: 'endpoint', says: /link-local/ },
+  { name: 'endpoint IPv6 link-local', value: withField('endpoint', '[fe80::1]:51820'), problem: 'endpoint', says: /link-local.*fe80::\/10/ },
+  { name: 'endpoint multicast', value: withField('endpoint', '239.1.2.3:51820'), problem: 'endpoint', says: /multicast \(224\.0\.0\.0\/4\)/ },
+  { name: 'endpoint IPv6 multicast', value: withField('endpoint', '[ff02::1]:51820'), problem: 'endpoint', says: /multicast \(ff00::\/8\)/ },
+  { name: 'endpoint broadcast', value: withField('endpoint', '255.255.255.255:51820'), problem: 'endpoint', says: /limited broadcast/ },
+  { name: 'endpoint inside the IPv4 pod range', value: withField('endpoint', '10.244.9.9:51820'), problem: 'endpoint', says: /inside the cluster's pod range 10\.244\.0\.0\/16/ },
+  { name: 'endpoint inside the IPv6 pod range', value: withField('endpoint', '[fd00:10:244:9::1]:51820'), problem: 'endpoint', says: /inside the cluster's pod range fd00:10:244::\/56/ },
+  { name: 'all-zero public key', value: withField('publicKey', 'A'.repeat(43) + '='), problem: 'publicKey', says: /not all zero/ },
   { name: 'public key too short', value: withField('publicKey', Buffer.alloc(31).toString('base64')), problem: 'publicKey', says: /32-byte/ },
   { name: 'public key not base64', value: withField('publicKey', '!'.repeat(43) + '='), problem: 'publicKey', says: /32-byte/ },
   { name: 'pod CIDR outside the cluster', value: withField('podCIDRs', ['10.245.1.0/24', 'fd00:10:244:1::/64']), problem: 'podCIDRs', says: /outside the cluster range 10\.244\.0\.0\/16/ },
@@ -83,6 +98,21 @@ t.test('endpoints', async t => {
   t.strictSame(parseEndpoint('192.0.2.1:51820'), { family: 4, ip: '192.0.2.1', port: 51820 })
   t.strictSame(parseEndpoint('[2001:db8::1]:1'), { family: 6, ip: '2001:db8::1', port: 1 })
   t.throws(() => parseEndpoint('[192.0.2.1]:1'), /brackets are only for IPv6/)
+  // The kernel's text is read leniently (canonicalised), a record's strictly.
+  t.strictSame(parseEndpoint('[2001:DB8:0::1]:1'), { family: 6, ip: '2001:db8::1', port: 1 })
+  t.throws(() => parseRecordEndpoint('[2001:DB8:0::1]:1'), { problem: 'canonical' })
+  t.throws(() => parseEndpoint('2001:db8::1:51820'), { problem: 'syntax' })
+  t.throws(() => parseEndpoint('192.0.2.1:65536'), { problem: 'port' })
+  t.ok(isEndpointError((() => { try { parseRecordEndpoint('127.0.0.1:1') } catch (e) { return e } })()))
+  t.throws(() => parseRecordEndpoint('127.0.0.1:1'), { problem: 'unusable' })
+  t.strictSame(parseRecordEndpoint('[2001:db8::11]:51820'), { family: 6, ip: '2001:db8::11', port: 51820 })
+})
+
+t.test('WireGuard keys: one check for records and the key file', async t => {
+  t.ok(isWireguardKey('udnnE/gZXU6aWrCw0/7D4wVURD8rl2ZHjy6CUS+Nuxc='))
+  t.notOk(isWireguardKey('A'.repeat(43) + '='), 'all-zero')
+  t.notOk(isWireguardKey('A'.repeat(42) + 'B='), 'last character with stray low bits')
+  t.notOk(isWireguardKey('udnnE/gZXU6aWrCw0/7D4wVURD8rl2ZHjy6CUS+Nuxc'), 'no padding')
 })
 
 t.test('subnet values', async t => {
