@@ -4,6 +4,9 @@
 
 import { hostname } from 'node:os'
 import { isIP } from 'node:net'
+import { NODE_NAME_RULE, isNodeName } from '../store/keys'
+import { type EtcdOptions, resolveEtcdOptions } from './etcd-options'
+import { isConfigError } from './config-error'
 
 type Kind = 'string' | 'list' | 'int' | 'bool' | 'duration'
 
@@ -190,31 +193,52 @@ function collect (src: OptionSources): Record<string, unknown> | 'help' {
   return { ...out, ...fromFlags }
 }
 
+/** The etcd part of the daemon's options, through the one etcd-options parser; its errors become OptionsErrors naming the flag. */
+function etcdOptionsOf (raw: Partial<Record<OptionName, unknown>>, get: <T>(name: OptionName) => T): EtcdOptions {
+  const str = (k: OptionName): string | undefined => raw[k] === undefined ? undefined : String(raw[k])
+  const endpoints = get<string[]>('etcdEndpoints')
+  if (endpoints.length === 0) throw new OptionsError('--etcd-endpoints is empty')
+  try {
+    return resolveEtcdOptions({
+      endpoints: endpoints.join(','),
+      caFile: str('etcdCa'),
+      certFile: str('etcdCert'),
+      keyFile: str('etcdKey'),
+      username: str('etcdUsername'),
+      password: str('etcdPassword'),
+      cluster: get<string>('cluster'),
+      prefix: get<string | undefined>('prefix')
+    })
+  } catch (e) {
+    if (!isConfigError(e)) throw e
+    const flag = FLAG_OF_ETCD_FIELD[e.field] ?? e.field
+    throw new OptionsError(`--${flag}: ${e.message.slice(e.field.length + 2)}`)
+  }
+}
+
+const FLAG_OF_ETCD_FIELD: Record<string, string> = {
+  'etcd.endpoints': 'etcd-endpoints',
+  'etcd.certFile': 'etcd-cert',
+  'etcd.keyFile': 'etcd-key',
+  'etcd.username': 'etcd-username',
+  'etcd.password': 'etcd-password',
+  'etcd.prefix': 'prefix',
+  cluster: 'cluster'
+}
+
 export function parseDaemonOptions (src: OptionSources): DaemonOptions | 'help' {
   const raw = collect(src)
   if (raw === 'help') return raw
   const get = <T>(name: OptionName): T => (raw[name] ?? (OPTION_SPECS[name] as OptionSpec).default) as T
-  const cluster = get<string>('cluster')
-  if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(cluster)) throw new OptionsError(`--cluster "${cluster}" must be a DNS label`)
-  let prefix = get<string | undefined>('prefix') ?? `/podmesh/${cluster}/`
-  if (!prefix.startsWith('/')) throw new OptionsError(`--prefix "${prefix}" must start with /`)
-  if (!prefix.endsWith('/')) prefix += '/'
+  // The etcd options follow podmeshctl's rules exactly (one definition: etcd-options.ts).
+  const etcd = etcdOptionsOf(raw, get)
   const nodeName = get<string | undefined>('nodeName') ?? hostname()
-  if (!/^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$/.test(nodeName)) {
-    throw new OptionsError(`--node-name "${nodeName}" must be lower-case letters, digits, '-' and '.', at most 63 characters`)
-  }
+  if (!isNodeName(nodeName)) throw new OptionsError(`--node-name "${nodeName}" must be ${NODE_NAME_RULE}`)
   const publicAddress = get<string | undefined>('publicAddress')
   if (publicAddress !== undefined && isIP(publicAddress) === 0) throw new OptionsError(`--public-address "${publicAddress}" is not an IP address`)
   for (const n of ['wgInterface', 'vxlanInterface', 'cniBridge'] as const) {
     const v = get<string>(n)
     if (!/^[A-Za-z0-9_.-]{1,15}$/.test(v)) throw new OptionsError(`--${OPTION_SPECS[n].flag} "${v}" is not a valid interface name (1-15 of [A-Za-z0-9_.-])`)
-  }
-  const endpoints = get<string[]>('etcdEndpoints')
-  if (endpoints.length === 0) throw new OptionsError('--etcd-endpoints is empty')
-  for (const e of endpoints) {
-    // Never quoted back: the text after '//' and before '@' is a password.
-    if (e.includes('@')) throw new OptionsError('--etcd-endpoints: credentials in an endpoint URL (user:password@) are refused; use --etcd-username and --etcd-password')
-    if (!/^https?:\/\/[^/\s]+\/?$/.test(e)) throw new OptionsError(`--etcd-endpoints: "${e}" is not an http(s)://host:port URL`)
   }
   const resyncIntervalMs = parseDuration(String(get('resyncInterval')), '--resync-interval')
   if (resyncIntervalMs < 100) throw new OptionsError('--resync-interval must be at least 100ms')
@@ -224,10 +248,10 @@ export function parseDaemonOptions (src: OptionSources): DaemonOptions | 'help' 
   if (metricsAddress !== '' && !/^[^\s]+:\d{1,5}$/.test(metricsAddress)) throw new OptionsError(`--metrics-address "${metricsAddress}" is not host:port`)
   const opt = <K extends OptionName>(k: K): Record<string, unknown> => raw[k] === undefined ? {} : { [k]: raw[k] }
   return {
-    etcdEndpoints: endpoints,
+    etcdEndpoints: etcd.endpoints,
     ...opt('etcdCa'), ...opt('etcdCert'), ...opt('etcdKey'), ...opt('etcdUsername'), ...opt('etcdPassword'),
-    cluster,
-    prefix,
+    cluster: etcd.cluster,
+    prefix: etcd.prefix,
     nodeName,
     ...(publicAddress !== undefined ? { publicAddress } : {}),
     ...opt('publicInterface'), ...opt('location'), ...opt('subnets'), ...opt('cniDataDir'),

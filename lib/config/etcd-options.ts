@@ -1,6 +1,7 @@
 // How podmesh reaches etcd: endpoints, TLS files, user/password, and the key prefix. Resolved
 // from flags and PODMESH_ETCD_* environment variables; redacted before any log line. Pure.
 import { ConfigError } from './config-error'
+import { CLUSTER_NAME_RULE, isClusterName, normalisePrefix } from '../store/keys'
 
 export interface EtcdOptions {
   /** Client URLs ("http://127.0.0.1:2379", "https://etcd-1:2379"). */
@@ -31,7 +32,6 @@ export interface EtcdOptionsInput {
 export const DEFAULT_CLUSTER = 'default'
 export const DEFAULT_ENDPOINT = 'http://127.0.0.1:2379'
 
-const CLUSTER_RE = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$/
 
 /** Environment variable names, one per input field. */
 export const ETCD_ENV: Record<keyof EtcdOptionsInput, string> = {
@@ -62,7 +62,7 @@ function endpoint (text: string, tls: boolean): string {
     throw new ConfigError('etcd.endpoints', 'endpoint', `"${shown(text)}": scheme must be http or https`)
   }
   if (url.username !== '' || url.password !== '') {
-    throw new ConfigError('etcd.endpoints', 'endpoint', 'credentials in an endpoint URL are not accepted; use --etcd-username/--etcd-password')
+    throw new ConfigError('etcd.endpoints', 'endpoint', 'credentials in an endpoint URL (user:password@) are refused; use --etcd-username and --etcd-password')
   }
   if (url.port === '' || (url.pathname !== '/' && url.pathname !== '')) {
     throw new ConfigError('etcd.endpoints', 'endpoint', `"${shown(text)}" must be scheme://host:port with an explicit port and no path`)
@@ -94,13 +94,10 @@ export function resolveEtcdOptions (flags: EtcdOptionsInput, env: Record<string,
   const schemes = new Set(endpoints.map(e => e.slice(0, e.indexOf(':'))))
   if (schemes.size > 1) throw new ConfigError('etcd.endpoints', 'endpoint', 'endpoints mix http and https')
   const cluster = pick('cluster') ?? DEFAULT_CLUSTER
-  if (!CLUSTER_RE.test(cluster)) {
-    throw new ConfigError('cluster', 'type', `"${cluster}" must be 1-63 characters of [A-Za-z0-9._-], starting and ending alphanumeric`)
-  }
-  const prefix = pick('prefix') ?? defaultPrefix(cluster)
-  if (!prefix.startsWith('/') || !prefix.endsWith('/') || prefix.length < 2 || prefix.includes('//')) {
-    throw new ConfigError('etcd.prefix', 'type', `"${prefix}" must start and end with "/" (e.g. /podmesh/default/)`)
-  }
+  if (!isClusterName(cluster)) throw new ConfigError('cluster', 'type', `"${cluster}" must be ${CLUSTER_NAME_RULE}`)
+  const given = pick('prefix') ?? defaultPrefix(cluster)
+  const prefix = normalisePrefix(given)
+  if (prefix === undefined) throw new ConfigError('etcd.prefix', 'type', `"${given}" must start with "/" and hold no "//" (e.g. /podmesh/default/)`)
   const out: EtcdOptions = { endpoints, cluster, prefix }
   if (caFile !== undefined) out.caFile = caFile
   if (certFile !== undefined) out.certFile = certFile

@@ -23,9 +23,27 @@ export class KeyError extends Error {
 }
 export const isKeyError = (e: unknown): e is KeyError => e instanceof KeyError
 
+// The one definition of each name and of the prefix, for podmeshd (daemon options), podmeshctl
+// (etcd options) and every reader of keys: what one accepts the other must too.
+
 /** Node names are DNS-label-like: lower-case alphanumerics, '-' and '.', ≤ 63 characters. */
 const NODE_NAME_RE = /^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$/
 export const isNodeName = (name: string): boolean => NODE_NAME_RE.test(name)
+export const NODE_NAME_RULE = "lower-case letters, digits, '-' and '.', starting and ending alphanumeric, at most 63 characters"
+
+/** Cluster names are DNS labels: they name the prefix /podmesh/<cluster>/. */
+const CLUSTER_NAME_RE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/
+export const isClusterName = (name: string): boolean => CLUSTER_NAME_RE.test(name)
+export const CLUSTER_NAME_RULE = "a DNS label: lower-case letters, digits and '-', starting and ending alphanumeric, at most 63 characters"
+
+/**
+ * The key prefix, with a missing trailing "/" added (so "/podmesh/x" means the folder, never a
+ * prefix of "/podmesh/xy/"); undefined when it cannot be one (must start with "/", no "//").
+ */
+export function normalisePrefix (prefix: string): string | undefined {
+  const p = prefix.endsWith('/') ? prefix : `${prefix}/`
+  return p.startsWith('/') && p.length >= 2 && !p.includes('//') ? p : undefined
+}
 
 export const configKey = (prefix: string): string => `${prefix}config`
 export const subnetsPrefix = (prefix: string): string => `${prefix}subnets/`

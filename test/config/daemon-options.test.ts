@@ -1,5 +1,6 @@
 import t from 'tap'
 import { parseDaemonOptions, redactOptions, helpText, OPTION_SPECS, type DaemonOptions } from '../../lib/config/daemon-options'
+import { type EtcdOptions, resolveEtcdOptions } from '../../lib/config/etcd-options'
 
 const parse = (argv: string[], env: Record<string, string> = {}, file?: string): DaemonOptions => {
   const r = parseDaemonOptions({ argv, env, readFile: () => { if (file === undefined) throw new Error('no file'); return file } })
@@ -22,10 +23,10 @@ t.test('precedence: flag > environment > file > default', async t => {
 })
 
 t.test('booleans, lists, durations, prefix from cluster', async t => {
-  const o = parse(['--node-name', 'n1', '--leave', '--masquerade=true', '--etcd-endpoints', 'http://a:2379,https://b:2379', '--cluster', 'prod', '--lease-ttl', '5m'])
+  const o = parse(['--node-name', 'n1', '--leave', '--masquerade=true', '--etcd-endpoints', 'https://a:2379,https://b:2379', '--cluster', 'prod', '--lease-ttl', '5m'])
   t.equal(o.leave, true)
   t.equal(o.masquerade, true)
-  t.strictSame(o.etcdEndpoints, ['http://a:2379', 'https://b:2379'])
+  t.strictSame(o.etcdEndpoints, ['https://a:2379', 'https://b:2379'])
   t.equal(o.prefix, '/podmesh/prod/')
   t.equal(o.leaseTtlSeconds, 300)
   t.equal(parse(['--node-name', 'n1', '--no-leave']).leave, false)
@@ -37,13 +38,21 @@ const bad: Array<[string, string[], Record<string, string>, RegExp]> = [
   ['bad node name', ['--node-name', 'Node_1'], {}, /--node-name "Node_1"/],
   ['bad public address', ['--node-name', 'n', '--public-address', '192.0.2.300'], {}, /--public-address "192.0.2.300" is not an IP/],
   ['interface too long', ['--node-name', 'n', '--wg-interface', 'a-very-long-ifname'], {}, /--wg-interface .* not a valid interface name/],
-  ['bad endpoint URL', ['--node-name', 'n', '--etcd-endpoints', 'etcd:2379'], {}, /not an http\(s\):\/\/host:port URL/],
+  ['bad endpoint URL', ['--node-name', 'n', '--etcd-endpoints', 'ftp://etcd:2379'], {}, /--etcd-endpoints: "ftp:\/\/etcd:2379": scheme must be http or https/],
+  ['endpoint without port', ['--node-name', 'n', '--etcd-endpoints', 'http://etcd'], {}, /--etcd-endpoints: "http:\/\/etcd" must be scheme:\/\/host:port/],
+  ['credentials in endpoint', ['--node-name', 'n', '--etcd-endpoints', 'http://u:p@etcd:2379'], {}, /--etcd-endpoints: credentials in an endpoint URL \(user:password@\) are refused/],
+  ['mixed schemes', ['--node-name', 'n', '--etcd-endpoints', 'http://a:2379,https://b:2379'], {}, /--etcd-endpoints: endpoints mix http and https/],
+  ['cert without key', ['--node-name', 'n', '--etcd-cert', '/c.pem'], {}, /--etcd-key: a client certificate needs both/],
+  ['user without password', ['--node-name', 'n', '--etcd-username', 'u'], {}, /--etcd-password: etcd auth needs both/],
+  ['upper-case cluster', ['--node-name', 'n', '--cluster', 'Blue'], {}, /--cluster: "Blue" must be a DNS label/],
+  ['bad prefix', ['--node-name', 'n', '--prefix', 'podmesh'], {}, /--prefix: "podmesh" must start with "\/"/],
+  ['upper-case node name', ['--node-name', 'Node1'], {}, /--node-name "Node1" must be lower-case letters/],
   ['bad duration', ['--node-name', 'n', '--resync-interval', 'soon'], {}, /not a duration/],
   ['too short resync', ['--node-name', 'n', '--resync-interval', '10ms'], {}, /at least 100ms/],
   ['bad choice', ['--node-name', 'n', '--wg-mode', 'fast'], {}, /not one of auto, kernel, userspace/],
   ['bad env boolean', ['--node-name', 'n'], { PODMESH_LEAVE: 'maybe' }, /PODMESH_LEAVE: "maybe" is not true or false/],
   ['positional argument', ['run'], {}, /unexpected argument "run"/],
-  ['bad cluster', ['--node-name', 'n', '--cluster', 'a/b'], {}, /--cluster "a\/b" must be a DNS label/]
+  ['bad cluster', ['--node-name', 'n', '--cluster', 'a/b'], {}, /--cluster: "a\/b" must be a DNS label/]
 ]
 for (const [name, argv, env, msg] of bad) {
   t.test(`rejects: ${name}`, async t => { t.throws(() => parse(argv, env), { code: 'EOPTIONS', message: msg }) })
@@ -55,7 +64,7 @@ t.test('config file errors name the file and the key', async t => {
 })
 
 t.test('secrets are redacted, help lists every option with its env name', async t => {
-  const o = parse(['--node-name', 'n', '--etcd-password', 'hunter2', '--etcd-key', '/k.pem'])
+  const o = parse(['--node-name', 'n', '--etcd-username', 'u', '--etcd-password', 'hunter2', '--etcd-cert', '/c.pem', '--etcd-key', '/k.pem'])
   const r = redactOptions(o)
   t.equal(r.etcdPassword, '[redacted]')
   t.equal(r.etcdKey, '[redacted]')
@@ -89,4 +98,25 @@ t.test('credentials in an etcd endpoint URL are refused without quoting them', a
   const err = (() => { try { parse(['--node-name', 'n1', '--etcd-endpoints', 'http://root:hunter2@127.0.0.1:2379']) } catch (e) { return e as Error } })()
   t.match(err?.message, /credentials in an endpoint URL .* are refused/)
   t.notMatch(err?.message, /hunter2/)
+})
+
+t.test('podmeshd and podmeshctl accept the same etcd options (one definition)', async t => {
+  // Each row: what both must accept (and to what) or both refuse.
+  const rows: Array<{ flags: string[], input: Parameters<typeof resolveEtcdOptions>[0] }> = [
+    { flags: ['--etcd-endpoints', 'etcd:2379'], input: { endpoints: 'etcd:2379' } },
+    { flags: ['--etcd-endpoints', 'http://a:2379/'], input: { endpoints: 'http://a:2379/' } },
+    { flags: ['--etcd-endpoints', 'http://a:2379,https://b:2379'], input: { endpoints: 'http://a:2379,https://b:2379' } },
+    { flags: ['--cluster', 'Blue_1'], input: { cluster: 'Blue_1' } },
+    { flags: ['--cluster', 'blue.1'], input: { cluster: 'blue.1' } },
+    { flags: ['--cluster', 'blue-1'], input: { cluster: 'blue-1' } },
+    { flags: ['--prefix', '/x/y'], input: { prefix: '/x/y' } },
+    { flags: ['--prefix', '/x//y/'], input: { prefix: '/x//y/' } },
+    { flags: ['--etcd-username', 'u'], input: { username: 'u' } }
+  ]
+  for (const r of rows) {
+    let ctl: unknown; let daemon: unknown
+    try { ctl = resolveEtcdOptions(r.input) } catch { ctl = 'refused' }
+    try { const o = parse(['--node-name', 'n', ...r.flags]); daemon = { endpoints: o.etcdEndpoints, cluster: o.cluster, prefix: o.prefix } } catch { daemon = 'refused' }
+    t.strictSame(daemon, ctl === 'refused' ? 'refused' : { endpoints: (ctl as EtcdOptions).endpoints, cluster: (ctl as EtcdOptions).cluster, prefix: (ctl as EtcdOptions).prefix }, r.flags.join(' '))
+  }
 })

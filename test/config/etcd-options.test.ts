@@ -29,6 +29,10 @@ t.test('bad options are rejected with the field named', async t => {
   t.throws(() => resolveEtcdOptions({ password: 'x' }), { field: 'etcd.username', problem: 'pair' })
   t.throws(() => resolveEtcdOptions({ cluster: 'a/b' }), { field: 'cluster' })
   t.throws(() => resolveEtcdOptions({ prefix: 'podmesh' }), { field: 'etcd.prefix' })
+  // The cluster is a DNS label, as podmeshd has always required (podmeshctl took Blue_1).
+  t.throws(() => resolveEtcdOptions({ cluster: 'Blue_1' }), { field: 'cluster', message: /"Blue_1" must be a DNS label/ })
+  t.equal(resolveEtcdOptions({ prefix: '/x/y' }).prefix, '/x/y/', 'a missing trailing / is added, as podmeshd did')
+  t.throws(() => resolveEtcdOptions({ prefix: '/x//y/' }), { field: 'etcd.prefix' })
 })
 
 t.test('an endpoint error never quotes credentials', async t => {

@@ -1,0 +1,177 @@
+// The value a node publishes at status/<node>: what it observes (per-peer handshake and bytes as
+// the kernel reports them), what it has applied (its record's generation, the etcd revision of
+// the node snapshot) and whether it is degraded. Building it from the daemon's view and parsing it
+// back (podmeshctl reads other nodes' status: untrusted input). Pure: no clock read, no I/O.
+
+import type { NodeRecord } from './node-record'
+import type { ObservedState } from '../mesh/types'
+import { CLAIM_KINDS, type ClaimKind, type Conflict } from '../mesh/claims'
+
+export interface PeerStatus {
+  node: string
+  transport: 'wireguard' | 'vxlan'
+  /** WireGuard public key; '' for a VXLAN peer. */
+  publicKey: string
+  /** The endpoint the kernel uses ("ip:port"; VXLAN: the FDB destination IP). */
+  endpoint: string
+  /** Epoch seconds of the last WireGuard handshake; 0 = never (or VXLAN: not applicable). */
+  lastHandshake: number
+  rxBytes: number
+  txBytes: number
+}
+
+export interface NodeStatus {
+  v: 1
+  node: string
+  version: string
+  /** Generation of the node's own record as last published. */
+  generation: number
+  /** etcd revision of the node-record snapshot the data plane was last planned from. */
+  revision: string
+  degraded: boolean
+  ready: boolean
+  /** ISO 8601 time of this write. */
+  updatedAt: string
+  /** The latest period during which etcd was unreachable (ISO times; `until` absent while ongoing). */
+  lastDegraded?: { since: string, until?: string }
+  /** Peers listed: at most MAX_STATUS_PEERS, those needing attention first. */
+  peers: PeerStatus[]
+  /** How many peers the kernel has in all (absent in values written before it existed). */
+  peerCount?: number
+  /** Peers left out of `peers` to keep the value small; all of them looked healthy. */
+  peersOmitted?: number
+  /** Records this node skips because an earlier record holds what they claim (at most MAX_STATUS_CONFLICTS). */
+  conflicts?: Conflict[]
+  /** Conflicts left out of `conflicts` to keep the value small. */
+  conflictsOmitted?: number
+}
+
+/**
+ * A status value lists at most this many peers: one etcd value per node, rewritten every few
+ * seconds, must stay small at 5,000 nodes (a full list would be ~750 KB, near etcd's 1.5 MiB
+ * request limit, and a steady stream of large writes on every node).
+ */
+export const MAX_STATUS_PEERS = 256
+/** A WireGuard handshake older than this needs attention (WireGuard renews every 2 minutes). */
+export const HANDSHAKE_STALE_SECONDS = 180
+/** Conflicts listed in a status value: enough to name the culprits, bounded against a flood of bad records. */
+export const MAX_STATUS_CONFLICTS = 16
+
+/** What the daemon knows when it writes: the status fields it decides, and its kernel and etcd view. */
+export type StatusInput = Pick<NodeStatus, 'node' | 'version' | 'generation' | 'revision' | 'degraded' | 'ready' | 'lastDegraded'> & {
+  observed: ObservedState | undefined
+  nodes: Iterable<NodeRecord>
+  conflicts?: readonly Conflict[]
+}
+
+/** The status value for `now`; peers are named from the records (unknown kernel peers as "?"). */
+export function buildStatus (input: StatusInput, now: Date): NodeStatus {
+  const records = [...input.nodes].filter(n => n.name !== input.node)
+  const byKey = new Map(records.filter(n => n.publicKey !== undefined).map(n => [n.publicKey ?? '', n.name]))
+  const byMac = new Map(records.filter(n => n.vxlan !== undefined).map(n => [n.vxlan?.mac ?? '', n.name]))
+  const peers: PeerStatus[] = []
+  for (const p of input.observed?.wireguard?.peers ?? []) {
+    peers.push({ node: byKey.get(p.publicKey) ?? '?', transport: 'wireguard', publicKey: p.publicKey, endpoint: p.endpoint, lastHandshake: p.lastHandshake, rxBytes: p.rxBytes, txBytes: p.txBytes })
+  }
+  for (const f of input.observed?.vxlan?.fdb ?? []) {
+    const node = byMac.get(f.mac)
+    // The all-zero MAC and other foreign FDB entries are not peers.
+    if (node === undefined) continue
+    peers.push({ node, transport: 'vxlan', publicKey: '', endpoint: f.dst, lastHandshake: 0, rxBytes: 0, txBytes: 0 })
+  }
+  const nowS = now.getTime() / 1000
+  const attention = (p: PeerStatus): boolean => p.node === '?' ||
+    (p.transport === 'wireguard' && (p.lastHandshake === 0 || nowS - p.lastHandshake > HANDSHAKE_STALE_SECONDS))
+  const byName = (a: PeerStatus, b: PeerStatus): number => a.node < b.node ? -1 : a.node > b.node ? 1 : 0
+  const listed = peers.length <= MAX_STATUS_PEERS
+    ? peers.sort(byName)
+    : [...peers.filter(attention).sort(byName), ...peers.filter(p => !attention(p)).sort(byName)].slice(0, MAX_STATUS_PEERS).sort(byName)
+  const omitted = peers.length - listed.length
+  const conflicts = [...input.conflicts ?? []].sort((a, b) => a.node < b.node ? -1 : a.node > b.node ? 1 : a.what < b.what ? -1 : a.what > b.what ? 1 : 0)
+  return {
+    v: 1,
+    node: input.node,
+    version: input.version,
+    generation: input.generation,
+    revision: input.revision,
+    degraded: input.degraded,
+    ready: input.ready,
+    updatedAt: now.toISOString(),
+    ...(input.lastDegraded !== undefined ? { lastDegraded: input.lastDegraded } : {}),
+    peers: listed,
+    peerCount: peers.length,
+    ...(omitted > 0 ? { peersOmitted: omitted } : {}),
+    ...(conflicts.length > 0 ? { conflicts: conflicts.slice(0, MAX_STATUS_CONFLICTS) } : {}),
+    ...(conflicts.length > MAX_STATUS_CONFLICTS ? { conflictsOmitted: conflicts.length - MAX_STATUS_CONFLICTS } : {})
+  }
+}
+
+export class StatusValueError extends Error {
+  readonly code = 'ESTATUSVALUE'
+  readonly key: string
+  constructor (key: string, message: string, options?: { cause?: unknown }) {
+    super(`${key}: ${message}`, options)
+    this.name = 'StatusValueError'
+    this.key = key
+  }
+}
+export const isStatusValueError = (e: unknown): e is StatusValueError => e instanceof StatusValueError
+
+const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x)
+const num = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x) && x >= 0
+
+/** Validates a status value read from etcd (a bad one is reported, never trusted). */
+export function parseStatus (key: string, text: string): NodeStatus {
+  let v: unknown
+  try { v = JSON.parse(text) } catch (e) { throw new StatusValueError(key, 'not JSON', { cause: e }) }
+  if (!isObj(v) || v.v !== 1) throw new StatusValueError(key, 'not a v1 status object')
+  const bad = (field: string): never => { throw new StatusValueError(key, `field "${field}" missing or malformed`) }
+  if (typeof v.node !== 'string') bad('node')
+  if (typeof v.version !== 'string') bad('version')
+  if (!num(v.generation)) bad('generation')
+  if (typeof v.revision !== 'string') bad('revision')
+  if (typeof v.degraded !== 'boolean') bad('degraded')
+  if (typeof v.ready !== 'boolean') bad('ready')
+  if (typeof v.updatedAt !== 'string' || Number.isNaN(Date.parse(v.updatedAt))) bad('updatedAt')
+  if (!Array.isArray(v.peers)) bad('peers')
+  const peers = (v.peers as unknown[]).map((p, i): PeerStatus => {
+    if (!isObj(p) || typeof p.node !== 'string' || (p.transport !== 'wireguard' && p.transport !== 'vxlan') ||
+      typeof p.publicKey !== 'string' || typeof p.endpoint !== 'string' || !num(p.lastHandshake) || !num(p.rxBytes) || !num(p.txBytes)) {
+      return bad(`peers[${i}]`)
+    }
+    return { node: p.node, transport: p.transport, publicKey: p.publicKey, endpoint: p.endpoint, lastHandshake: p.lastHandshake, rxBytes: p.rxBytes, txBytes: p.txBytes }
+  })
+  if (v.peerCount !== undefined && !num(v.peerCount)) bad('peerCount')
+  if (v.peersOmitted !== undefined && !num(v.peersOmitted)) bad('peersOmitted')
+  if (v.conflicts !== undefined && !Array.isArray(v.conflicts)) bad('conflicts')
+  const conflicts = ((v.conflicts ?? []) as unknown[]).map((c, i): Conflict => {
+    if (!isObj(c) || typeof c.node !== 'string' || typeof c.holder !== 'string' || typeof c.value !== 'string' || !CLAIM_KINDS.includes(c.what as ClaimKind)) {
+      return bad(`conflicts[${i}]`)
+    }
+    return { node: c.node, holder: c.holder, what: c.what as ClaimKind, value: c.value }
+  })
+  if (v.conflictsOmitted !== undefined && !num(v.conflictsOmitted)) bad('conflictsOmitted')
+  const ld = v.lastDegraded
+  let lastDegraded: NodeStatus['lastDegraded']
+  if (ld !== undefined) {
+    if (!isObj(ld) || typeof ld.since !== 'string' || (ld.until !== undefined && typeof ld.until !== 'string')) bad('lastDegraded')
+    const l = ld as { since: string, until?: string }
+    lastDegraded = { since: l.since, ...(l.until !== undefined ? { until: l.until } : {}) }
+  }
+  return {
+    v: 1,
+    node: v.node as string,
+    version: v.version as string,
+    generation: v.generation as number,
+    revision: v.revision as string,
+    degraded: v.degraded as boolean,
+    ready: v.ready as boolean,
+    updatedAt: v.updatedAt as string,
+    ...(lastDegraded !== undefined ? { lastDegraded } : {}),
+    peers,
+    ...(v.peerCount !== undefined ? { peerCount: v.peerCount as number } : {}),
+    ...(v.peersOmitted !== undefined ? { peersOmitted: v.peersOmitted as number } : {}),
+    ...(v.conflicts !== undefined ? { conflicts } : {}),
+    ...(v.conflictsOmitted !== undefined ? { conflictsOmitted: v.conflictsOmitted as number } : {})
+  }
+}

@@ -1,0 +1,90 @@
+// The status value: built from the daemon's view (peers named from the records), parsed back
+// with validation (podmeshctl reads other nodes' status).
+import t from 'tap'
+import { node, nodes } from '../fixtures/mesh'
+import { buildStatus, parseStatus, isStatusValueError } from '../../lib/store/status-value'
+import type { ObservedState } from '../../lib/mesh/types'
+
+const observed: ObservedState = {
+  routes: [],
+  wireguard: {
+    ifname: 'podmesh0', publicKey: nodes[0]!.publicKey!, listenPort: 51820, mtu: 1420, addresses: [],
+    peers: [
+      { publicKey: nodes[2]!.publicKey!, endpoint: '192.0.2.13:51820', allowedIps: [], persistentKeepalive: 25, lastHandshake: 1700000000, rxBytes: 5, txBytes: 6 },
+      { publicKey: nodes[1]!.publicKey!, endpoint: '192.0.2.12:51820', allowedIps: [], persistentKeepalive: 25, lastHandshake: 0, rxBytes: 0, txBytes: 0 }
+    ]
+  },
+  vxlan: { ifname: 'podmesh-vx', vni: 1, port: 4789, mtu: 1420, mac: '02:00:00:00:00:01', localIp: '192.0.2.11', addresses: [], neighbors: [], fdb: [{ mac: '02:00:00:00:00:04', dst: '192.0.2.14' }, { mac: '00:00:00:00:00:00', dst: '192.0.2.99' }] }
+}
+
+t.test('build and parse round-trip', async t => {
+  const s = buildStatus({ node: 'node-1', version: '0.1.0', generation: 3, revision: '42', degraded: false, ready: true, observed, nodes }, new Date('2026-01-01T00:00:00Z'))
+  t.same(s.peers.map(p => [p.node, p.transport, p.endpoint]), [['node-2', 'wireguard', '192.0.2.12:51820'], ['node-3', 'wireguard', '192.0.2.13:51820'], ['node-4', 'vxlan', '192.0.2.14']])
+  t.equal(s.updatedAt, '2026-01-01T00:00:00.000Z')
+  t.same(parseStatus('status/node-1', JSON.stringify(s)), s)
+  const ld = buildStatus({ node: 'node-1', version: 'x', generation: 1, revision: '1', degraded: true, ready: true, lastDegraded: { since: 'a' }, observed: undefined, nodes: [node(1)] }, new Date(0))
+  t.same(ld.peers, [])
+  t.same(parseStatus('k', JSON.stringify(ld)).lastDegraded, { since: 'a' })
+})
+
+t.test('bad values are rejected', async t => {
+  const good = buildStatus({ node: 'node-1', version: '0.1.0', generation: 3, revision: '42', degraded: false, ready: true, observed, nodes }, new Date(0))
+  const cases: Array<[string, string]> = [
+    ['not JSON', '{'],
+    ['wrong version', JSON.stringify({ ...good, v: 2 })],
+    ['negative generation', JSON.stringify({ ...good, generation: -1 })],
+    ['bad time', JSON.stringify({ ...good, updatedAt: 'yesterday' })],
+    ['bad peer', JSON.stringify({ ...good, peers: [{ node: 'x' }] })],
+    ['peers not a list', JSON.stringify({ ...good, peers: {} })]
+  ]
+  for (const [name, text] of cases) {
+    let err: unknown
+    try { parseStatus('status/node-1', text) } catch (e) { err = e }
+    t.ok(isStatusValueError(err) && err.key === 'status/node-1', `${name}: ${String(err)}`)
+  }
+})
+
+t.test('a large cluster\'s status lists at most MAX_STATUS_PEERS, the peers needing attention first', async t => {
+  const { MAX_STATUS_PEERS } = await import('../../lib/store/status-value')
+  const now = new Date('2026-11-27T12:00:00Z')
+  const nowS = now.getTime() / 1000
+  const records = Array.from({ length: 600 }, (_, i) => node(2, { name: `n${String(i).padStart(3, '0')}`, publicKey: Buffer.concat([Buffer.from([i >> 8, i & 255]), Buffer.alloc(30, 7)]).toString('base64') }))
+  const peers = records.map((r, i) => ({
+    publicKey: r.publicKey as string, endpoint: r.endpoint, allowedIps: r.podCIDRs, persistentKeepalive: 25,
+    // Five peers never completed a handshake, three are stale: those must be listed.
+    lastHandshake: i % 100 === 7 ? 0 : i % 150 === 11 ? nowS - 600 : nowS - 30, rxBytes: 1, txBytes: 1
+  }))
+  const s = buildStatus({ node: 'node-1', version: 'x', generation: 1, revision: '9', degraded: false, ready: true,
+    observed: { routes: [], wireguard: { ifname: 'w', publicKey: 'k', listenPort: 1, mtu: 1420, addresses: [], peers } }, nodes: records }, now)
+  t.equal(s.peers.length, MAX_STATUS_PEERS)
+  t.equal(s.peerCount, 600)
+  t.equal(s.peersOmitted, 600 - MAX_STATUS_PEERS)
+  const listed = new Set(s.peers.map(p => p.node))
+  for (const [i, r] of records.entries()) {
+    if (i % 100 === 7 || i % 150 === 11) t.ok(listed.has(r.name), `${r.name} needs attention and is listed`)
+  }
+  t.ok(JSON.stringify(s).length < 64 * 1024, `value is ${JSON.stringify(s).length} bytes`)
+  t.strictSame(parseStatus('status/node-1', JSON.stringify(s)), s, 'round-trips')
+})
+
+t.test('conflicts: listed sorted, bounded, validated on the way back', async t => {
+  const { MAX_STATUS_CONFLICTS } = await import('../../lib/store/status-value')
+  const base = { node: 'node-1', version: 'x', generation: 1, revision: '9', degraded: false, ready: true, observed: undefined, nodes: [node(1)] }
+  t.notOk('conflicts' in buildStatus({ ...base, conflicts: [] }, new Date(0)), 'absent without conflicts')
+  const two = [
+    { node: 'zz', holder: 'node-2', what: 'vxlanMac' as const, value: '02:00:00:00:00:02' },
+    { node: 'impostor', holder: 'node-1', what: 'publicKey' as const, value: node(1).publicKey as string }
+  ]
+  const s = buildStatus({ ...base, conflicts: two }, new Date(0))
+  t.strictSame(s.conflicts?.map(c => c.node), ['impostor', 'zz'])
+  t.strictSame(parseStatus('k', JSON.stringify(s)), s, 'round-trips')
+  const flood = Array.from({ length: 40 }, (_, i) => ({ node: `bad-${String(i).padStart(2, '0')}`, holder: 'node-1', what: 'podCIDR' as const, value: '10.244.1.0/24' }))
+  const f = buildStatus({ ...base, conflicts: flood }, new Date(0))
+  t.equal(f.conflicts?.length, MAX_STATUS_CONFLICTS)
+  t.equal(f.conflictsOmitted, 40 - MAX_STATUS_CONFLICTS)
+  for (const bad of [{ conflicts: {} }, { conflicts: [{ node: 'a', holder: 'b', what: 'endpoint', value: 'x' }] }, { conflictsOmitted: -1 }]) {
+    let err: unknown
+    try { parseStatus('k', JSON.stringify({ ...s, ...bad })) } catch (e) { err = e }
+    t.ok(isStatusValueError(err), `rejected: ${JSON.stringify(bad)}`)
+  }
+})
