@@ -17,7 +17,7 @@ import { runStatus, statusHelp } from '../lib/ctl/status'
 import { runTopology, topologyHelp } from '../lib/ctl/topology'
 import { diffHelp, diffOptions, runDiff } from '../lib/ctl/diff'
 import { doctorHelp, doctorOptions, runDoctor } from '../lib/ctl/doctor'
-import { isStatusValueError } from '../lib/daemon/status-value'
+import { isStatusValueError } from '../lib/store/status-value'
 
 const globalOptions = {
   'etcd-endpoints': { type: 'string' },

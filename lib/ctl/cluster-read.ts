@@ -10,7 +10,7 @@ import { readConfig } from '../store/config-store'
 import { nodesPrefix, statusPrefix } from '../store/keys'
 import type { NodeRecord } from '../store/node-record'
 import { parseNodeRecord } from '../store/node-record-parse'
-import { type NodeStatus, parseStatus } from '../daemon/status-value'
+import { type NodeStatus, parseStatus } from '../store/status-value'
 import { type Conflict, resolveClaims } from '../mesh/claims'
 
 export interface ClusterRead {

@@ -3,7 +3,7 @@
 // topology graph. Pure: `now` is passed in.
 import type { NetworkConfig } from '../config/network'
 import type { NodeRecord } from '../store/node-record'
-import type { NodeStatus } from '../daemon/status-value'
+import type { NodeStatus } from '../store/status-value'
 import { desiredState, type Desired, type LocalIdentity, type Transport } from '../mesh/desired'
 import { parseEndpoint } from '../store/endpoint'
 

@@ -3,10 +3,10 @@
 // etcd — missing, unexpected, wrong-endpoint and stale peers stand out. A record every node skips
 // (it claims what an earlier record holds) is a row of its own that says so, with no peers.
 import type { StoreClient } from '../store/client'
-import type { NodeStatus } from '../daemon/status-value'
+import type { NodeStatus } from '../store/status-value'
 import { readCluster, type ClusterRead } from './cluster-read'
 // The node and the CLI agree on what is stale: one threshold, the status writer's.
-import { HANDSHAKE_STALE_SECONDS } from '../daemon/status-value'
+import { HANDSHAKE_STALE_SECONDS } from '../store/status-value'
 import { desiredFor, formatAge, formatBytes, healthOf, type Health } from './mesh-view'
 import { type OutputFormat, formatJson, formatTable } from './output'
 import { type Conflict, describeConflict } from '../mesh/claims'

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import type { StoreClient } from '../store/client'
 import { DEFAULT_STATUS_TTL, StatusPublisher } from '../store/status'
-import { buildStatus, type StatusInput } from './status-value'
+import { buildStatus, type StatusInput } from '../store/status-value'
 
 export const DEFAULT_STATUS_INTERVAL_MS = 10_000
 

@@ -6,7 +6,7 @@ import { healthOf, topology, topologyDot } from '../../lib/ctl/mesh-view'
 import { statusRows } from '../../lib/ctl/status'
 import { nodeRows } from '../../lib/ctl/nodes'
 import type { ClusterRead } from '../../lib/ctl/cluster-read'
-import type { NodeStatus, PeerStatus } from '../../lib/daemon/status-value'
+import type { NodeStatus, PeerStatus } from '../../lib/store/status-value'
 
 const NOW = Date.parse('2026-01-01T00:10:00Z')
 const three = nodes.slice(0, 3)
