@@ -6,7 +6,7 @@
 import type { NetworkConfig } from '../config/network'
 import type { StoreClient } from '../store/client'
 import { storeCall } from '../store/client'
-import { readConfig } from '../store/config-store'
+import { readConfigRevision } from '../store/config-store'
 import { nodesPrefix, statusPrefix } from '../store/keys'
 import type { NodeRecord } from '../store/node-record'
 import { parseNodeRecord } from '../store/node-record-parse'
@@ -15,6 +15,8 @@ import { type Conflict, resolveClaims } from '../mesh/claims'
 
 export interface ClusterRead {
   config: NetworkConfig
+  /** Mod revision of the config key: the config etcd holds now (nodes report the one they run). */
+  configRevision: string
   revision: string
   /** Records the nodes use, by name. */
   nodes: NodeRecord[]
@@ -26,7 +28,7 @@ export interface ClusterRead {
 }
 
 export async function readCluster (client: StoreClient, prefix: string): Promise<ClusterRead> {
-  const config = await readConfig(client, prefix)
+  const { config, revision: configRevision } = await readConfigRevision(client, prefix)
   const nodesRes = await storeCall(`range ${nodesPrefix(prefix)}`, async () => await client.getAll().prefix(nodesPrefix(prefix)).exec())
   const revision = nodesRes.header.revision
   const statusRes = await storeCall(`range ${statusPrefix(prefix)}`, async () => await client.getAll().prefix(statusPrefix(prefix)).revision(revision).exec())
@@ -50,5 +52,5 @@ export async function readCluster (client: StoreClient, prefix: string): Promise
       statuses.set(s.node, s)
     } catch (e) { rejected.push({ key, reason: (e as Error).message }) }
   }
-  return { config, revision, nodes, skipped, conflicts: verdict.conflicts, statuses, rejected }
+  return { config, configRevision, revision, nodes, skipped, conflicts: verdict.conflicts, statuses, rejected }
 }

@@ -37,7 +37,11 @@ export interface NodeStatusRow {
   ready?: boolean
   updatedAt?: string
   lastDegraded?: NodeStatus['lastDegraded']
-  /** True when every desired peer is present, matching, and no node is flagged. */
+  /** The config revision the node runs (from its status). */
+  configRevision?: string
+  /** False when the node runs another config than etcd holds (it needs a restart); absent when unknown. */
+  configCurrent?: boolean
+  /** True when every desired peer is present, matching, the node runs etcd's config, and no node is flagged. */
   converged: boolean
   peers: PeerRow[]
   /** Present when every node skips this node's record: what it shares with which earlier node. */
@@ -48,13 +52,17 @@ const statusFields = (s: NodeStatus | undefined): Partial<NodeStatusRow> => s ==
   ? {}
   : { version: s.version, generation: s.generation, revision: s.revision, degraded: s.degraded, ready: s.ready, updatedAt: s.updatedAt, ...(s.lastDegraded !== undefined ? { lastDegraded: s.lastDegraded } : {}) }
 
+/** Which config the node runs, against the one etcd holds (two configs in one cluster must show). */
+const configFields = (s: NodeStatus | undefined, current: string): Pick<NodeStatusRow, 'configRevision' | 'configCurrent'> =>
+  s?.configRevision === undefined ? {} : { configRevision: s.configRevision, configCurrent: s.configRevision === current }
+
 export function statusRows (c: ClusterRead, now: number, only?: string): NodeStatusRow[] {
   const out: NodeStatusRow[] = []
   for (const n of c.skipped) {
     if (only !== undefined && n.name !== only) continue
     const s = c.statuses.get(n.name)
     const conflicts = c.conflicts.filter(x => x.node === n.name).map(({ holder, what, value }) => ({ holder, what, value }))
-    out.push({ node: n.name, health: healthOf(s, now), ...statusFields(s), converged: false, peers: [], conflicts })
+    out.push({ node: n.name, health: healthOf(s, now), ...statusFields(s), ...configFields(s, c.configRevision), converged: false, peers: [], conflicts })
   }
   for (const n of c.nodes) {
     if (only !== undefined && n.name !== only) continue
@@ -98,7 +106,8 @@ export function statusRows (c: ClusterRead, now: number, only?: string): NodeSta
       node: n.name,
       health,
       ...statusFields(s),
-      converged: health === 'ok' && peers.every(p => p.state === 'ok' || p.state === 'unlisted'),
+      ...configFields(s, c.configRevision),
+      converged: health === 'ok' && s?.configRevision !== undefined && s.configRevision !== c.configRevision ? false : health === 'ok' && peers.every(p => p.state === 'ok' || p.state === 'unlisted'),
       peers
     })
   }
@@ -111,18 +120,24 @@ export async function runStatus (client: StoreClient, prefix: string, format: Ou
   const now = Date.now()
   const rows = statusRows(c, now, only)
   if (format === 'json') return formatJson(rows)
-  const table: string[][] = [['NODE', 'HEALTH', 'PEER', 'TRANSPORT', 'ENDPOINT', 'HANDSHAKE', 'RX', 'TX', 'STATE']]
+  const table: string[][] = [['NODE', 'HEALTH', 'CONFIG', 'PEER', 'TRANSPORT', 'ENDPOINT', 'HANDSHAKE', 'RX', 'TX', 'STATE']]
   for (const r of rows) {
     const h = r.health === 'ok' ? 'ok' : `${r.health.toUpperCase()}`
-    if (r.conflicts !== undefined) table.push([r.node, h, '-', '-', '-', '-', '-', '-', '!! skipped'])
-    else if (r.peers.length === 0) table.push([r.node, h, '-', '-', '-', '-', '-', '-', r.health === 'ok' ? 'ok' : '-'])
+    const cfg = r.configRevision === undefined ? '-' : r.configCurrent === true ? r.configRevision : `${r.configRevision} !! old`
+    if (r.conflicts !== undefined) table.push([r.node, h, cfg, '-', '-', '-', '-', '-', '-', '!! skipped'])
+    else if (r.peers.length === 0) table.push([r.node, h, cfg, '-', '-', '-', '-', '-', '-', r.health === 'ok' ? 'ok' : '-'])
     for (const p of r.peers) {
-      table.push([r.node, h, p.peer, p.transport, p.endpoint,
+      table.push([r.node, h, cfg, p.peer, p.transport, p.endpoint,
         p.handshakeAgeSeconds === undefined ? (p.transport === 'vxlan' ? 'n/a' : 'never') : `${formatAge(p.handshakeAgeSeconds)} ago`,
         formatBytes(p.rxBytes), formatBytes(p.txBytes), p.state === 'ok' ? 'ok' : `!! ${p.state}`])
     }
   }
   let text = formatTable(table)
+  const old = rows.filter(r => r.configCurrent === false)
+  if (old.length > 0) {
+    text += `config: etcd holds revision ${c.configRevision}; ${old.map(r => `${r.node} runs ${r.configRevision ?? '?'}`).join(', ')}` +
+      ' — a config is applied only at start: restart podmeshd on these nodes\n'
+  }
   for (const r of rows) {
     for (const x of r.conflicts ?? []) text += `${r.node}: skipped by every node: ${describeConflict({ node: r.node, ...x })}\n`
     if (r.lastDegraded !== undefined) {

@@ -27,6 +27,7 @@ import { createMetrics, type Metrics, type PeerHandshake } from './metrics'
 import { startHealthServer, type Readiness } from './health'
 import { openStore, type Store, type NodeLease, type NodeWatcher } from './store-session'
 import { StatusReport } from './status-report'
+import type { ConfigWatcher } from '../store/config-watch'
 import { localIdentity, recordFields, resolveIdentity, type NodeIdentity } from './identity'
 import { RegistrationPolicy } from './registration-policy'
 import { EXIT_STATUS, type ExitStatus } from './exit-status'
@@ -70,6 +71,9 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private podNetwork: PodNetworkSpec | undefined
   private stopping = false
   private status: StatusReport | undefined
+  private configWatch: ConfigWatcher | undefined
+  /** A config revision written to etcd after the one this daemon runs. */
+  private configPending: string | undefined
   private lastDegraded: { since: string, until?: string } | undefined
   private ownClaims: OwnClaims | undefined
   private conflicts: readonly Conflict[] = []
@@ -189,6 +193,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.reconciler.trigger('start')
     await this.reconciler.settled()
     this.status.start()
+    this.configWatch = await this.watchConfig(store)
     this.underlay = this.followUnderlay(store, rtnl, identity)
   }
 
@@ -293,6 +298,24 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     })
   }
 
+  /**
+   * A config written after start is never applied live (docs/decisions.md, "Config changes"):
+   * the node says it runs an older revision (log, metric, status) until it is restarted.
+   */
+  private async watchConfig (store: Store): Promise<ConfigWatcher> {
+    const w = store.watchConfig()
+    w.on('changed', c => {
+      this.configPending = c.revision
+      this.metrics.configChanges.inc()
+      this.metrics.configStale.set(1)
+      this.log.warn({ running: store.configRevision, revision: c.revision, deleted: c.deleted, ...(c.error !== undefined ? { invalid: c.error.message } : {}) },
+        'config changed in etcd; not applied: this node keeps running its config until podmeshd is restarted')
+    })
+    w.on('error', e => this.log.warn({ err: e }, 'config watch failed; etcd3 reconnects it'))
+    await w.start()
+    return w
+  }
+
   private createStatusReport (store: Store): StatusReport {
     return new StatusReport({
       client: store.client,
@@ -301,6 +324,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       snapshot: () => this.lease === undefined ? undefined : {
         generation: this.lease.record.generation,
         revision: this.watcher?.currentRevision ?? '0',
+        configRevision: store.configRevision,
+        ...(this.configPending !== undefined ? { configPending: this.configPending } : {}),
         degraded: this.degraded,
         ready: this.readiness().ready,
         ...(this.lastDegraded !== undefined ? { lastDegraded: this.lastDegraded } : {}),
@@ -399,6 +424,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     await this.reconciler?.stop()
     await this.status?.stop()
     await this.watcher?.stop()
+    await this.configWatch?.stop().catch(() => undefined)
     const refused = this.refusal !== undefined
     if (leave || (refused && this.lease !== undefined)) {
       try {

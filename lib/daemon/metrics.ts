@@ -34,6 +34,8 @@ export function createMetrics (handshakes: () => Iterable<PeerHandshake> = () =>
     changes: new Counter({ name: 'podmesh_kernel_changes_total', help: 'Kernel changes applied (peers, routes, addresses, FDB, neighbours)', registers: [registry] }),
     watchEvents: new Counter({ name: 'podmesh_watch_events_total', help: 'Coalesced node-record changes received from etcd', registers: [registry] }),
     rejectedRecords: new Counter({ name: 'podmesh_rejected_records_total', help: 'etcd values rejected by validation', registers: [registry] }),
+    configChanges: new Counter({ name: 'podmesh_config_changes_total', help: 'Network configs written to etcd after the one this daemon runs (not applied: restart to run them)', registers: [registry] }),
+    configStale: new Gauge({ name: 'podmesh_config_stale', help: '1 when etcd holds another network config than the one this daemon runs', registers: [registry] }),
     skippedNodes: new Gauge({ name: 'podmesh_skipped_nodes', help: 'Valid node records the last plan gave no peer and no route (e.g. endpoint is this node\'s own underlay)', registers: [registry] }),
     etcdErrors: new Counter({ name: 'podmesh_etcd_errors_total', help: 'etcd failures (watch, lease keepalive, status writes)', labelNames: ['op'], registers: [registry] }),
     convergenceLag: new Histogram({ name: 'podmesh_convergence_lag_seconds', help: 'Time from receiving an etcd change to its application in the kernel', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5], registers: [registry] }),

@@ -4,7 +4,8 @@
 import type { DaemonOptions } from '../config/daemon-options'
 import type { NetworkConfig } from '../config/network'
 import { connectStore, isStoreError, type StoreClient } from '../store/client'
-import { readConfig } from '../store/config-store'
+import { readConfigRevision } from '../store/config-store'
+import { ConfigWatcher } from '../store/config-watch'
 import { acquireNode, type NodeLease, type RecordFields } from '../store/node-lease'
 import { NodeWatcher } from '../store/node-watch'
 
@@ -16,6 +17,10 @@ export interface Store {
   readonly client: StoreClient
   readonly prefix: string
   readonly config: NetworkConfig
+  /** Mod revision of the config key read at start: the config this daemon runs. */
+  readonly configRevision: string
+  /** Reports configs written to etcd after the one this daemon runs. */
+  watchConfig: () => ConfigWatcher
   acquire: (o: { name: string, stateDir: string, ttlSeconds: number, requested?: string[], record: RecordFields }) => Promise<NodeLease>
   watch: () => NodeWatcher
   close: () => Promise<void>
@@ -34,8 +39,9 @@ export async function openStore (o: DaemonOptions): Promise<Store> {
     ...(o.etcdPassword !== undefined ? { password: o.etcdPassword } : {})
   })
   let config: NetworkConfig
+  let configRevision: string
   try {
-    config = await readConfig(client, o.prefix)
+    ({ config, revision: configRevision } = await readConfigRevision(client, o.prefix))
   } catch (e) {
     client.close()
     throw markRetryable(e)
@@ -44,6 +50,8 @@ export async function openStore (o: DaemonOptions): Promise<Store> {
     client,
     prefix: o.prefix,
     config,
+    configRevision,
+    watchConfig: () => new ConfigWatcher({ client, prefix: o.prefix, revision: configRevision }),
     acquire: async a => {
       try {
         return await acquireNode({ client, prefix: o.prefix, config, ...a })

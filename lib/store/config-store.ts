@@ -24,12 +24,21 @@ export const isConfigMissing = (e: unknown): boolean => isConfigStoreError(e) &&
 
 /** Reads and validates the config; ConfigStoreError 'missing' if absent, ConfigError if invalid. */
 export async function readConfig (client: StoreClient, prefix: string): Promise<NetworkConfig> {
+  return (await readConfigRevision(client, prefix)).config
+}
+
+/**
+ * The config and its revision (the etcd mod revision of the config key): the identity of one
+ * config, published by each node in its status so that two configs in one cluster show.
+ */
+export async function readConfigRevision (client: StoreClient, prefix: string): Promise<{ config: NetworkConfig, revision: string }> {
   const key = configKey(prefix)
-  const text = await storeCall(`get ${key}`, async () => await client.get(key).string())
-  if (text === null) {
+  const res = await storeCall(`get ${key}`, async () => await client.get(key).exec())
+  const kv = res.kvs[0]
+  if (kv === undefined) {
     throw new ConfigStoreError(key, 'missing', 'no network config; initialise the cluster with `podmeshctl init`')
   }
-  return parseNetworkConfigJson(text)
+  return { config: parseNetworkConfigJson(kv.value.toString()), revision: kv.mod_revision }
 }
 
 export interface WriteConfigResult {

@@ -44,6 +44,10 @@ export interface NodeStatus {
   conflicts?: Conflict[]
   /** Conflicts left out of `conflicts` to keep the value small. */
   conflictsOmitted?: number
+  /** etcd mod revision of the network config this node runs (absent in values from before it existed). */
+  configRevision?: string
+  /** A later config revision seen in etcd and not applied (the node needs a restart to run it). */
+  configPending?: string
 }
 
 /**
@@ -58,7 +62,7 @@ export const HANDSHAKE_STALE_SECONDS = 180
 export const MAX_STATUS_CONFLICTS = 16
 
 /** What the daemon knows when it writes: the status fields it decides, and its kernel and etcd view. */
-export type StatusInput = Pick<NodeStatus, 'node' | 'version' | 'generation' | 'revision' | 'degraded' | 'ready' | 'lastDegraded'> & {
+export type StatusInput = Pick<NodeStatus, 'node' | 'version' | 'generation' | 'revision' | 'degraded' | 'ready' | 'lastDegraded' | 'configRevision' | 'configPending'> & {
   observed: ObservedState | undefined
   nodes: Iterable<NodeRecord>
   conflicts?: readonly Conflict[]
@@ -102,7 +106,9 @@ export function buildStatus (input: StatusInput, now: Date): NodeStatus {
     peerCount: peers.length,
     ...(omitted > 0 ? { peersOmitted: omitted } : {}),
     ...(conflicts.length > 0 ? { conflicts: conflicts.slice(0, MAX_STATUS_CONFLICTS) } : {}),
-    ...(conflicts.length > MAX_STATUS_CONFLICTS ? { conflictsOmitted: conflicts.length - MAX_STATUS_CONFLICTS } : {})
+    ...(conflicts.length > MAX_STATUS_CONFLICTS ? { conflictsOmitted: conflicts.length - MAX_STATUS_CONFLICTS } : {}),
+    ...(input.configRevision !== undefined ? { configRevision: input.configRevision } : {}),
+    ...(input.configPending !== undefined ? { configPending: input.configPending } : {})
   }
 }
 
@@ -151,6 +157,9 @@ export function parseStatus (key: string, text: string): NodeStatus {
     return { node: c.node, holder: c.holder, what: c.what as ClaimKind, value: c.value }
   })
   if (v.conflictsOmitted !== undefined && !num(v.conflictsOmitted)) bad('conflictsOmitted')
+  const revisionText = (x: unknown): boolean => typeof x === 'string' && /^\d{1,20}$/.test(x)
+  if (v.configRevision !== undefined && !revisionText(v.configRevision)) bad('configRevision')
+  if (v.configPending !== undefined && !revisionText(v.configPending)) bad('configPending')
   const ld = v.lastDegraded
   let lastDegraded: NodeStatus['lastDegraded']
   if (ld !== undefined) {
@@ -172,6 +181,8 @@ export function parseStatus (key: string, text: string): NodeStatus {
     ...(v.peerCount !== undefined ? { peerCount: v.peerCount as number } : {}),
     ...(v.peersOmitted !== undefined ? { peersOmitted: v.peersOmitted as number } : {}),
     ...(v.conflicts !== undefined ? { conflicts } : {}),
-    ...(v.conflictsOmitted !== undefined ? { conflictsOmitted: v.conflictsOmitted as number } : {})
+    ...(v.conflictsOmitted !== undefined ? { conflictsOmitted: v.conflictsOmitted as number } : {}),
+    ...(v.configRevision !== undefined ? { configRevision: v.configRevision as string } : {}),
+    ...(v.configPending !== undefined ? { configPending: v.configPending as string } : {})
   }
 }

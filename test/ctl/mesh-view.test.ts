@@ -19,7 +19,7 @@ const status = (n: number, over: Partial<NodeStatus> = {}): NodeStatus => ({
   v: 1, node: `node-${n}`, version: '0.1.0', generation: 1, revision: '7', degraded: false, ready: true,
   updatedAt: new Date(NOW - 5000).toISOString(), peers: [1, 2, 3].filter(p => p !== n).map(p => peer(p)), ...over
 })
-const read = (statuses: NodeStatus[]): ClusterRead => ({ config: config(), revision: '7', nodes: three, skipped: [], conflicts: [], statuses: new Map(statuses.map(s => [s.node, s])), rejected: [] })
+const read = (statuses: NodeStatus[]): ClusterRead => ({ config: config(), configRevision: '3', revision: '7', nodes: three, skipped: [], conflicts: [], statuses: new Map(statuses.map(s => [s.node, s])), rejected: [] })
 
 t.test('health', async t => {
   const cases: Array<[string, NodeStatus | undefined, string]> = [
@@ -51,6 +51,16 @@ t.test('status rows against the desired state', async t => {
   const degraded = statusRows(read([status(1, { degraded: true })]), NOW, 'node-1')[0]!
   t.equal(degraded.health, 'degraded')
   t.equal(degraded.converged, false, 'a degraded node is flagged even with its peers ok')
+})
+
+t.test('which config each node runs: an older one is flagged and not converged', async t => {
+  const rows = statusRows(read([status(1, { configRevision: '3' }), status(2, { configRevision: '2', configPending: '3' }), status(3)]), NOW)
+  t.strictSame(rows.map(r => [r.node, r.configRevision, r.configCurrent, r.converged]), [
+    ['node-1', '3', true, true],
+    ['node-2', '2', false, false],
+    // A status from a podmeshd before config revisions: unknown, not flagged.
+    ['node-3', undefined, undefined, true]
+  ])
 })
 
 t.test('node rows', async t => {

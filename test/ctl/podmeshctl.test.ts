@@ -149,3 +149,38 @@ t.test('etcd unreachable: exit 1 with the etcd error', async t => {
   t.equal(r.code, 1)
   t.match(r.stderr, /podmeshctl: etcd get \/podmesh\/default\/config: /)
 })
+
+t.test('status shows which config revision each node runs, and flags an old one', async t => {
+  const etcd = await startEtcd(t)
+  const E = ['--etcd-endpoints', etcd.endpoint]
+  const first = await ctl(['init', '--ipv4-cidr', '10.244.0.0/16', ...E, '-o', 'json'])
+  t.equal(first.code, 0, first.stderr)
+  const oldRev = (JSON.parse(first.stdout) as { revision: string }).revision
+  const client = await testClient(t, etcd.endpoints)
+  const prefix = '/podmesh/default/'
+  const config = parseNetworkConfig(JSON.parse((await ctl(['config', 'show', '-o', 'json', ...E])).stdout))
+  for (const i of [1, 2]) {
+    const h = await acquireNode({ client, prefix, config, name: `node-${i}`, stateDir: await tempDir(t), record: fields(i) })
+    t.teardown(async () => await h.close())
+  }
+  const second = await ctl(['init', '--ipv4-cidr', '10.244.0.0/16', '--mtu', '1400', '--force', ...E, '-o', 'json'])
+  t.equal(second.code, 0, second.stderr)
+  const newRev = (JSON.parse(second.stdout) as { revision: string }).revision
+  const status = (node: string, configRevision: string, pending?: string): string => JSON.stringify({
+    v: 1, node, version: '0.1.0', generation: 0, revision: '1', degraded: false, ready: true, updatedAt: new Date().toISOString(),
+    peers: [], configRevision, ...(pending !== undefined ? { configPending: pending } : {})
+  })
+  await client.put(`${prefix}status/node-1`).value(status('node-1', newRev))
+  await client.put(`${prefix}status/node-2`).value(status('node-2', oldRev, newRev))
+
+  const json = await ctl(['status', '-o', 'json', ...E])
+  t.equal(json.code, 0, json.stderr)
+  const rows = JSON.parse(json.stdout) as Array<{ node: string, configRevision?: string, configCurrent?: boolean, converged: boolean }>
+  t.strictSame(rows.map(r => [r.node, r.configRevision, r.configCurrent]), [['node-1', newRev, true], ['node-2', oldRev, false]])
+  t.equal(rows[1]?.converged, false, 'a node on an old config is not converged')
+  const table = await ctl(['status', ...E])
+  t.match(table.stdout, /^NODE\s+HEALTH\s+CONFIG\s+PEER/)
+  t.match(table.stdout, new RegExp(`^node-1\\s+\\S+\\s+${newRev}\\s`, 'm'))
+  t.match(table.stdout, new RegExp(`^node-2\\s+\\S+\\s+${oldRev} !! old\\s`, 'm'))
+  t.match(table.stdout, new RegExp(`^config: etcd holds revision ${newRev}; node-2 runs ${oldRev} — a config is applied only at start: restart podmeshd on these nodes$`, 'm'))
+})

@@ -88,3 +88,14 @@ t.test('conflicts: listed sorted, bounded, validated on the way back', async t =
     t.ok(isStatusValueError(err), `rejected: ${JSON.stringify(bad)}`)
   }
 })
+
+t.test('the config revision a node runs, and one it has not applied, round-trip', async t => {
+  const s = buildStatus({ node: 'node-1', version: '0.1.0', generation: 3, revision: '42', degraded: false, ready: true, configRevision: '5', configPending: '9', observed, nodes }, new Date(0))
+  t.equal(s.configRevision, '5')
+  t.equal(s.configPending, '9')
+  t.strictSame(parseStatus('k', JSON.stringify(s)), s)
+  const without = buildStatus({ node: 'node-1', version: '0.1.0', generation: 3, revision: '42', degraded: false, ready: true, configRevision: '5', observed, nodes }, new Date(0))
+  t.notOk('configPending' in without, 'no pending revision: the field is absent')
+  t.throws(() => parseStatus('k', JSON.stringify({ ...s, configRevision: 5 })), { message: /field "configRevision" missing or malformed/ })
+  t.throws(() => parseStatus('k', JSON.stringify({ ...s, configPending: 'soon' })), { message: /field "configPending" missing or malformed/ })
+})
