@@ -10,6 +10,8 @@ export interface Endpoint {
   family: Family
   /** Canonical IP text. */
   ip: string
+  /** The IP as a number (saves callers a second parse). */
+  addr: bigint
   port: number
 }
 
@@ -36,7 +38,7 @@ export function parseEndpoint (text: string): Endpoint {
   if (m[1] !== undefined && ip.family !== 6) throw new EndpointError(text, 'syntax', 'brackets are only for IPv6')
   const port = Number(m[3])
   if (port < 1 || port > 65535) throw new EndpointError(text, 'port', `port ${port} is outside 1..65535`)
-  return { family: ip.family, ip: formatIp(ip.family, ip.addr), port }
+  return { family: ip.family, ip: formatIp(ip.family, ip.addr), addr: ip.addr, port }
 }
 
 /**
@@ -46,10 +48,9 @@ export function parseEndpoint (text: string): Endpoint {
  */
 export function parseRecordEndpoint (text: string): Endpoint {
   const e = parseEndpoint(text)
-  const canonical = formatEndpoint(e)
+  const canonical = e.family === 6 ? `[${e.ip}]:${e.port}` : `${e.ip}:${e.port}`
   if (canonical !== text) throw new EndpointError(text, 'canonical', `IP is not in canonical form (${canonical})`)
-  const { family, addr } = parseIp(e.ip)
-  const special = specialAddress(family, addr)
+  const special = specialAddress(e.family, e.addr)
   if (special !== undefined) throw new EndpointError(text, 'unusable', `${special.why} (${special.range}), not a reachable endpoint`)
   return e
 }

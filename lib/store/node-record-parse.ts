@@ -1,11 +1,11 @@
 // Strict validation of a node record read back from etcd (untrusted input): schema, name ↔ key,
 // pod CIDRs inside the cluster ranges at the configured subnet length, endpoint, key, MAC, MTU.
 // Subnet *ownership* (subnets/ keys) is checked by the watcher, which sees those keys. Pure.
-import { canonicalCidr, containsCidr, containsIp, parseCidr, parseIp } from '../ipam/cidr'
+import { canonicalCidr, containsCidr, containsIp, parseCidr } from '../ipam/cidr'
 import type { NetworkConfig } from '../config/network'
 import { type NodeRecord, NODE_RECORD_VERSION } from './node-record'
 import { isNodeName } from './keys'
-import { parseRecordEndpoint } from './endpoint'
+import { type Endpoint, parseRecordEndpoint } from './endpoint'
 import { isWireguardKey } from './wireguard-key'
 import { RecordError } from './record-error'
 
@@ -45,15 +45,16 @@ export function parseNodeRecord (key: string, value: string, config: NetworkConf
   }
 
   if (typeof o.endpoint !== 'string') fail('endpoint', `endpoint must be a string "ip:port", got ${JSON.stringify(o.endpoint)}`)
+  let endpoint: Endpoint | undefined
   try {
-    parseRecordEndpoint(o.endpoint as string)
+    endpoint = parseRecordEndpoint(o.endpoint as string)
   } catch (e) {
     fail('endpoint', `endpoint ${(e as Error).message}`, e)
   }
   // An endpoint inside a pod range would be routed into the tunnel it is the endpoint of.
-  const { family: epFamily, addr: epAddr } = parseIp(parseRecordEndpoint(o.endpoint as string).ip)
+  const ep = endpoint as Endpoint
   for (const range of [config.ipv4, config.ipv6]) {
-    if (range !== undefined && containsIp(parseCidr(range.cidr), epFamily, epAddr)) {
+    if (range !== undefined && containsIp(parseCidr(range.cidr), ep.family, ep.addr)) {
       fail('endpoint', `endpoint "${o.endpoint as string}" is inside the cluster's pod range ${range.cidr}; it would be routed into the tunnel`)
     }
   }

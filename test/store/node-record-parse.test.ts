@@ -95,17 +95,17 @@ t.test('bad records are rejected with the problem named', async t => {
 })
 
 t.test('endpoints', async t => {
-  t.strictSame(parseEndpoint('192.0.2.1:51820'), { family: 4, ip: '192.0.2.1', port: 51820 })
-  t.strictSame(parseEndpoint('[2001:db8::1]:1'), { family: 6, ip: '2001:db8::1', port: 1 })
+  t.strictSame(parseEndpoint('192.0.2.1:51820'), { family: 4, ip: '192.0.2.1', addr: 0xc0000201n, port: 51820 })
+  t.strictSame(parseEndpoint('[2001:db8::1]:1'), { family: 6, ip: '2001:db8::1', addr: 0x20010db8000000000000000000000001n, port: 1 })
   t.throws(() => parseEndpoint('[192.0.2.1]:1'), /brackets are only for IPv6/)
   // The kernel's text is read leniently (canonicalised), a record's strictly.
-  t.strictSame(parseEndpoint('[2001:DB8:0::1]:1'), { family: 6, ip: '2001:db8::1', port: 1 })
+  t.match(parseEndpoint('[2001:DB8:0::1]:1'), { family: 6, ip: '2001:db8::1', port: 1 })
   t.throws(() => parseRecordEndpoint('[2001:DB8:0::1]:1'), { problem: 'canonical' })
   t.throws(() => parseEndpoint('2001:db8::1:51820'), { problem: 'syntax' })
   t.throws(() => parseEndpoint('192.0.2.1:65536'), { problem: 'port' })
   t.ok(isEndpointError((() => { try { parseRecordEndpoint('127.0.0.1:1') } catch (e) { return e } })()))
   t.throws(() => parseRecordEndpoint('127.0.0.1:1'), { problem: 'unusable' })
-  t.strictSame(parseRecordEndpoint('[2001:db8::11]:51820'), { family: 6, ip: '2001:db8::11', port: 51820 })
+  t.match(parseRecordEndpoint('[2001:db8::11]:51820'), { family: 6, ip: '2001:db8::11', port: 51820 })
 })
 
 t.test('WireGuard keys: one check for records and the key file', async t => {
