@@ -17,7 +17,21 @@ t.test('changing the backend while nodes exist is refused with the reason', asyn
 })
 
 t.test('the documented procedure: --force, then restart node by node', async t => {
-  await lab.ctl(...initVxlan, '--force')
+  const before = JSON.parse(await lab.ctl('status', '-o', 'json')) as Array<{ configRevision?: string }>
+  const oldRev = before[0]?.configRevision
+  t.match(oldRev, /^\d+$/, 'each node publishes the config revision it runs')
+  const written = JSON.parse(await lab.ctl(...initVxlan, '--force', '-o', 'json')) as { revision: string }
+  // Nothing is applied live: every node says it runs the old config until it is restarted.
+  for (const n of lab.nodes) {
+    let logged = false
+    for (let i = 0; i < 50 && !logged; i++) { logged = n.logTail(200).includes('config changed in etcd'); if (!logged) await sleep(100) }
+    t.ok(logged, `${n.name}: logs config changed in etcd`)
+    t.match(await nsExec(n.ns, ['curl', '-s', '-m', '2', `${n.metricsUrl}/metrics`]), /^podmesh_config_stale 1$/m, `${n.name}: podmesh_config_stale 1`)
+    t.match(await nsExec(n.ns, ['ip', 'link', 'show', n.wgIf]), new RegExp(n.wgIf), `${n.name}: still on WireGuard`)
+  }
+  let flagged = ''
+  for (let i = 0; i < 100 && !flagged.includes(`etcd holds revision ${written.revision}`); i++) { flagged = await lab.ctl('status'); await sleep(100) }
+  t.match(flagged, new RegExp(`^config: etcd holds revision ${written.revision}; .*runs ${oldRev ?? '?'}`, 'm'), 'podmeshctl status names the nodes on the old config')
   for (const n of lab.nodes) {
     await n.stop()
     await n.start()
@@ -31,4 +45,11 @@ t.test('the documented procedure: --force, then restart node by node', async t =
     t.match(await nsExec(n.ns, ['ip', '-d', 'link', 'show', `${n.wgIf}x`]), /vxlan id 1 /, `${n.name}: VXLAN device up`)
   }
   t.strictSame(await lab.podMatrix(), [])
+  let after: Array<{ node: string, configRevision?: string, configCurrent?: boolean }> = []
+  for (let i = 0; i < 100; i++) {
+    after = JSON.parse(await lab.ctl('status', '-o', 'json')) as typeof after
+    if (after.every(r => r.configCurrent === true)) break
+    await sleep(100)
+  }
+  t.strictSame(after.map(r => r.configRevision), lab.nodes.map(() => written.revision), 'after the restarts every node runs the new config')
 })
