@@ -17,6 +17,7 @@ import { runStatus, statusHelp } from '../lib/ctl/status'
 import { runTopology, topologyHelp } from '../lib/ctl/topology'
 import { diffHelp, diffOptions, runDiff } from '../lib/ctl/diff'
 import { doctorHelp, doctorOptions, runDoctor } from '../lib/ctl/doctor'
+import { authEnableHelp, nodeCredentialsHelp, runAuthEnable, runNodeCredentials } from '../lib/ctl/auth'
 import { isStatusValueError } from '../lib/store/status-value'
 
 const globalOptions = {
@@ -38,6 +39,8 @@ commands:
   ${initHelp.trimEnd().replace(/\n/g, '\n  ')}
   ${configShowHelp.trimEnd()}
   ${nodeRemoveHelp.trimEnd()}
+  ${nodeCredentialsHelp.trimEnd()}
+  ${authEnableHelp.trimEnd()}
   ${nodesHelp.trimEnd()}
   ${statusHelp.trimEnd()}
   ${topologyHelp.trimEnd()}
@@ -122,6 +125,13 @@ function plan (argv: string[], words: string[]): { action: Action, etcd: EtcdOpt
     const name = positionals[2]
     if (name === undefined || positionals.length > 3) throw new UsageError('usage: podmeshctl node remove <name>')
     action = async (client, prefix) => await runNodeRemove(client, prefix, name, format)
+  } else if (cmd === 'node credentials') {
+    const name = positionals[2]
+    if (name === undefined || positionals.length > 3) throw new UsageError('usage: podmeshctl node credentials <name>')
+    action = async (client, prefix) => await runNodeCredentials(client, prefix, name, format)
+  } else if (cmd === 'auth enable') {
+    if (positionals.length > 2) throw new UsageError('auth enable takes no arguments')
+    action = async (client, prefix) => await runAuthEnable(client, prefix, format)
   } else if (cmd === 'nodes') {
     if (positionals.length > 1) throw new UsageError('nodes takes no arguments')
     action = async (client, prefix) => await runNodes(client, prefix, format)
@@ -146,7 +156,7 @@ function plan (argv: string[], words: string[]): { action: Action, etcd: EtcdOpt
       ...(address !== undefined ? { address } : {}), ...(iface !== undefined ? { interface: iface } : {})
     })
   } else {
-    throw new UsageError(`unknown command "${words.join(' ')}" (commands: init, config show, node remove, nodes, status, topology, diff, doctor)`)
+    throw new UsageError(`unknown command "${words.join(' ')}" (commands: init, config show, node remove, node credentials, auth enable, nodes, status, topology, diff, doctor)`)
   }
   return { action, etcd }
 }
