@@ -2,20 +2,13 @@
 // process against a real etcd. The passwords they print work, and a node's are refused by etcd
 // for another node's keys (the store-level detail is in test/store/least-privilege.test.ts).
 import t from 'tap'
-import { execFile } from 'node:child_process'
 import { compileEntry } from '../harness/compile'
+import { type CliRun, runCli } from '../harness/ctl'
 import { startEtcd } from '../harness/etcd'
 
-interface Run { code: number, stdout: string, stderr: string }
+type Run = CliRun
 let cli = ''
-async function ctl (args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return await new Promise(resolve => {
-    execFile(process.execPath, [cli, ...args], { env: { ...process.env, ...env } }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : 1
-      resolve({ code, stdout, stderr })
-    })
-  })
-}
+const ctl = async (args: string[], env: Record<string, string> = {}): Promise<Run> => await runCli(cli, args, env)
 
 t.before(async () => { cli = await compileEntry(t, 'cmd/podmeshctl.ts') })
 

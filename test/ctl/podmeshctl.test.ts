@@ -1,24 +1,17 @@
 // podmeshctl as an operator runs it: a child process against a real etcd.
 import t from 'tap'
-import { execFile } from 'node:child_process'
 import { parseNetworkConfig } from '../../lib/config/network-parse'
 import { acquireNode } from '../../lib/store/node-lease'
 import { startEtcd } from '../harness/etcd'
 import { compileEntry } from '../harness/compile'
+import { type CliRun, runCli } from '../harness/ctl'
 import { dump, fields, tempDir, testClient } from '../harness/store'
 import { nodeKey, subnetKey } from '../../lib/store/keys'
 import { formatSubnetValue } from '../../lib/store/subnet-value'
 
-interface Run { code: number, stdout: string, stderr: string }
+type Run = CliRun
 let cli = ''
-async function ctl (args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return await new Promise(resolve => {
-    execFile(process.execPath, [cli, ...args], { env: { ...process.env, ...env } }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : 1
-      resolve({ code, stdout, stderr })
-    })
-  })
-}
+const ctl = async (args: string[], env: Record<string, string> = {}): Promise<Run> => await runCli(cli, args, env)
 
 t.before(async () => {
   // Compiled like the shipped build: children start in a fraction of a second.

@@ -13,6 +13,8 @@ import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { cniAdd, cniDel, type CniResult } from './cni-runtime'
 
+export { waitFor, waitForValue } from '../harness/wait'
+
 export const ROOT = REPO_ROOT
 const DAEMON = join(ROOT, 'dist', 'cmd', 'podmeshd.js')
 const CTL = join(ROOT, 'dist', 'cmd', 'podmeshctl.js')
@@ -354,27 +356,3 @@ export async function killWireguardGo (ifname: string): Promise<void> {
 }
 
 export const sleep = async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms))
-
-/**
- * Polls `check` until it yields something other than false/undefined and resolves to that; a
- * check that throws counts as not yet (its last error goes into the timeout message).
- */
-export async function waitForValue<T> (what: string, timeoutMs: number, check: () => Promise<T | undefined | false>, everyMs = 50): Promise<T> {
-  const t0 = Date.now()
-  let last: unknown
-  while (Date.now() - t0 < timeoutMs) {
-    try {
-      const v = await check()
-      if (v !== undefined && v !== false) return v
-    } catch (e) { last = e }
-    await sleep(everyMs)
-  }
-  throw new Error(`${what}: not within ${timeoutMs} ms${last !== undefined ? ` (last error: ${(last as Error).message})` : ''}`)
-}
-
-/** Polls `check` until it is true; resolves to the milliseconds that took. */
-export async function waitFor (what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<number> {
-  const t0 = Date.now()
-  await waitForValue(what, timeoutMs, async () => await check())
-  return Date.now() - t0
-}

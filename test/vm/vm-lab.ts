@@ -14,6 +14,7 @@ import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path'
+import { waitForValue } from '../harness/wait'
 
 export const REPO = resolve(__dirname, '..', '..')
 const GUEST_DIR = join(__dirname, 'guest')
@@ -88,19 +89,7 @@ export const sleep = async (ms: number): Promise<void> => await new Promise(reso
 
 /** Polls `check` until it yields a value (not undefined/false); a throw counts as not yet, unless fatal. */
 export async function waitFor<T> (what: string, timeoutMs: number, check: () => Promise<T | undefined | false>, everyMs = 500): Promise<T> {
-  const t0 = Date.now()
-  let last: unknown
-  while (Date.now() - t0 < timeoutMs) {
-    try {
-      const v = await check()
-      if (v !== undefined && v !== false) return v
-    } catch (e) {
-      if (isVmLabError(e) && e.fatal) throw e
-      last = e
-    }
-    await sleep(everyMs)
-  }
-  throw new VmLabError(`${what}: not within ${Math.round(timeoutMs / 1000)} s${last !== undefined ? ` (last error: ${(last as Error).message})` : ''}`)
+  return await waitForValue(what, timeoutMs, check, { everyMs, stopOn: e => isVmLabError(e) && e.fatal, timeoutError: m => new VmLabError(m) })
 }
 
 export interface VmState { n: number, name: string, ip: string, ip6: string, mac: string, tap: string, memoryMb: number, pid?: number }
