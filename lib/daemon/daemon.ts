@@ -35,7 +35,7 @@ import { type Conflict, type OwnClaims, describeConflict, ownClaimConflicts } fr
 import { IdentityClaimedError, claimedAtStart } from './identity-claim'
 import { countConflicts } from './metrics'
 import { UnderlayFollower } from './underlay-follow'
-import { dropConnections } from '../store/client'
+import { dropConnections, memberHealth } from '../store/client'
 
 export interface DaemonEvents {
   ready: []
@@ -90,6 +90,10 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.store = await this.withEtcdRetry('connect and read config', async () => await openStore(this.opts))
     this.config = this.store.config
     this.log.info({ config: { ...this.config } }, 'network config read')
+    memberHealth(this.store.client)?.on('suspect', s => {
+      this.metrics.etcdMemberAvoided.inc({ member: s.member })
+      this.log.warn({ etcdMember: s.member, reason: s.why, avoidUntil: new Date(s.untilMs).toISOString() }, 'etcd member set aside: calls and the watch go to the other members meanwhile')
+    })
     this.rtnl = Rtnl.open({ onError: e => this.log.warn({ err: e }, 'netlink socket error; requests in flight fail by their timeout') })
     const identity = await this.resolveIdentity(this.rtnl, this.config)
     // A pod range holding this node's underlay or etcd would route tunnel and store traffic into the tunnel.

@@ -46,6 +46,7 @@ export function createMetrics (handshakes: () => Iterable<PeerHandshake> = () =>
     registrationLost: new Counter({ name: 'podmesh_registration_lost_total', help: 'Times this node found its own registration gone or altered (reason: doubted, lost, taken)', labelNames: ['reason'], registers: [registry] }),
     registrationWrites: new Counter({ name: 'podmesh_registration_reasserted_total', help: 'Times this node wrote its own record and subnet leases again (how: reasserted on its lease, reacquired on a new one)', labelNames: ['how'], registers: [registry] }),
     restoresDetected: new Counter({ name: 'podmesh_etcd_restores_total', help: 'Times etcd came back with an older revision or another cluster ID', registers: [registry] }),
+    etcdMemberAvoided: new Counter({ name: 'podmesh_etcd_member_avoided_total', help: 'Times an etcd member was set aside for a while because it did not answer in time, lost its leader, or left the watch silent', labelNames: ['member'], registers: [registry] }),
     restoreRemovals: new Counter({ name: 'podmesh_restore_removed_nodes_total', help: 'Node records removed after an etcd restore because no live node re-asserted them', registers: [registry] }),
     conflictingRecords: new Gauge({
       name: 'podmesh_conflicting_records',

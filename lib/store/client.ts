@@ -4,6 +4,7 @@
 import { readFile } from 'node:fs/promises'
 import * as etcd3 from 'etcd3'
 import type { EtcdOptions } from '../config/etcd-options'
+import { MemberHealth } from './member-health'
 
 export type StoreClient = etcd3.Etcd3
 
@@ -58,27 +59,24 @@ export async function storeCall<T> (op: string, fn: () => Promise<T>): Promise<T
 export interface ConnectOptions {
   /** Deadline of each unary call; streams (watch, keepalive) have none. Default 5000 ms. */
   callTimeoutMs?: number
+  /** How long a member that did not answer is avoided. Default 30 s. */
+  quarantineMs?: number
 }
 
-type HostPolicy = NonNullable<NonNullable<etcd3.IOptions['faultHandling']>['host']>
-
 /**
- * etcd3's default per-host circuit breaker refuses every call for 5 s after three failures,
- * which turns a one-second etcd restart into seconds of extra outage. podmesh retries at a
- * higher level (watch backoff, lease re-acquire), so the host policy just runs the call.
+ * Builds the etcd3 options from EtcdOptions (reads the TLS files). etcd3's default per-host
+ * circuit breaker refuses every call for 5 s after three failures, which turns a one-second etcd
+ * restart into seconds of extra outage; podmesh retries at a higher level (watch backoff, lease
+ * re-acquire), so each member's policy is `health`'s: run the call, and avoid only a member that
+ * has just shown itself silent while another one may answer (member-health.ts).
  */
-const passThrough: HostPolicy = () => ({
-  execute: async (fn: (ctx: { signal: AbortSignal }) => unknown) => await fn({ signal: new AbortController().signal })
-}) as unknown as ReturnType<HostPolicy>
-
-/** Builds the etcd3 options from EtcdOptions (reads the TLS files). */
-export async function etcdClientOptions (o: EtcdOptions, c: ConnectOptions = {}): Promise<etcd3.IOptions> {
+async function etcdClientOptions (o: EtcdOptions, c: ConnectOptions, health: MemberHealth): Promise<etcd3.IOptions> {
   const timeout = c.callTimeoutMs ?? 5000
   const opts: etcd3.IOptions = {
     hosts: o.endpoints,
     dialTimeout: timeout,
     defaultCallOptions: ctx => (ctx.isStream ? {} : { deadline: Date.now() + timeout }),
-    faultHandling: { host: passThrough },
+    faultHandling: { host: endpoint => health.policy(endpoint) },
     grpcOptions: {
       // Notice a dead etcd under an idle watch stream; etcd's default minimum ping interval is 5 s.
       'grpc.keepalive_time_ms': 10_000,
@@ -113,10 +111,18 @@ export async function etcdClientOptions (o: EtcdOptions, c: ConnectOptions = {})
   return opts
 }
 
+const healthOf = new WeakMap<StoreClient, MemberHealth>()
+
 /** Connects to etcd; the client is lazy, so the first call reveals an unreachable etcd. */
 export async function connectStore (o: EtcdOptions, c: ConnectOptions = {}): Promise<StoreClient> {
-  return new etcd3.Etcd3(await etcdClientOptions(o, c))
+  const health = new MemberHealth(o.endpoints, c.quarantineMs)
+  const client = new etcd3.Etcd3(await etcdClientOptions(o, c, health))
+  healthOf.set(client, health)
+  return client
 }
+
+/** Which of the client's etcd members it avoids now (undefined for a client not made here). */
+export const memberHealth = (client: StoreClient): MemberHealth | undefined => healthOf.get(client)
 
 interface ResettableHost { resetAllServices: () => void }
 

@@ -11,12 +11,14 @@
 // revisions that will never come as we knew them. Library code: emits, never logs, never throws
 // from the event path.
 import { EventEmitter } from 'node:events'
-import type { IDuplexStream, IKeyValue, IWatchRequest, IWatchResponse } from 'etcd3'
+import type { IKeyValue, IWatchRequest, IWatchResponse } from 'etcd3'
 import type { NetworkConfig } from '../config/network'
 import type { NodeRecord } from './node-record'
 import { MAX_RECORD_BYTES, parseNodeRecord } from './node-record-parse'
 import { rangePages } from './paged-range'
-import { type StoreClient, StoreError, storeCall, storeError } from './client'
+import { type StoreClient, StoreError, memberHealth, storeCall, storeError } from './client'
+import { isMemberSilence } from './member-health'
+import { openWatchStream, typedStreamError } from './watch-stream'
 import { KeyError, nodeKey, nodesPrefix, parseKey, prefixEnd, subnetKey, subnetsPrefix } from './keys'
 import { RecordError } from './record-error'
 import { parseSubnetValue } from './subnet-value'
@@ -31,6 +33,11 @@ export interface NodeWatchOptions {
   coalesceMs?: number
   /** Reconnect delays. Default 100 ms doubling to 5 s. */
   backoff?: BackoffOptions
+  /**
+   * Silence detection on the watch stream: after idleMs with no message a progress request is
+   * sent; no answer within timeoutMs ends the stream and the member is avoided. Default 5 s / 3 s.
+   */
+  probe?: { idleMs?: number, timeoutMs?: number }
 }
 
 export interface NodeChange {
@@ -105,6 +112,7 @@ export class NodeWatcher extends EventEmitter<NodeWatcherEvents> {
   private readonly o: NodeWatchOptions
   private readonly coalesceMs: number
   private readonly backoff: Backoff
+  private readonly probe: { idleMs: number, timeoutMs: number }
   private readonly raw = new Map<string, RawNode>()
   private readonly owners = new Map<string, string>()
   private snapshot: ReadonlyMap<string, NodeRecord> = new Map()
@@ -138,6 +146,7 @@ export class NodeWatcher extends EventEmitter<NodeWatcherEvents> {
     this.o = o
     this.coalesceMs = o.coalesceMs ?? 10
     this.backoff = new Backoff(o.backoff)
+    this.probe = { idleMs: o.probe?.idleMs ?? 5000, timeoutMs: o.probe?.timeoutMs ?? 3000 }
     this.firstChange = new Promise(resolve => { this.resolveFirst = resolve })
   }
 
@@ -271,35 +280,67 @@ export class NodeWatcher extends EventEmitter<NodeWatcherEvents> {
   }
 
   private async watchSession (): Promise<'compacted' | 'stopped'> {
-    const stream: IDuplexStream<IWatchRequest, IWatchResponse> =
-      await storeCall('open watch stream', async () => await this.o.client.watchClient.watch())
+    const { stream, member } = await storeCall('open watch stream', async () => await openWatchStream(this.o.client))
+    const health = memberHealth(this.o.client)
+    const where = member === undefined ? 'etcd' : `etcd member ${member}`
     return await new Promise((resolve, reject) => {
       let open = true
       let created = 0
+      // Silence detection: a member that is frozen or cut off keeps the TCP connection and says
+      // nothing. After idleMs without a message, ask for progress (answered at once by a live
+      // member); no answer within timeoutMs → leave it, and avoid it for a while.
+      let heardAt = Date.now()
+      let probedAt: number | undefined
+      const probe = setInterval(() => {
+        if (!open) return
+        const now = Date.now()
+        if (probedAt !== undefined && now - probedAt >= this.probe.timeoutMs) {
+          const why = `${where} did not answer a watch progress request within ${this.probe.timeoutMs} ms`
+          if (member !== undefined) health?.suspect(member, why)
+          finish(() => reject(new StoreError('unavailable', 'watch', why)))
+          return
+        }
+        if (probedAt === undefined && now - heardAt >= this.probe.idleMs) {
+          probedAt = now
+          try { stream.write({ progress_request: {} }) } catch {}
+        }
+      }, Math.max(50, Math.min(this.probe.idleMs, this.probe.timeoutMs) / 4))
       const finish = (settle: () => void): void => {
         if (!open) return
         open = false
+        clearInterval(probe)
         this.endSession = undefined
         try { stream.cancel() } catch {}
         settle()
       }
       this.endSession = () => finish(() => resolve('stopped'))
       if (this.stopped) { finish(() => resolve('stopped')); return }
-      stream.on('data', res => {
+      stream.on('data', (res: IWatchResponse) => {
         if (!open) return
+        heardAt = Date.now()
+        probedAt = undefined
         if (big(res.compact_revision) > 0n) { finish(() => resolve('compacted')); return }
         if (res.canceled) {
-          finish(() => reject(new StoreError('other', 'watch', `etcd cancelled the watch: ${res.cancel_reason || 'no reason given'}`)))
+          const reason = res.cancel_reason || 'no reason given'
+          if (member !== undefined && isMemberSilence(new Error(reason))) health?.suspect(member, reason)
+          finish(() => reject(new StoreError('other', 'watch', `${where} cancelled the watch: ${reason}`)))
           return
         }
         if (res.created) {
           if (++created === 2) this.recovered()
           return
         }
+        // The answer to a progress request (watch ID -1) says only that the member is alive:
+        // etcd 3.4 sends it without waiting for the watches to catch up, so it is no resume point.
+        if (res.watch_id !== NODES_WATCH && res.watch_id !== SUBNETS_WATCH) return
         this.apply(res)
       })
-      stream.on('error', err => finish(() => reject(err)))
-      stream.on('end', () => finish(() => reject(new StoreError('unavailable', 'watch', 'etcd ended the watch stream'))))
+      stream.on('error', (err: unknown) => {
+        const typed = typedStreamError(err)
+        if (open && member !== undefined && isMemberSilence(typed)) health?.suspect(member, typed instanceof Error ? typed.message : String(typed))
+        finish(() => reject(typed))
+      })
+      stream.on('end', () => finish(() => reject(new StoreError('unavailable', 'watch', `${where} ended the watch stream`))))
       const create = (id: string, prefix: string, from: bigint): IWatchRequest => ({
         create_request: {
           key: Buffer.from(prefix),

@@ -4,11 +4,11 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { resolveEtcdOptions } from '../../lib/config/etcd-options'
-import { type StoreClient, connectStore } from '../../lib/store/client'
+import { type ConnectOptions, type StoreClient, connectStore } from '../../lib/store/client'
 import type { RecordFields } from '../../lib/store/node-lease'
 import type { Teardownable } from './etcd'
 
-export async function testClient (t: Teardownable, endpoints: string[], extra: { callTimeoutMs?: number } = {}): Promise<StoreClient> {
+export async function testClient (t: Teardownable, endpoints: string[], extra: ConnectOptions = {}): Promise<StoreClient> {
   const c = await connectStore(resolveEtcdOptions({ endpoints: endpoints.join(',') }), extra)
   t.teardown(() => c.close())
   return c
