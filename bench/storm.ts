@@ -81,10 +81,12 @@ async function inner (): Promise<void> {
     await sleep(1500) // the last pass and the last spaced status write land
     const after = { passes: await metric('podmesh_reconcile_total'), applies: await metric('podmesh_apply_duration_seconds_count'), status: await statusVersion(client) }
     const per = (n: number): number => n / elapsed
+    // Counted up to 1.5 s after the storm: the bucket's burst once, then 20/s over that span.
+    const passBound = Math.round((10 + 20 * (elapsed + 1.5)) / elapsed * 10) / 10
     const rows: Row[] = [
       { metric: 'puts/s of one record (achieved)', value: per(puts), unit: '/s' },
-      { metric: 'reconcile passes/s', value: per(after.passes - before.passes), unit: '/s', target: 20, note: 'bound: burst 10, then 20/s' },
-      { metric: 'wg spawns/s (non-empty applies)', value: per(after.applies - before.applies), unit: '/s', target: 20, note: 'one `wg` per apply' },
+      { metric: 'reconcile passes/s', value: per(after.passes - before.passes), unit: '/s', target: passBound, note: 'bound: burst 10, then 20/s' },
+      { metric: 'wg spawns/s (non-empty applies)', value: per(after.applies - before.applies), unit: '/s', target: passBound, note: 'one `wg` per apply' },
       { metric: 'status writes/s', value: per(after.status - before.status), unit: '/s', target: 1.2, note: 'bound: 1 s gap (+ the last one)' }
     ]
     printReport('storm', rows, { seconds: SECONDS, rate: RATE, peers: nodes.length })
