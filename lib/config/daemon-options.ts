@@ -6,30 +6,49 @@ import { hostname } from 'node:os'
 import { isIP } from 'node:net'
 import { NODE_NAME_RULE, isNodeName } from '../store/keys'
 import { type EtcdOptions, resolveEtcdOptions } from './etcd-options'
+import { ETCD_FLAGS, type EtcdField, type EtcdFlag } from './etcd-flags'
 import { isConfigError } from './config-error'
 
 type Kind = 'string' | 'list' | 'int' | 'bool' | 'duration'
 
 interface OptionSpec {
   flag: string
+  /** Default: PODMESH_<FLAG>. */
+  env?: string
   kind: Kind
   help: string
   default?: string | number | boolean | string[]
   /** Never printed in logs or dumps. */
   secret?: boolean
   choices?: readonly string[]
+  /** Declared in etcd-flags.ts, shared with podmeshctl: collected raw, validated by resolveEtcdOptions. */
+  etcdField?: EtcdField
+}
+
+/** An etcd flag as podmeshd declares it: everything from the one table. */
+function etcdSpec<F extends EtcdField> (field: F): OptionSpec & { flag: (typeof ETCD_FLAGS)[F]['flag'], etcdField: F } {
+  const f: EtcdFlag = ETCD_FLAGS[field]
+  return {
+    flag: ETCD_FLAGS[field].flag,
+    env: f.env,
+    kind: f.kind,
+    help: f.help,
+    etcdField: field,
+    ...(f.default !== undefined ? { default: f.default } : {}),
+    ...(f.secret === true ? { secret: true } : {})
+  }
 }
 
 export const OPTION_SPECS = {
   config: { flag: 'config', kind: 'string', help: 'JSON file with any of these options (keys are the flag names)' },
-  etcdEndpoints: { flag: 'etcd-endpoints', kind: 'list', help: 'etcd client URLs, comma-separated', default: ['http://127.0.0.1:2379'] },
-  etcdCa: { flag: 'etcd-ca', kind: 'string', help: 'CA bundle that signs the etcd server certificate' },
-  etcdCert: { flag: 'etcd-cert', kind: 'string', help: 'client certificate for etcd' },
-  etcdKey: { flag: 'etcd-key', kind: 'string', help: 'client key for etcd', secret: true },
-  etcdUsername: { flag: 'etcd-username', kind: 'string', help: 'etcd user' },
-  etcdPassword: { flag: 'etcd-password', kind: 'string', help: 'etcd password', secret: true },
-  cluster: { flag: 'cluster', kind: 'string', help: 'cluster name; the key prefix is /podmesh/<cluster>/', default: 'default' },
-  prefix: { flag: 'prefix', kind: 'string', help: 'etcd key prefix (overrides /podmesh/<cluster>/)' },
+  etcdEndpoints: etcdSpec('endpoints'),
+  etcdCa: etcdSpec('caFile'),
+  etcdCert: etcdSpec('certFile'),
+  etcdKey: etcdSpec('keyFile'),
+  etcdUsername: etcdSpec('username'),
+  etcdPassword: etcdSpec('password'),
+  cluster: etcdSpec('cluster'),
+  prefix: etcdSpec('prefix'),
   nodeName: { flag: 'node-name', kind: 'string', help: 'this node\'s name, its identity in etcd (default: hostname)' },
   publicAddress: { flag: 'public-address', kind: 'string', help: 'underlay IP other nodes reach this node at (fixed: never follows address changes)' },
   publicInterface: { flag: 'public-interface', kind: 'string', help: 'take the underlay IP from this interface (first global address) and follow its changes' },
@@ -90,6 +109,7 @@ export class OptionsError extends Error {
 export const isOptionsError = (e: unknown): e is OptionsError => e instanceof OptionsError
 
 const envName = (flag: string): string => `PODMESH_${flag.toUpperCase().replace(/-/g, '_')}`
+const envOf = (spec: OptionSpec): string => spec.env ?? envName(spec.flag)
 
 export function parseDuration (text: string, what: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text.trim())
@@ -101,6 +121,7 @@ export function parseDuration (text: string, what: string): number {
 
 function coerce (name: string, spec: OptionSpec, raw: unknown, origin: string): unknown {
   const what = `${origin} ${name}`
+  if (spec.etcdField !== undefined) return raw
   switch (spec.kind) {
     case 'bool':
       if (typeof raw === 'boolean') return raw
@@ -187,51 +208,33 @@ function collect (src: OptionSources): Record<string, unknown> | 'help' {
     }
   }
   for (const [name, spec] of Object.entries(OPTION_SPECS) as Array<[string, OptionSpec]>) {
-    const e = src.env[envName(spec.flag)]
-    if (e !== undefined && name !== 'config') out[name] = coerce(envName(spec.flag), spec, e, 'environment')
+    const e = src.env[envOf(spec)]
+    if (e !== undefined && name !== 'config') out[name] = coerce(envOf(spec), spec, e, 'environment')
   }
   return { ...out, ...fromFlags }
 }
 
-/** The etcd part of the daemon's options, through the one etcd-options parser; its errors become OptionsErrors naming the flag. */
-function etcdOptionsOf (raw: Partial<Record<OptionName, unknown>>, get: <T>(name: OptionName) => T): EtcdOptions {
-  const str = (k: OptionName): string | undefined => raw[k] === undefined ? undefined : String(raw[k])
-  const endpoints = get<string[]>('etcdEndpoints')
-  if (endpoints.length === 0) throw new OptionsError('--etcd-endpoints is empty')
+/** The etcd part of the daemon's options, through the one etcd-options parser (podmeshctl's too). */
+function etcdOptionsOf (raw: Partial<Record<OptionName, unknown>>): EtcdOptions {
+  const input: Partial<Record<EtcdField, unknown>> = {}
+  for (const [name, spec] of Object.entries(OPTION_SPECS) as Array<[OptionName, OptionSpec]>) {
+    if (spec.etcdField !== undefined) input[spec.etcdField] = raw[name]
+  }
   try {
-    return resolveEtcdOptions({
-      endpoints: endpoints.join(','),
-      caFile: str('etcdCa'),
-      certFile: str('etcdCert'),
-      keyFile: str('etcdKey'),
-      username: str('etcdUsername'),
-      password: str('etcdPassword'),
-      cluster: get<string>('cluster'),
-      prefix: get<string | undefined>('prefix')
-    })
+    // The environment is already in `raw` (flag > environment > file), read by the same names.
+    return resolveEtcdOptions(input)
   } catch (e) {
     if (!isConfigError(e)) throw e
-    const flag = FLAG_OF_ETCD_FIELD[e.field] ?? e.field
-    throw new OptionsError(`--${flag}: ${e.message.slice(e.field.length + 2)}`)
+    throw new OptionsError(e.message)
   }
-}
-
-const FLAG_OF_ETCD_FIELD: Record<string, string> = {
-  'etcd.endpoints': 'etcd-endpoints',
-  'etcd.certFile': 'etcd-cert',
-  'etcd.keyFile': 'etcd-key',
-  'etcd.username': 'etcd-username',
-  'etcd.password': 'etcd-password',
-  'etcd.prefix': 'prefix',
-  cluster: 'cluster'
 }
 
 export function parseDaemonOptions (src: OptionSources): DaemonOptions | 'help' {
   const raw = collect(src)
   if (raw === 'help') return raw
   const get = <T>(name: OptionName): T => (raw[name] ?? (OPTION_SPECS[name] as OptionSpec).default) as T
-  // The etcd options follow podmeshctl's rules exactly (one definition: etcd-options.ts).
-  const etcd = etcdOptionsOf(raw, get)
+  // The etcd options follow podmeshctl's rules exactly (one definition: etcd-flags.ts, etcd-options.ts).
+  const etcd = etcdOptionsOf(raw)
   const nodeName = get<string | undefined>('nodeName') ?? hostname()
   if (!isNodeName(nodeName)) throw new OptionsError(`--node-name "${nodeName}" must be ${NODE_NAME_RULE}`)
   const publicAddress = get<string | undefined>('publicAddress')
@@ -249,7 +252,11 @@ export function parseDaemonOptions (src: OptionSources): DaemonOptions | 'help' 
   const opt = <K extends OptionName>(k: K): Record<string, unknown> => raw[k] === undefined ? {} : { [k]: raw[k] }
   return {
     etcdEndpoints: etcd.endpoints,
-    ...opt('etcdCa'), ...opt('etcdCert'), ...opt('etcdKey'), ...opt('etcdUsername'), ...opt('etcdPassword'),
+    ...(etcd.caFile !== undefined ? { etcdCa: etcd.caFile } : {}),
+    ...(etcd.certFile !== undefined ? { etcdCert: etcd.certFile } : {}),
+    ...(etcd.keyFile !== undefined ? { etcdKey: etcd.keyFile } : {}),
+    ...(etcd.username !== undefined ? { etcdUsername: etcd.username } : {}),
+    ...(etcd.password !== undefined ? { etcdPassword: etcd.password } : {}),
     cluster: etcd.cluster,
     prefix: etcd.prefix,
     nodeName,
@@ -285,7 +292,7 @@ export function helpText (): string {
   for (const spec of Object.values(OPTION_SPECS) as OptionSpec[]) {
     const def = spec.default === undefined ? '' : ` (default: ${Array.isArray(spec.default) ? spec.default.join(',') : String(spec.default)})`
     const choices = spec.choices === undefined ? '' : ` [${spec.choices.join('|')}]`
-    lines.push(`  --${spec.flag.padEnd(18)} ${envName(spec.flag).padEnd(26)} ${spec.help}${choices}${def}`)
+    lines.push(`  --${spec.flag.padEnd(18)} ${envOf(spec).padEnd(26)} ${spec.help}${choices}${def}`)
   }
   return lines.join('\n') + '\n'
 }

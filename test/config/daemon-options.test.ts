@@ -1,6 +1,5 @@
 import t from 'tap'
 import { parseDaemonOptions, redactOptions, helpText, OPTION_SPECS, type DaemonOptions } from '../../lib/config/daemon-options'
-import { type EtcdOptions, resolveEtcdOptions } from '../../lib/config/etcd-options'
 
 const parse = (argv: string[], env: Record<string, string> = {}, file?: string): DaemonOptions => {
   const r = parseDaemonOptions({ argv, env, readFile: () => { if (file === undefined) throw new Error('no file'); return file } })
@@ -100,23 +99,13 @@ t.test('credentials in an etcd endpoint URL are refused without quoting them', a
   t.notMatch(err?.message, /hunter2/)
 })
 
-t.test('podmeshd and podmeshctl accept the same etcd options (one definition)', async t => {
-  // Each row: what both must accept (and to what) or both refuse.
-  const rows: Array<{ flags: string[], input: Parameters<typeof resolveEtcdOptions>[0] }> = [
-    { flags: ['--etcd-endpoints', 'etcd:2379'], input: { endpoints: 'etcd:2379' } },
-    { flags: ['--etcd-endpoints', 'http://a:2379/'], input: { endpoints: 'http://a:2379/' } },
-    { flags: ['--etcd-endpoints', 'http://a:2379,https://b:2379'], input: { endpoints: 'http://a:2379,https://b:2379' } },
-    { flags: ['--cluster', 'Blue_1'], input: { cluster: 'Blue_1' } },
-    { flags: ['--cluster', 'blue.1'], input: { cluster: 'blue.1' } },
-    { flags: ['--cluster', 'blue-1'], input: { cluster: 'blue-1' } },
-    { flags: ['--prefix', '/x/y'], input: { prefix: '/x/y' } },
-    { flags: ['--prefix', '/x//y/'], input: { prefix: '/x//y/' } },
-    { flags: ['--etcd-username', 'u'], input: { username: 'u' } }
-  ]
-  for (const r of rows) {
-    let ctl: unknown; let daemon: unknown
-    try { ctl = resolveEtcdOptions(r.input) } catch { ctl = 'refused' }
-    try { const o = parse(['--node-name', 'n', ...r.flags]); daemon = { endpoints: o.etcdEndpoints, cluster: o.cluster, prefix: o.prefix } } catch { daemon = 'refused' }
-    t.strictSame(daemon, ctl === 'refused' ? 'refused' : { endpoints: (ctl as EtcdOptions).endpoints, cluster: (ctl as EtcdOptions).cluster, prefix: (ctl as EtcdOptions).prefix }, r.flags.join(' '))
-  }
+t.test('etcd options in the config file go through the shared etcd parser', async t => {
+  const file = JSON.stringify({ 'etcd-endpoints': ['https://a:2379', 'https://b:2379'], 'etcd-username': 'u', 'etcd-password': 'hunter2' })
+  const o = parse(['--config', '/etc/p.json', '--node-name', 'n1'], {}, file)
+  t.strictSame(o.etcdEndpoints, ['https://a:2379', 'https://b:2379'])
+  t.equal(o.etcdPassword, 'hunter2')
+  // The environment still wins over the file, by the variable the shared table names.
+  t.strictSame(parse(['--config', '/etc/p.json', '--node-name', 'n1'], { PODMESH_ETCD_ENDPOINTS: 'http://c:2379' }, JSON.stringify({ 'etcd-endpoints': 'http://a:2379' })).etcdEndpoints, ['http://c:2379'])
+  t.throws(() => parse(['--config', '/etc/p.json', '--node-name', 'n1'], {}, JSON.stringify({ 'etcd-password': 12345, 'etcd-username': 'u' })), { code: 'EOPTIONS', message: /^--etcd-password: expected a string, got a number$/ })
+  t.throws(() => parse(['--config', '/etc/p.json', '--node-name', 'n1'], {}, JSON.stringify({ 'etcd-endpoints': [] })), { code: 'EOPTIONS', message: /^--etcd-endpoints: no etcd endpoint given$/ })
 })

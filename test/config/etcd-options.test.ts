@@ -20,19 +20,19 @@ t.test('TLS files make bare host:port https', async t => {
   t.equal(o.caFile, '/ca.pem')
 })
 
-t.test('bad options are rejected with the field named', async t => {
-  t.throws(() => resolveEtcdOptions({ endpoints: 'ftp://x:1' }), { field: 'etcd.endpoints', problem: 'endpoint', message: /scheme must be http or https/ })
+t.test('bad options are rejected with the flag named', async t => {
+  t.throws(() => resolveEtcdOptions({ endpoints: 'ftp://x:1' }), { field: '--etcd-endpoints', problem: 'endpoint', message: /scheme must be http or https/ })
   t.throws(() => resolveEtcdOptions({ endpoints: 'http://x' }), { problem: 'endpoint', message: /explicit port/ })
   t.throws(() => resolveEtcdOptions({ endpoints: 'http://user:pw@x:2379' }), { problem: 'endpoint', message: /credentials in an endpoint/ })
   t.throws(() => resolveEtcdOptions({ endpoints: 'http://a:1,https://b:2' }), { message: /mix http and https/ })
-  t.throws(() => resolveEtcdOptions({ certFile: '/c.pem' }), { field: 'etcd.keyFile', problem: 'pair' })
-  t.throws(() => resolveEtcdOptions({ password: 'x' }), { field: 'etcd.username', problem: 'pair' })
-  t.throws(() => resolveEtcdOptions({ cluster: 'a/b' }), { field: 'cluster' })
-  t.throws(() => resolveEtcdOptions({ prefix: 'podmesh' }), { field: 'etcd.prefix' })
+  t.throws(() => resolveEtcdOptions({ certFile: '/c.pem' }), { field: '--etcd-key', problem: 'pair' })
+  t.throws(() => resolveEtcdOptions({ password: 'x' }), { field: '--etcd-username', problem: 'pair' })
+  t.throws(() => resolveEtcdOptions({ cluster: 'a/b' }), { field: '--cluster' })
+  t.throws(() => resolveEtcdOptions({ prefix: 'podmesh' }), { field: '--prefix' })
   // The cluster is a DNS label, as podmeshd has always required (podmeshctl took Blue_1).
-  t.throws(() => resolveEtcdOptions({ cluster: 'Blue_1' }), { field: 'cluster', message: /"Blue_1" must be a DNS label/ })
+  t.throws(() => resolveEtcdOptions({ cluster: 'Blue_1' }), { field: '--cluster', message: /"Blue_1" must be a DNS label/ })
   t.equal(resolveEtcdOptions({ prefix: '/x/y' }).prefix, '/x/y/', 'a missing trailing / is added, as podmeshd did')
-  t.throws(() => resolveEtcdOptions({ prefix: '/x//y/' }), { field: 'etcd.prefix' })
+  t.throws(() => resolveEtcdOptions({ prefix: '/x//y/' }), { field: '--prefix' })
 })
 
 t.test('an endpoint error never quotes credentials', async t => {

@@ -123,7 +123,7 @@ t.test('usage errors exit 2 with a clear message, before etcd is contacted', asy
     [['config', 'show', '-o', 'yaml', ...none], /-o\/--output must be json or table/],
     [['node', 'remove', ...none], /usage: podmeshctl node remove <name>/],
     [['frobnicate', ...none], /unknown command "frobnicate"/],
-    [['config', 'show', '--etcd-endpoints', 'ftp://x:1'], /etcd\.endpoints: "ftp:\/\/x:1": scheme must be http or https/],
+    [['config', 'show', '--etcd-endpoints', 'ftp://x:1'], /podmeshctl: --etcd-endpoints: "ftp:\/\/x:1": scheme must be http or https/],
     [[], /usage: podmeshctl/]
   ]
   // Independent runs: in parallel, to keep the file fast.
