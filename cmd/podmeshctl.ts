@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-// podmeshctl: the operator's CLI. Parses argv (util.parseArgs) and the PODMESH_ETCD_* environment,
+// podmeshctl: the operator's CLI. Parses argv (util.parseArgs) and the PODMESH_* environment,
 // calls one lib/ctl subcommand, prints its output. Exit codes: 0 ok, 1 failed, 2 bad usage.
 import { parseArgs } from 'node:util'
-import { type EtcdOptions, resolveEtcdOptions } from '../lib/config/etcd-options'
+import type { EtcdOptions } from '../lib/config/etcd-options'
+import { etcdOptionsOfFlags, globalFlagsHelp, globalOptions } from '../lib/ctl/global-flags'
 import { isConfigError } from '../lib/config/config-error'
 import { connectStore, isStoreError, type StoreClient } from '../lib/store/client'
 import { isConfigStoreError } from '../lib/store/config-store'
@@ -20,19 +21,6 @@ import { doctorHelp, doctorOptions, runDoctor } from '../lib/ctl/doctor'
 import { authEnableHelp, nodeCredentialsHelp, runAuthEnable, runNodeCredentials } from '../lib/ctl/auth'
 import { isStatusValueError } from '../lib/store/status-value'
 
-const globalOptions = {
-  'etcd-endpoints': { type: 'string' },
-  'etcd-ca': { type: 'string' },
-  'etcd-cert': { type: 'string' },
-  'etcd-key': { type: 'string' },
-  'etcd-username': { type: 'string' },
-  'etcd-password': { type: 'string' },
-  cluster: { type: 'string' },
-  prefix: { type: 'string' },
-  output: { type: 'string', short: 'o' },
-  help: { type: 'boolean', short: 'h' }
-} as const
-
 const HELP = `usage: podmeshctl [global flags] <command>
 
 commands:
@@ -47,17 +35,7 @@ commands:
   ${diffHelp.trimEnd().replace(/\n/g, '\n  ')}
   ${doctorHelp.trimEnd().replace(/\n/g, '\n  ')}
 
-global flags (environment variable in brackets):
-  --etcd-endpoints URLS   comma-separated etcd client URLs [PODMESH_ETCD_ENDPOINTS] (default http://127.0.0.1:2379)
-  --etcd-ca FILE          CA bundle for etcd's certificate [PODMESH_ETCD_CA]
-  --etcd-cert FILE        client certificate [PODMESH_ETCD_CERT]
-  --etcd-key FILE         client key [PODMESH_ETCD_KEY]
-  --etcd-username NAME    etcd user [PODMESH_ETCD_USERNAME]
-  --etcd-password PASS    etcd password [PODMESH_ETCD_PASSWORD]
-  --cluster NAME          cluster name (default "default") [PODMESH_CLUSTER]
-  --prefix PREFIX         etcd key prefix (default /podmesh/<cluster>/) [PODMESH_PREFIX]
-  -o, --output json|table output format (default table; topology also takes dot)
-`
+${globalFlagsHelp()}`
 
 class UsageError extends Error {}
 
@@ -96,16 +74,7 @@ function plan (argv: string[], words: string[]): { action: Action, etcd: EtcdOpt
   const format = output as OutputFormat
   const str = (k: string): string | undefined => typeof values[k] === 'string' ? values[k] as string : undefined
   // Resolved before the command: init checks its pod ranges against the etcd endpoints.
-  const etcd = resolveEtcdOptions({
-    endpoints: str('etcd-endpoints'),
-    caFile: str('etcd-ca'),
-    certFile: str('etcd-cert'),
-    keyFile: str('etcd-key'),
-    username: str('etcd-username'),
-    password: str('etcd-password'),
-    cluster: str('cluster'),
-    prefix: str('prefix')
-  }, process.env)
+  const etcd = etcdOptionsOfFlags(values, process.env)
   const etcdOf = (): EtcdOptions => etcd
 
   let action: Action

@@ -8,6 +8,8 @@ import { type CliRun, runCli } from '../harness/ctl'
 import { dump, fields, tempDir, testClient } from '../harness/store'
 import { nodeKey, subnetKey } from '../../lib/store/keys'
 import { formatSubnetValue } from '../../lib/store/subnet-value'
+import { parseDaemonOptions } from '../../lib/config/daemon-options'
+import { ETCD_FLAGS } from '../../lib/config/etcd-flags'
 
 type Run = CliRun
 let cli = ''
@@ -135,6 +137,27 @@ t.test('usage errors exit 2 with a clear message, before etcd is contacted', asy
   const help = await ctl(['--help'])
   t.equal(help.code, 0)
   t.match(help.stdout, /--etcd-endpoints URLS/)
+})
+
+t.test('the shipped podmeshctl refuses etcd flags with podmeshd\'s message and lists them from the one table', async t => {
+  const cases: Array<{ argv: string[], env: Record<string, string> }> = [
+    { argv: ['--etcd-endpoints', 'ftp://x:1'], env: {} },
+    { argv: ['--etcd-endpoints', 'http://root:hunter2@x:2379'], env: {} },
+    { argv: [], env: { PODMESH_ETCD_ENDPOINTS: 'http://x' } },
+    { argv: ['--etcd-username', 'u'], env: {} },
+    { argv: [], env: { PODMESH_ETCD_CERT: '/c.pem' } },
+    { argv: ['--cluster', 'Blue_1'], env: {} },
+    { argv: [], env: { PODMESH_PREFIX: 'podmesh' } }
+  ]
+  const runs = await Promise.all(cases.map(async c => await ctl(['config', 'show', ...c.argv], c.env)))
+  cases.forEach((c, i) => {
+    const daemon = (() => { try { parseDaemonOptions({ argv: ['--node-name', 'n1', ...c.argv], env: c.env }) } catch (e) { return (e as Error).message } })()
+    const what = [...c.argv, ...Object.entries(c.env).map(([k, v]) => `${k}=${v}`)].join(' ')
+    t.equal(runs[i]?.code, 2, `exit 2: ${what}`)
+    t.equal(runs[i]?.stderr, `podmeshctl: ${daemon ?? 'podmeshd accepted it'}\n(see podmeshctl --help)\n`, what)
+  })
+  const help = (await ctl(['--help'])).stdout
+  for (const s of Object.values(ETCD_FLAGS)) t.match(help, new RegExp(`^  --${s.flag} ${s.arg} +${s.help.replace(/[()]/g, '\\$&')} \\[${s.env}\\]`, 'm'), `--${s.flag}`)
 })
 
 t.test('etcd unreachable: exit 1 with the etcd error', async t => {
