@@ -5,6 +5,7 @@
 import { hostname } from 'node:os'
 import { isIP } from 'node:net'
 import { NODE_NAME_RULE, isNodeName } from '../store/keys'
+import { INTERFACE_NAME_RULE, isInterfaceName } from './interface-name'
 import { type EtcdOptions, resolveEtcdOptions } from './etcd-options'
 import { ETCD_FLAGS, type EtcdField, type EtcdFlag } from './etcd-flags'
 import { isConfigError } from './config-error'
@@ -241,7 +242,7 @@ export function parseDaemonOptions (src: OptionSources): DaemonOptions | 'help' 
   if (publicAddress !== undefined && isIP(publicAddress) === 0) throw new OptionsError(`--public-address "${publicAddress}" is not an IP address`)
   for (const n of ['wgInterface', 'vxlanInterface', 'cniBridge'] as const) {
     const v = get<string>(n)
-    if (!/^[A-Za-z0-9_.-]{1,15}$/.test(v)) throw new OptionsError(`--${OPTION_SPECS[n].flag} "${v}" is not a valid interface name (1-15 of [A-Za-z0-9_.-])`)
+    if (!isInterfaceName(v)) throw new OptionsError(`--${OPTION_SPECS[n].flag} "${v}" is not a valid interface name (${INTERFACE_NAME_RULE})`)
   }
   const resyncIntervalMs = parseDuration(String(get('resyncInterval')), '--resync-interval')
   if (resyncIntervalMs < 100) throw new OptionsError('--resync-interval must be at least 100ms')

@@ -3,6 +3,7 @@
 // Pure: a function of the node's pod subnets, the cluster's pod CIDRs and the tunnel MTU.
 
 import { containsCidr, formatIp, hostAddr, lastAddr, parseCidr, type Cidr, type Family } from '../ipam/cidr'
+import { INTERFACE_NAME_RULE, isInterfaceName } from '../config/interface-name'
 
 export const CNI_VERSION = '1.0.0'
 
@@ -65,8 +66,8 @@ export const isCniConfigError = (e: unknown): e is CniConfigError => e instanceo
 
 // The CNI spec's network-name grammar; the name also lands in a file name, so it must stay this tame.
 const NETWORK_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/
-// Linux IFNAMSIZ minus the NUL; '/', ':' and whitespace are not allowed in interface names.
-const IFNAME = /^[^/:\s]{1,15}$/
+export const isCniNetworkName = (name: string): boolean => NETWORK_NAME.test(name)
+export const CNI_NETWORK_NAME_RULE = `must match ${NETWORK_NAME.source}`
 const MAX_MTU = 65535
 // The smallest MTU each family allows on a link (IPv6 requires 1280, IPv4 576 for reassembly).
 const MIN_MTU: Record<Family, number> = { 4: 576, 6: 1280 }
@@ -105,10 +106,10 @@ export function gatewayAddresses (podCIDRs: readonly string[]): string[] {
 }
 
 export function renderConflist (input: ConflistInput): Conflist {
-  if (!NETWORK_NAME.test(input.networkName)) {
-    throw new CniConfigError('networkName', `"${input.networkName}" must match ${NETWORK_NAME.source}`)
+  if (!isCniNetworkName(input.networkName)) {
+    throw new CniConfigError('networkName', `"${input.networkName}" ${CNI_NETWORK_NAME_RULE}`)
   }
-  if (!IFNAME.test(input.bridge)) throw new CniConfigError('bridge', `"${input.bridge}" is not a valid interface name (1-15 chars, no '/', ':' or spaces)`)
+  if (!isInterfaceName(input.bridge)) throw new CniConfigError('bridge', `"${input.bridge}" is not a valid interface name (${INTERFACE_NAME_RULE})`)
   const subnets = podSubnets(input.podCIDRs)
   const families = subnets.map(s => s.family)
   const minMtu = Math.max(...families.map(f => MIN_MTU[f]))

@@ -5,11 +5,10 @@
 import { randomBytes } from 'node:crypto'
 import { promises as fs } from 'node:fs'
 import { join } from 'node:path'
+import { CNI_NETWORK_NAME_RULE, isCniNetworkName } from '../../mesh/cni-config'
 
 const FILE_MODE = 0o644
 const DIR_MODE = 0o755
-// Same grammar as the CNI network name; it becomes part of a file name.
-const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/
 
 export class ConflistFileError extends Error {
   readonly code = 'ECONFLISTFILE'
@@ -22,7 +21,8 @@ export const isConflistFileError = (e: unknown): e is ConflistFileError => e ins
 
 /** The file a network's conflist lives in: "10-<name>.conflist" (runtimes load the dir in lexical order). */
 export function conflistPath (dir: string, name: string): string {
-  if (!NAME.test(name)) throw new ConflistFileError('name', name, new Error(`must match ${NAME.source}`))
+  // The CNI network name's grammar (mesh/cni-config.ts): it becomes part of a file name.
+  if (!isCniNetworkName(name)) throw new ConflistFileError('name', name, new Error(CNI_NETWORK_NAME_RULE))
   return join(dir, `10-${name}.conflist`)
 }
 
