@@ -7,6 +7,7 @@ import { type NodeRecord, NODE_RECORD_VERSION } from './node-record'
 import { isNodeName } from './keys'
 import { type Endpoint, parseRecordEndpoint } from './endpoint'
 import { isWireguardKey } from './wireguard-key'
+import { MAC_RULE, isMac } from './mac'
 import { RecordError } from './record-error'
 
 /** Node records are small; anything bigger is hostile or broken and is not even parsed. */
@@ -14,7 +15,6 @@ export const MAX_RECORD_BYTES = 16 * 1024
 
 const FIELDS = ['v', 'name', 'generation', 'endpoint', 'publicKey', 'podCIDRs', 'vxlan', 'mtu', 'location', 'since'] as const
 const LOCATION_RE = /^[A-Za-z0-9._-]{1,63}$/
-const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/
 /** The node name a nodes/ key ends with (everything after the last "/"). */
 const keySuffix = (key: string): string => key.slice(key.lastIndexOf('/') + 1)
 
@@ -72,7 +72,7 @@ export function parseNodeRecord (key: string, value: string, config: NetworkConf
     const unknown = keys.find(k => k !== 'mac')
     if (unknown !== undefined) fail('unknownField', `unknown field "vxlan.${unknown}"`)
     const mac = (vx as Record<string, unknown>).mac
-    if (typeof mac !== 'string' || !MAC_RE.test(mac)) fail('mac', `vxlan.mac ${JSON.stringify(mac)} is not a lower-case MAC aa:bb:cc:dd:ee:ff`)
+    if (typeof mac !== 'string' || !isMac(mac)) fail('mac', `vxlan.mac ${JSON.stringify(mac)} is not ${MAC_RULE}`)
     const first = parseInt((mac as string).slice(0, 2), 16)
     // A multicast (group bit) or all-zero MAC cannot be a VTEP address.
     if ((first & 1) === 1 || mac === '00:00:00:00:00:00') fail('mac', `vxlan.mac ${mac as string} is not a unicast MAC`)

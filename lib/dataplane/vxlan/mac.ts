@@ -4,8 +4,8 @@
 import { randomBytes } from 'node:crypto'
 import { readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { isMac } from '../../store/mac'
 
-const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/
 
 export const VXLAN_MAC_FILE = 'vxlan-mac'
 
@@ -13,7 +13,7 @@ export async function loadOrCreateVxlanMac (stateDir: string): Promise<string> {
   const file = join(stateDir, VXLAN_MAC_FILE)
   try {
     const text = (await readFile(file, 'utf8')).trim()
-    if (MAC.test(text)) return text
+    if (isMac(text)) return text
     throw new Error(`${file} holds "${text}", not a MAC address; remove it to get a new one`)
   } catch (e) {
     if ((e as { code?: string }).code !== 'ENOENT') throw e
