@@ -16,8 +16,9 @@ import type { OutputFormat } from '../lib/ctl/output'
 import { nodesHelp, runNodes } from '../lib/ctl/nodes'
 import { runStatus, statusHelp } from '../lib/ctl/status'
 import { runTopology, topologyHelp } from '../lib/ctl/topology'
-import { diffHelp, diffOptions, runDiff } from '../lib/ctl/diff'
-import { doctorHelp, doctorOptions, runDoctor } from '../lib/ctl/doctor'
+import { DIFF_FLAGS, diffHelp, diffOptions, runDiff } from '../lib/ctl/diff'
+import { DOCTOR_FLAGS, doctorHelp, doctorOptions, runDoctor } from '../lib/ctl/doctor'
+import { nodeFlagValues } from '../lib/ctl/node-flags'
 import { authEnableHelp, nodeCredentialsHelp, runAuthEnable, runNodeCredentials } from '../lib/ctl/auth'
 import { isStatusValueError } from '../lib/store/status-value'
 
@@ -72,7 +73,6 @@ function plan (argv: string[], words: string[]): { action: Action, etcd: EtcdOpt
     if (output !== 'json' && output !== 'table' && output !== 'dot') throw new UsageError(`-o/--output must be dot, json or table, got "${output}"`)
   } else if (output !== 'json' && output !== 'table') throw new UsageError(`-o/--output must be json or table, got "${output}"`)
   const format = output as OutputFormat
-  const str = (k: string): string | undefined => typeof values[k] === 'string' ? values[k] as string : undefined
   // Resolved before the command: init checks its pod ranges against the etcd endpoints.
   const etcd = etcdOptionsOfFlags(values, process.env)
   const etcdOf = (): EtcdOptions => etcd
@@ -114,15 +114,14 @@ function plan (argv: string[], words: string[]): { action: Action, etcd: EtcdOpt
   } else if (cmd === 'diff') {
     if (positionals.length > 2) throw new UsageError('usage: podmeshctl diff [node]')
     const node = positionals[1]
-    const wg = str('wg-interface'); const vx = str('vxlan-interface')
-    action = async (client, prefix) => await runDiff(client, prefix, format, {
-      ...(node !== undefined ? { node } : {}), ...(wg !== undefined ? { wgInterface: wg } : {}), ...(vx !== undefined ? { vxlanInterface: vx } : {})
-    })
+    const devices = nodeFlagValues(DIFF_FLAGS, values, process.env)
+    action = async (client, prefix) => await runDiff(client, prefix, format, { ...(node !== undefined ? { node } : {}), ...devices })
   } else if (cmd === 'doctor') {
     if (positionals.length > 1) throw new UsageError('doctor takes no arguments')
-    const address = str('public-address'); const iface = str('public-interface')
+    const underlay = nodeFlagValues(DOCTOR_FLAGS, values, process.env)
     action = async (client, prefix) => await runDoctor(client, prefix, format, etcdOf(), {
-      ...(address !== undefined ? { address } : {}), ...(iface !== undefined ? { interface: iface } : {})
+      ...(underlay.publicAddress !== undefined ? { address: underlay.publicAddress } : {}),
+      ...(underlay.publicInterface !== undefined ? { interface: underlay.publicInterface } : {})
     })
   } else {
     throw new UsageError(`unknown command "${words.join(' ')}" (commands: init, config show, node remove, node credentials, auth enable, nodes, status, topology, diff, doctor)`)

@@ -3,11 +3,12 @@
 // default. Parsing is pure (argv, env and file content are passed in); errors name the option.
 
 import { hostname } from 'node:os'
-import { isIP } from 'node:net'
 import { NODE_NAME_RULE, isNodeName } from '../store/keys'
 import { INTERFACE_NAME_RULE, isInterfaceName } from './interface-name'
 import { type EtcdOptions, resolveEtcdOptions } from './etcd-options'
-import { ETCD_FLAGS, type EtcdField, type EtcdFlag } from './etcd-flags'
+import { ETCD_FLAGS, type EtcdField } from './etcd-flags'
+import { NODE_FLAGS, type NodeField, checkNodeFlag } from './node-flags'
+import type { SharedFlag } from './shared-flag'
 import { isConfigError } from './config-error'
 
 type Kind = 'string' | 'list' | 'int' | 'bool' | 'duration'
@@ -26,19 +27,21 @@ interface OptionSpec {
   etcdField?: EtcdField
 }
 
-/** An etcd flag as podmeshd declares it: everything from the one table. */
-function etcdSpec<F extends EtcdField> (field: F): OptionSpec & { flag: (typeof ETCD_FLAGS)[F]['flag'], etcdField: F } {
-  const f: EtcdFlag = ETCD_FLAGS[field]
+/** A flag shared with podmeshctl, as podmeshd declares it: everything from the one table. */
+function sharedSpec (f: SharedFlag): OptionSpec {
   return {
-    flag: ETCD_FLAGS[field].flag,
+    flag: f.flag,
     env: f.env,
     kind: f.kind,
     help: f.help,
-    etcdField: field,
     ...(f.default !== undefined ? { default: f.default } : {}),
     ...(f.secret === true ? { secret: true } : {})
   }
 }
+const etcdSpec = <F extends EtcdField>(field: F): OptionSpec & { flag: (typeof ETCD_FLAGS)[F]['flag'], etcdField: F } =>
+  ({ ...sharedSpec(ETCD_FLAGS[field]), flag: ETCD_FLAGS[field].flag, etcdField: field })
+const nodeSpec = <F extends NodeField>(field: F): OptionSpec & { flag: (typeof NODE_FLAGS)[F]['flag'] } =>
+  ({ ...sharedSpec(NODE_FLAGS[field]), flag: NODE_FLAGS[field].flag })
 
 export const OPTION_SPECS = {
   config: { flag: 'config', kind: 'string', help: 'JSON file with any of these options (keys are the flag names)' },
@@ -51,13 +54,13 @@ export const OPTION_SPECS = {
   cluster: etcdSpec('cluster'),
   prefix: etcdSpec('prefix'),
   nodeName: { flag: 'node-name', kind: 'string', help: 'this node\'s name, its identity in etcd (default: hostname)' },
-  publicAddress: { flag: 'public-address', kind: 'string', help: 'underlay IP other nodes reach this node at (fixed: never follows address changes)' },
-  publicInterface: { flag: 'public-interface', kind: 'string', help: 'take the underlay IP from this interface (first global address) and follow its changes' },
+  publicAddress: nodeSpec('publicAddress'),
+  publicInterface: nodeSpec('publicInterface'),
   location: { flag: 'location', kind: 'string', help: 'topology label (site, rack); nodes sharing it use VXLAN in mixed mode' },
   subnets: { flag: 'subnets', kind: 'list', help: 'ask for these pod subnets (one per family), comma-separated' },
-  wgInterface: { flag: 'wg-interface', kind: 'string', help: 'WireGuard interface name', default: 'podmesh0' },
+  wgInterface: nodeSpec('wgInterface'),
   wgMode: { flag: 'wg-mode', kind: 'string', help: 'kernel WireGuard, userspace wireguard-go, or auto', default: 'auto', choices: ['auto', 'kernel', 'userspace'] },
-  vxlanInterface: { flag: 'vxlan-interface', kind: 'string', help: 'VXLAN interface name', default: 'podmesh-vx' },
+  vxlanInterface: nodeSpec('vxlanInterface'),
   stateDir: { flag: 'state-dir', kind: 'string', help: 'private key, subnet and VTEP MAC survive restarts here', default: '/var/lib/podmesh' },
   cniConfDir: { flag: 'cni-conf-dir', kind: 'string', help: 'where the CNI conflist is written', default: '/etc/cni/net.d' },
   cniNetwork: { flag: 'cni-network', kind: 'string', help: 'CNI network name (file 10-<name>.conflist)', default: 'podmesh' },
@@ -221,9 +224,14 @@ function etcdOptionsOf (raw: Partial<Record<OptionName, unknown>>): EtcdOptions 
   for (const [name, spec] of Object.entries(OPTION_SPECS) as Array<[OptionName, OptionSpec]>) {
     if (spec.etcdField !== undefined) input[spec.etcdField] = raw[name]
   }
+  // The environment is already in `raw` (flag > environment > file), read by the same names.
+  return asOptionsError(() => resolveEtcdOptions(input))
+}
+
+/** A shared rule's ConfigError (it names the flag) as podmeshd's OptionsError, same message. */
+function asOptionsError<T> (check: () => T): T {
   try {
-    // The environment is already in `raw` (flag > environment > file), read by the same names.
-    return resolveEtcdOptions(input)
+    return check()
   } catch (e) {
     if (!isConfigError(e)) throw e
     throw new OptionsError(e.message)
@@ -238,12 +246,12 @@ export function parseDaemonOptions (src: OptionSources): DaemonOptions | 'help' 
   const etcd = etcdOptionsOf(raw)
   const nodeName = get<string | undefined>('nodeName') ?? hostname()
   if (!isNodeName(nodeName)) throw new OptionsError(`--node-name "${nodeName}" must be ${NODE_NAME_RULE}`)
+  // So do the node-local flags podmeshctl diff and doctor share (node-flags.ts).
   const publicAddress = get<string | undefined>('publicAddress')
-  if (publicAddress !== undefined && isIP(publicAddress) === 0) throw new OptionsError(`--public-address "${publicAddress}" is not an IP address`)
-  for (const n of ['wgInterface', 'vxlanInterface', 'cniBridge'] as const) {
-    const v = get<string>(n)
-    if (!isInterfaceName(v)) throw new OptionsError(`--${OPTION_SPECS[n].flag} "${v}" is not a valid interface name (${INTERFACE_NAME_RULE})`)
-  }
+  if (publicAddress !== undefined) asOptionsError(() => checkNodeFlag('publicAddress', publicAddress))
+  for (const n of ['wgInterface', 'vxlanInterface'] as const) asOptionsError(() => checkNodeFlag(n, get<string>(n)))
+  const bridge = get<string>('cniBridge')
+  if (!isInterfaceName(bridge)) throw new OptionsError(`--cni-bridge: "${bridge}" is not a valid interface name (${INTERFACE_NAME_RULE})`)
   const resyncIntervalMs = parseDuration(String(get('resyncInterval')), '--resync-interval')
   if (resyncIntervalMs < 100) throw new OptionsError('--resync-interval must be at least 100ms')
   const leaseTtlSeconds = Math.round(parseDuration(String(get('leaseTtl')), '--lease-ttl') / 1000)

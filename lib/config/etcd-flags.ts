@@ -1,25 +1,10 @@
 // The flags that say how to reach etcd, declared once for podmeshd and podmeshctl: flag name,
 // environment variable, kind, help text. Both CLIs build their parsers and --help from this
 // table and validate through resolveEtcdOptions (etcd-options.ts), so they cannot diverge. Pure data.
+import type { SharedFlag } from './shared-flag'
 
 /** The fields of EtcdOptions that come from a flag. */
 export type EtcdField = 'endpoints' | 'caFile' | 'certFile' | 'keyFile' | 'username' | 'password' | 'cluster' | 'prefix'
-
-export interface EtcdFlag {
-  /** Without the leading "--". */
-  flag: string
-  /** The environment variable read when the flag is absent. */
-  env: string
-  /** 'list': comma-separated text (or a JSON array in podmeshd's --config file). */
-  kind: 'string' | 'list'
-  /** The value's placeholder in usage lines. */
-  arg: string
-  help: string
-  /** As shown in --help; the resolver applies the real default. */
-  default?: string
-  /** Never printed in logs, dumps or error messages. */
-  secret?: boolean
-}
 
 export const ETCD_FLAGS = {
   endpoints: { flag: 'etcd-endpoints', env: 'PODMESH_ETCD_ENDPOINTS', kind: 'list', arg: 'URLS', help: 'etcd client URLs, comma-separated (no user:password@; a bare host:port is https with TLS files)', default: 'http://127.0.0.1:2379' },
@@ -30,7 +15,7 @@ export const ETCD_FLAGS = {
   password: { flag: 'etcd-password', env: 'PODMESH_ETCD_PASSWORD', kind: 'string', arg: 'PASS', help: 'etcd password; prefer the environment variable, a flag shows in ps', secret: true },
   cluster: { flag: 'cluster', env: 'PODMESH_CLUSTER', kind: 'string', arg: 'NAME', help: 'cluster name, a DNS label; the key prefix is /podmesh/<cluster>/', default: 'default' },
   prefix: { flag: 'prefix', env: 'PODMESH_PREFIX', kind: 'string', arg: 'PREFIX', help: 'etcd key prefix (overrides /podmesh/<cluster>/)' }
-} as const satisfies Record<EtcdField, EtcdFlag>
+} as const satisfies Record<EtcdField, SharedFlag>
 
 export const ETCD_FIELDS = Object.keys(ETCD_FLAGS) as EtcdField[]
 

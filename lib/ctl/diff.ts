@@ -11,16 +11,16 @@ import { readCluster } from './cluster-read'
 import { identityOf } from './mesh-view'
 import { type OutputFormat, formatJson } from './output'
 import { NodeNotFoundError } from './node-remove'
+import { NODE_FLAGS } from '../config/node-flags'
+import { nodeArgOptions, nodeFlagsHelp } from './node-flags'
+
+/** The daemon's device flags, so diff looks at the devices podmeshd made. */
+export const DIFF_FLAGS = ['wgInterface', 'vxlanInterface'] as const
 
 export const diffHelp = `podmeshctl diff [node]   on a node: desired state (etcd) vs. the kernel; exit 1 when they differ
-  --wg-interface NAME       WireGuard interface (default podmesh0)
-  --vxlan-interface NAME    VXLAN interface (default podmesh-vx)
-`
+${nodeFlagsHelp(DIFF_FLAGS)}`
 
-export const diffOptions = {
-  'wg-interface': { type: 'string' },
-  'vxlan-interface': { type: 'string' }
-} as const
+export const diffOptions = nodeArgOptions(DIFF_FLAGS)
 
 export interface DiffOptions {
   node?: string
@@ -36,7 +36,7 @@ export async function computeDiff (client: StoreClient, prefix: string, o: DiffO
   // A skipped record is still the node's own statement of who it is.
   const own = [...c.nodes, ...c.skipped].find(n => n.name === name)
   if (own === undefined) throw new NodeNotFoundError(name)
-  const devices = { wireguard: o.wgInterface ?? 'podmesh0', vxlan: o.vxlanInterface ?? 'podmesh-vx' }
+  const devices = { wireguard: o.wgInterface ?? NODE_FLAGS.wgInterface.default, vxlan: o.vxlanInterface ?? NODE_FLAGS.vxlanInterface.default }
   const d = desiredState(c.config, c.nodes, identityOf(own, devices))
   const rtnl = Rtnl.open()
   try {

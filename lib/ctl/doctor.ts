@@ -13,14 +13,15 @@ import { readConfig } from '../store/config-store'
 import { Rtnl } from '../dataplane/rtnl'
 import { findUnderlay } from '../dataplane/underlay'
 import { type OutputFormat, formatJson, formatTable } from './output'
+import { nodeArgOptions, nodeFlagsHelp } from './node-flags'
 
-export const doctorHelp = `podmeshctl doctor   check this node's prerequisites (OK/WARN/FAIL with the fix; exit 1 on FAIL)
-  --public-address IP / --public-interface NAME   the underlay to check (default: the default route's)
-`
-export const doctorOptions = {
-  'public-address': { type: 'string' },
-  'public-interface': { type: 'string' }
-} as const
+/** The daemon's underlay flags: doctor checks the underlay podmeshd would use (default: the default route's). */
+export const DOCTOR_FLAGS = ['publicAddress', 'publicInterface'] as const
+
+export const doctorHelp = `podmeshctl doctor   check this node's prerequisites (OK/WARN/FAIL with the fix; exit 1 on FAIL);
+                     the underlay is podmeshd's, from these flags, else the default route's
+${nodeFlagsHelp(DOCTOR_FLAGS)}`
+export const doctorOptions = nodeArgOptions(DOCTOR_FLAGS)
 
 export type CheckResult = 'OK' | 'WARN' | 'FAIL'
 export interface Check { check: string, result: CheckResult, detail: string, fix?: string }

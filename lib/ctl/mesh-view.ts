@@ -6,6 +6,7 @@ import type { NodeRecord } from '../store/node-record'
 import type { NodeStatus } from '../store/status-value'
 import { desiredState, type Desired, type LocalIdentity, type Transport } from '../mesh/desired'
 import { parseEndpoint } from '../store/endpoint'
+import { NODE_FLAGS } from '../config/node-flags'
 
 /** A status older than this (three missed 10 s reports) is stale: the node stopped reporting. */
 export const STATUS_STALE_MS = 30_000
@@ -14,7 +15,7 @@ export const STATUS_STALE_MS = 30_000
 export type Health = 'ok' | 'degraded' | 'not-ready' | 'stale' | 'no-status'
 
 /** The identity a node's record implies (device names do not matter for peers and edges). */
-export function identityOf (n: NodeRecord, devices = { wireguard: 'podmesh0', vxlan: 'podmesh-vx' }): LocalIdentity {
+export function identityOf (n: NodeRecord, devices: LocalIdentity['devices'] = { wireguard: NODE_FLAGS.wgInterface.default, vxlan: NODE_FLAGS.vxlanInterface.default }): LocalIdentity {
   return {
     name: n.name,
     podCIDRs: n.podCIDRs,

@@ -125,6 +125,8 @@ t.test('usage errors exit 2 with a clear message, before etcd is contacted', asy
     [['config', 'show', '-o', 'yaml', ...none], /-o\/--output must be json or table/],
     [['node', 'remove', ...none], /usage: podmeshctl node remove <name>/],
     [['frobnicate', ...none], /unknown command "frobnicate"/],
+    [['doctor', '--public-address', '192.0.2.300', ...none], /^podmeshctl: --public-address: "192\.0\.2\.300" is not an IP address$/m],
+    [['diff', '--wg-interface', 'wg:0', ...none], /^podmeshctl: --wg-interface: "wg:0" is not a valid interface name/m],
     [['config', 'show', '--etcd-endpoints', 'ftp://x:1'], /podmeshctl: --etcd-endpoints: "ftp:\/\/x:1": scheme must be http or https/],
     [[], /usage: podmeshctl/]
   ]
