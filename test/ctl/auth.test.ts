@@ -45,7 +45,8 @@ t.test('auth enable, node credentials', async t => {
   t.equal((await ctl(['node', 'credentials', 'Not_A_Name', ...as(root)])).code, 1, 'an invalid node name is refused')
 
   // node-a's credentials read the cluster but cannot remove node-b.
-  t.equal((await ctl(['nodes', ...as(a)])).code, 0, 'a node lists the nodes')
+  const listed = await ctl(['nodes', ...as(a)])
+  t.equal(listed.code, 0, `a node lists the nodes ${listed.stderr}`)
   await etcd.etcdctl(['--user', `root:${root.password}`, 'put', '/podmesh/default/nodes/node-b', '{"v":1}'])
   const removed = await ctl(['node', 'remove', 'node-b', ...as(a)])
   t.equal(removed.code, 1)
@@ -57,7 +58,8 @@ t.test('auth enable, node credentials', async t => {
   const rotated = await ctl(['node', 'credentials', 'node-a', ...as(root), '-o', 'json'])
   t.equal(rotated.code, 0, rotated.stderr)
   const [a2] = JSON.parse(rotated.stdout) as Cred[]
-  t.equal((await ctl(['nodes', ...as(a)])).code, 1, 'the old node password is refused')
+  const old = await ctl(['nodes', ...as(a)])
+  t.equal(old.code, 1, `the old node password is refused ${old.stderr}`)
   const fresh = await ctl(['nodes', ...as(a2 ?? a)])
   t.equal(fresh.code, 0, `the new one works ${fresh.stderr}`)
   const again = await ctl(['auth', 'enable', ...as(root)])
