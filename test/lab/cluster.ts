@@ -47,7 +47,24 @@ export interface LabOptions {
    * --public-address, so it may move; their health server listens on every address.
    */
   followUnderlay?: number[]
+  /**
+   * etcd members (default 1: one etcd in the hub namespace on 192.0.2.1). With 3, each member
+   * runs in its own namespace on the hub bridge (192.0.2.2, .3, .4; nodes use .11 and up) and
+   * podmeshd and podmeshctl get every endpoint; killEtcd/startEtcdMember/partitionEtcd act on one.
+   */
+  etcdMembers?: number
+  /**
+   * etcd auth on: `podmeshctl auth enable` after init, `podmeshctl node credentials` per node,
+   * and each podmeshd runs as its own user (PODMESH_ETCD_USERNAME/PASSWORD in its environment,
+   * as from /etc/default/podmeshd). lab.ctl/etcdctl run as root.
+   */
+  etcdAuth?: boolean
 }
+
+/** One etcd user and its password. */
+export interface EtcdCredential { user: string, password: string }
+
+interface EtcdMember { name: string, ns: string, ip: string, hubVeth: string, proc?: ChildProcess, partitioned: boolean }
 
 export interface LabState { id: string, dir: string, namespaces: string[], pids: number[], wgInterfaces: string[] }
 
@@ -64,6 +81,9 @@ export class LabNode {
   get followsUnderlay (): boolean { return this.lab.opts.followUnderlay?.includes(this.index) === true }
   /** Reached from inside the node's namespace; loopback where the underlay address may move. */
   get metricsUrl (): string { return `http://${this.followsUnderlay ? '127.0.0.1' : this.underlayIp}:9475` }
+
+  /** The node's etcd user when the lab runs etcd with auth (set by Lab.addNode). */
+  credential: EtcdCredential | undefined
 
   daemonArgs (): string[] {
     return [
@@ -85,13 +105,22 @@ export class LabNode {
   }
 
   /** Starts podmeshd in the node's namespace; resolves when /readyz says ready. */
-  async start (extra: string[] = [], readyTimeoutMs = 30_000): Promise<void> {
+  async start (extra: string[] = [], readyTimeoutMs = 30_000, credential = this.credential): Promise<void> {
+    this.spawnDaemon(extra, credential)
+    await this.waitReady(readyTimeoutMs)
+  }
+
+  /** Starts podmeshd without waiting; the credential goes in its environment, as systemd's EnvironmentFile does. */
+  spawnDaemon (extra: string[] = [], credential = this.credential): ChildProcess {
     mkdirSync(this.dir, { recursive: true })
     const fd = openSync(this.logFile, 'a')
-    this.daemon = spawn('ip', ['netns', 'exec', this.ns, process.execPath, DAEMON, ...this.daemonArgs(), ...extra], { stdio: ['ignore', fd, fd] })
+    const env = credential === undefined
+      ? process.env
+      : { ...process.env, PODMESH_ETCD_USERNAME: credential.user, PODMESH_ETCD_PASSWORD: credential.password }
+    this.daemon = spawn('ip', ['netns', 'exec', this.ns, process.execPath, DAEMON, ...this.daemonArgs(), ...extra], { stdio: ['ignore', fd, fd], env })
     closeSync(fd)
     this.lab.track(this.daemon)
-    await this.waitReady(readyTimeoutMs)
+    return this.daemon
   }
 
   async waitReady (timeoutMs = 30_000): Promise<void> {
@@ -164,6 +193,10 @@ export class Lab {
   private readonly procs: ChildProcess[] = []
   etcd: ChildProcess | undefined
   etcdPort = 0
+  /** The members of a multi-member etcd (etcdMembers > 1); empty for the single hub etcd. */
+  private readonly etcdMembers: EtcdMember[] = []
+  /** etcd's root user once the lab turned auth on. */
+  etcdRoot: EtcdCredential | undefined
   private destroyed = false
 
   constructor (readonly opts: LabOptions) {
@@ -173,7 +206,13 @@ export class Lab {
     this.dir = mkdtempSync(join(tmpdir(), `podmesh-lab-${this.id}-`))
   }
 
-  get etcdUrl (): string { return `http://192.0.2.1:${this.etcdPort}` }
+  /** Every client URL of the lab's etcd. */
+  get etcdEndpoints (): string[] {
+    return this.etcdMembers.length === 0 ? [`http://192.0.2.1:${this.etcdPort}`] : this.etcdMembers.map(m => `http://${m.ip}:2379`)
+  }
+
+  /** What --etcd-endpoints takes: the one URL, or every member's comma-separated. */
+  get etcdUrl (): string { return this.etcdEndpoints.join(',') }
 
   track (p: ChildProcess): void { this.procs.push(p) }
 
@@ -222,12 +261,14 @@ export class Lab {
     await nsExec(this.hub, ['ip', 'addr', 'add', '192.0.2.1/24', 'dev', 'br0'])
     await nsExec(this.hub, ['ip', 'addr', 'add', '2001:db8::1/64', 'dev', 'br0', 'nodad'])
     await nsExec(this.hub, ['ip', 'link', 'set', 'br0', 'up'])
-    await this.startEtcd()
+    if ((this.opts.etcdMembers ?? 1) > 1) await this.startEtcdCluster(this.opts.etcdMembers as number)
+    else await this.startEtcd()
     const args = ['init', '--ipv4-cidr', '10.244.0.0/16', '--subnet-len4', '24']
     if (this.opts.dualStack !== false) args.push('--ipv6-cidr', 'fd00:10:244::/56', '--subnet-len6', '64')
     args.push('--backend', this.opts.backend ?? 'wireguard')
     if (this.opts.vxlanWithinLocation === true) args.push('--vxlan-within-location')
     await this.ctl(...args)
+    if (this.opts.etcdAuth === true) await this.enableEtcdAuth()
     for (let i = 1; i <= this.opts.nodes; i++) await this.addNode(i)
     await Promise.all(this.nodes.map(async n => await n.start()))
     for (const n of this.nodes) {
@@ -282,13 +323,157 @@ export class Lab {
     await this.startEtcd()
   }
 
-  /** Runs podmeshctl (compiled) inside the hub namespace against the lab's etcd. */
+  /** Runs podmeshctl (compiled) inside the hub namespace against the lab's etcd (as root when auth is on). */
   async ctl (...args: string[]): Promise<string> {
-    return await nsExec(this.hub, [process.execPath, CTL, '--etcd-endpoints', this.etcdUrl, ...args])
+    return await this.ctlAs(this.etcdRoot, ...args)
   }
 
+  /** Runs podmeshctl with the given etcd user (none: anonymous), the password in its environment. */
+  async ctlAs (cred: EtcdCredential | undefined, ...args: string[]): Promise<string> {
+    const env = cred === undefined ? [] : ['env', `PODMESH_ETCD_USERNAME=${cred.user}`, `PODMESH_ETCD_PASSWORD=${cred.password}`]
+    return await nsExec(this.hub, [...env, process.execPath, CTL, '--etcd-endpoints', this.etcdUrl, ...args])
+  }
+
+  /** etcdctl against every endpoint (as root when auth is on). */
   async etcdctl (...args: string[]): Promise<string> {
-    return await nsExec(this.hub, ['env', 'ETCDCTL_API=3', 'etcdctl', '--endpoints', this.etcdUrl, ...args])
+    return await this.etcdctlAs(this.etcdRoot, ...args)
+  }
+
+  async etcdctlAs (cred: EtcdCredential | undefined, ...args: string[]): Promise<string> {
+    return await nsExec(this.hub, ['env', 'ETCDCTL_API=3', 'etcdctl', '--endpoints', this.etcdUrl,
+      ...(cred === undefined ? [] : ['--user', `${cred.user}:${cred.password}`]), ...args])
+  }
+
+  /** `podmeshctl auth enable`, as an operator runs it after init; keeps root's password for the lab. */
+  private async enableEtcdAuth (): Promise<void> {
+    const made = JSON.parse(await this.ctlAs(undefined, 'auth', 'enable', '-o', 'json')) as Array<{ user: string, password?: string }>
+    const root = made.find(c => c.user === 'root')
+    if (root?.password === undefined) throw new Error(`auth enable printed no root password: ${JSON.stringify(made.map(c => c.user))}`)
+    this.etcdRoot = { user: root.user, password: root.password }
+  }
+
+  /** `podmeshctl node credentials <name>` as root: the node's own etcd user. */
+  async nodeCredentials (name: string): Promise<EtcdCredential> {
+    const [c] = JSON.parse(await this.ctl('node', 'credentials', name, '-o', 'json')) as Array<{ user: string, password?: string }>
+    if (c?.password === undefined) throw new Error(`node credentials ${name} printed no password`)
+    return { user: c.user, password: c.password }
+  }
+
+  // --- a multi-member etcd (etcdMembers > 1) ---
+
+  private etcdMember (i: number): EtcdMember {
+    const m = this.etcdMembers[i]
+    if (m === undefined) throw new Error(`no etcd member ${i} (the lab has ${this.etcdMembers.length})`)
+    return m
+  }
+
+  private async startEtcdCluster (size: number): Promise<void> {
+    if (size > 8) throw new Error('at most 8 etcd members (192.0.2.2-9; nodes start at .11)')
+    for (let i = 0; i < size; i++) {
+      const ns = `${this.id}e${i}`
+      const m: EtcdMember = { name: `etcd${i}`, ns, ip: `192.0.2.${2 + i}`, hubVeth: `e${i}`, partitioned: false }
+      await sh('ip', ['netns', 'add', ns])
+      this.namespaces.push(ns)
+      await nsExec(ns, ['ip', 'link', 'set', 'lo', 'up'])
+      await nsExec(this.hub, ['ip', 'link', 'add', m.hubVeth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns])
+      await nsExec(this.hub, ['ip', 'link', 'set', m.hubVeth, 'master', 'br0', 'up'])
+      await nsExec(ns, ['ip', 'addr', 'add', `${m.ip}/24`, 'dev', 'eth0'])
+      await nsExec(ns, ['ip', 'link', 'set', 'eth0', 'up'])
+      this.etcdMembers.push(m)
+    }
+    for (let i = 0; i < size; i++) this.spawnEtcdMember(i)
+    await this.waitEtcdHealthy(30_000)
+  }
+
+  private spawnEtcdMember (i: number): void {
+    const m = this.etcdMember(i)
+    const url = `http://${m.ip}:2379`
+    const peer = `http://${m.ip}:2380`
+    const cluster = this.etcdMembers.map(x => `${x.name}=http://${x.ip}:2380`).join(',')
+    const fd = openSync(join(this.dir, `${m.name}.log`), 'a')
+    // etcd's default raft timings (100 ms heartbeat, 1 s election), as in production. On a
+    // restart the data dir exists and the --initial-* flags are ignored.
+    const p = spawn('ip', ['netns', 'exec', m.ns, 'etcd', '--name', m.name, '--data-dir', join(this.dir, m.name),
+      '--listen-client-urls', url, '--advertise-client-urls', url,
+      '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
+      '--initial-cluster', cluster, '--initial-cluster-state', 'new', '--initial-cluster-token', this.id,
+      '--log-level', 'warn', '--logger', 'zap'], { stdio: ['ignore', fd, fd] })
+    closeSync(fd)
+    this.track(p)
+    m.proc = p
+  }
+
+  /** The member's process is running (not killed). */
+  etcdRunning (i: number): boolean {
+    const p = this.etcdMember(i).proc
+    return p !== undefined && p.exitCode === null && p.signalCode === null
+  }
+
+  /** Members that run and are not partitioned: those the hub can ask. */
+  private reachableMembers (): number[] {
+    return this.etcdMembers.map((_, i) => i).filter(i => this.etcdRunning(i) && !this.etcdMember(i).partitioned)
+  }
+
+  /** The index of the current leader among the reachable members; -1 when none of them is leader. */
+  async etcdLeader (): Promise<number> {
+    const reach = this.reachableMembers()
+    if (reach.length === 0) return -1
+    const eps = reach.map(i => `http://${this.etcdMember(i).ip}:2379`)
+    const out = await nsExec(this.hub, ['env', 'ETCDCTL_API=3', 'etcdctl', '--endpoints', eps.join(','), '--command-timeout=2s',
+      ...(this.etcdRoot === undefined ? [] : ['--user', `${this.etcdRoot.user}:${this.etcdRoot.password}`]),
+      'endpoint', 'status', '-w', 'json'], { allowFail: true })
+    if (out.trim() === '') return -1
+    const st = JSON.parse(out) as Array<{ Endpoint: string, Status: { header: { member_id: number }, leader: number } }>
+    const lead = st.find(s => s.Status.leader !== 0 && s.Status.header.member_id === s.Status.leader)
+    return lead === undefined ? -1 : this.etcdMembers.findIndex(m => lead.Endpoint === `http://${m.ip}:2379`)
+  }
+
+  /** The members that are reachable and answer `etcdctl endpoint health` (a leader, a quorum read). */
+  async etcdMembersHealthy (): Promise<number[]> {
+    const ok = await Promise.all(this.reachableMembers().map(async i => {
+      const out = await nsExec(this.hub, ['env', 'ETCDCTL_API=3', 'etcdctl', '--endpoints', `http://${this.etcdMember(i).ip}:2379`, '--command-timeout=2s',
+        ...(this.etcdRoot === undefined ? [] : ['--user', `${this.etcdRoot.user}:${this.etcdRoot.password}`]),
+        'endpoint', 'health'], { timeoutMs: 10_000 }).then(() => true, () => false) // etcdctl says so by its exit status
+      return out ? i : -1
+    }))
+    return ok.filter(i => i >= 0)
+  }
+
+  /** Waits until the reachable members have a leader; resolves to its index. */
+  async waitEtcdHealthy (timeoutMs = 30_000): Promise<number> {
+    const deadline = Date.now() + timeoutMs
+    while (Date.now() < deadline) {
+      const l = await this.etcdLeader()
+      if (l >= 0) return l
+      await sleep(100)
+    }
+    const logs = this.etcdMembers.map(m => `${m.name}: ${tail(join(this.dir, `${m.name}.log`), 5)}`).join('\n')
+    throw new Error(`lab etcd has no leader after ${timeoutMs} ms:\n${logs}`)
+  }
+
+  /** SIGKILL member i: no goodbye to its peers or clients. */
+  async killEtcd (i: number): Promise<void> {
+    const p = this.etcdMember(i).proc
+    if (p === undefined || p.exitCode !== null || p.signalCode !== null) return
+    const exited = new Promise(resolve => p.once('exit', resolve))
+    p.kill('SIGKILL')
+    await exited
+  }
+
+  /** Starts member i again on its data dir (after killEtcd). */
+  startEtcdMember (i: number): void {
+    if (this.etcdRunning(i)) return
+    this.spawnEtcdMember(i)
+  }
+
+  /**
+   * A real network partition of member i: its link on the hub bridge goes down (on), or up again
+   * (off). Its process runs on, its clients' TCP connections stay open and get no answer.
+   */
+  async partitionEtcd (i: number, on: boolean): Promise<void> {
+    const m = this.etcdMember(i)
+    await nsExec(this.hub, ['ip', 'link', 'set', 'dev', m.hubVeth, on ? 'down' : 'up'])
+    m.partitioned = on
   }
 
   async addNode (i: number): Promise<LabNode> {
@@ -303,6 +488,7 @@ export class Lab {
     await nsExec(ns, ['ip', 'addr', 'add', `${node.underlayIp}/24`, 'dev', 'eth0'])
     await nsExec(ns, ['ip', 'addr', 'add', `${node.underlayIp6}/64`, 'dev', 'eth0', 'nodad'])
     await nsExec(ns, ['ip', 'link', 'set', 'eth0', 'up'])
+    if (this.etcdRoot !== undefined) node.credential = await this.nodeCredentials(node.name)
     this.nodes.push(node)
     this.everyNode.push(node)
     return node
@@ -356,3 +542,7 @@ export async function killWireguardGo (ifname: string): Promise<void> {
 }
 
 export const sleep = async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms))
+
+function tail (file: string, lines: number): string {
+  try { return readFileSync(file, 'utf8').trim().split('\n').slice(-lines).join('\n') } catch { return '(no log)' }
+}
