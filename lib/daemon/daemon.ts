@@ -315,7 +315,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       this.log.warn({ running: store.configRevision, revision: c.revision, deleted: c.deleted, ...(c.error !== undefined ? { invalid: c.error.message } : {}) },
         'config changed in etcd; not applied: this node keeps running its config until podmeshd is restarted')
     })
-    w.on('error', e => this.log.warn({ err: e }, 'config watch failed; etcd3 reconnects it'))
+    w.on('error', e => this.log.warn({ err: e }, 'config watch failed; reading the config and watching again'))
     await w.start()
     return w
   }

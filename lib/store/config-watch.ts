@@ -3,10 +3,10 @@
 // config, so it can say so (log, metric, status) instead of silently running the old one.
 // Library code: emits events, logs nothing.
 import { EventEmitter } from 'node:events'
-import type { Watcher } from 'etcd3'
+import type { IDuplexStream, IWatchRequest, IWatchResponse } from 'etcd3'
 import type { NetworkConfig } from '../config/network'
 import { parseNetworkConfigJson } from '../config/network-parse'
-import type { StoreClient } from './client'
+import { type StoreClient, StoreError, storeCall, storeError } from './client'
 import { configKey } from './keys'
 
 export interface ConfigChange {
@@ -21,31 +21,125 @@ export interface ConfigChange {
 
 export interface ConfigWatcherEvents {
   changed: [ConfigChange]
-  /** The watch itself failed (etcd3 reconnects on its own). */
+  /** The watch failed; the key is read and watched again (after `retryMs`, doubling up to 5 s). */
   error: [Error]
 }
 
+const MAX_RETRY_MS = 5000
+
+/**
+ * Its own watch stream, not etcd3's Watcher: etcd3 reconnects a broken stream, but drops a watch
+ * that etcd cancels for good (and leaves it in its attach queue). Under auth etcd cancels a watch
+ * whose token it does not know ("invalid auth token"): after an etcd restart, before it has
+ * replayed the token from its log, or after --auth-token-ttl of silence. So every failure here
+ * ends the session; the key is read (a unary call, for which etcd3 authenticates afresh when its
+ * token was refused), what changed meanwhile is reported, and a new stream watches from there.
+ */
 export class ConfigWatcher extends EventEmitter<ConfigWatcherEvents> {
-  private watcher: Watcher | undefined
+  /** Mod revision of the last value reported (or the one the caller runs). */
+  private seen = 0n
+  /** Watch from after this revision. */
+  private from = 0n
+  /** The key was absent at the last report (a delete was reported). */
+  private deleted = false
+  private stopped = false
+  private endSession: (() => void) | undefined
+  private wake: (() => void) | undefined
+  private running: Promise<void> | undefined
 
   /** `revision`: the config revision the caller runs; changes after it are reported. */
-  constructor (private readonly o: { client: StoreClient, prefix: string, revision: string }) { super() }
+  constructor (private readonly o: { client: StoreClient, prefix: string, revision: string, retryMs?: number }) { super() }
 
+  /** Resolves once the first watch is created in etcd, or has failed (and is being retried). */
   async start (): Promise<void> {
-    const w = await this.o.client.watch().key(configKey(this.o.prefix)).startRevision((BigInt(this.o.revision) + 1n).toString()).create()
-    this.watcher = w
-    w.on('put', kv => {
-      const change: ConfigChange = { revision: kv.mod_revision, deleted: false }
-      try { change.config = parseNetworkConfigJson(kv.value.toString()) } catch (e) { change.error = e as Error }
-      this.emit('changed', change)
+    this.seen = this.from = BigInt(this.o.revision)
+    await new Promise<void>(resolve => {
+      let first = true
+      const once = (): void => { if (first) { first = false; resolve() } }
+      this.running = this.run(once)
     })
-    // A delete event's mod_revision is the revision of the delete.
-    w.on('delete', kv => this.emit('changed', { revision: kv.mod_revision, deleted: true }))
-    w.on('error', e => this.emit('error', e))
+  }
+
+  private async run (started: () => void): Promise<void> {
+    let delay = this.o.retryMs ?? 250
+    let read = false
+    while (!this.stopped) {
+      try {
+        if (read) await this.read()
+        read = true
+        const outcome = await this.session(() => { delay = this.o.retryMs ?? 250; started() })
+        if (outcome === 'stopped') return
+      } catch (e) {
+        if (this.stopped) return
+        this.emit('error', storeError('watch config', e))
+        started()
+        await new Promise<void>(resolve => { const t = setTimeout(resolve, delay); this.wake = () => { clearTimeout(t); resolve() } })
+        this.wake = undefined
+        delay = Math.min(delay * 2, MAX_RETRY_MS)
+      }
+    }
+  }
+
+  /** Reads the key: reports a change missed while nothing watched; the next watch starts after this read. */
+  private async read (): Promise<void> {
+    const res = await storeCall('get config', async () => await this.o.client.get(configKey(this.o.prefix)).exec())
+    const kv = res.kvs[0]
+    if (kv !== undefined) this.report({ revision: kv.mod_revision, deleted: false }, kv.value.toString())
+    else if (!this.deleted) this.report({ revision: res.header.revision, deleted: true })
+    this.from = BigInt(res.header.revision)
+  }
+
+  private async session (created: () => void): Promise<'stopped' | 'compacted'> {
+    const stream: IDuplexStream<IWatchRequest, IWatchResponse> =
+      await storeCall('open config watch stream', async () => await this.o.client.watchClient.watch())
+    return await new Promise((resolve, reject) => {
+      let open = true
+      const finish = (settle: () => void): void => {
+        if (!open) return
+        open = false
+        this.endSession = undefined
+        try { stream.cancel() } catch {}
+        settle()
+      }
+      this.endSession = () => finish(() => resolve('stopped'))
+      if (this.stopped) { finish(() => resolve('stopped')); return }
+      stream.on('data', res => {
+        if (!open) return
+        if (BigInt(res.compact_revision) > 0n) { finish(() => resolve('compacted')); return }
+        if (res.canceled) {
+          finish(() => reject(new StoreError('other', 'watch config', `etcd cancelled the watch: ${res.cancel_reason || 'no reason given'}`)))
+          return
+        }
+        if (res.created) { created(); return }
+        for (const ev of res.events ?? []) {
+          // A delete event's mod_revision is the revision of the delete.
+          if (ev.type === 'Put') this.report({ revision: ev.kv.mod_revision, deleted: false }, ev.kv.value.toString())
+          else this.report({ revision: ev.kv.mod_revision, deleted: true })
+        }
+        const rev = BigInt(res.header.revision)
+        if (rev > this.from) this.from = rev
+      })
+      stream.on('error', err => finish(() => reject(err)))
+      stream.on('end', () => finish(() => reject(new StoreError('unavailable', 'watch config', 'etcd ended the watch stream'))))
+      stream.write({ create_request: { key: Buffer.from(configKey(this.o.prefix)), start_revision: (this.from + 1n).toString() } })
+    })
+  }
+
+  private report (change: ConfigChange, value?: string): void {
+    const rev = BigInt(change.revision)
+    if (rev <= this.seen) return
+    this.seen = rev
+    this.deleted = change.deleted
+    if (value !== undefined) {
+      try { change.config = parseNetworkConfigJson(value) } catch (e) { change.error = e as Error }
+    }
+    this.emit('changed', change)
   }
 
   async stop (): Promise<void> {
-    await this.watcher?.cancel()
-    this.watcher = undefined
+    this.stopped = true
+    this.endSession?.()
+    this.wake?.()
+    await this.running
   }
 }
