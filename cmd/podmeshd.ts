@@ -58,6 +58,7 @@ async function main (): Promise<number> {
     // Refused: the stop (already under way if the refusal came from the watch) exits 3.
     if (isIdentityClaimedError(e)) { fatal(e, EXIT_STATUS.identityTaken); return -1 }
     log.fatal({ err: e }, 'start failed')
+    process.stderr.write(`podmeshd: start failed: ${(e as Error).message}\n`)
     await daemon.stop({ leave: false }).catch(() => undefined)
     return EXIT_STATUS.failed
   }

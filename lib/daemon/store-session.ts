@@ -3,7 +3,7 @@
 
 import type { DaemonOptions } from '../config/daemon-options'
 import type { NetworkConfig } from '../config/network'
-import { connectStore, isStoreError, type StoreClient } from '../store/client'
+import { connectStore, isStoreError, StoreError, type StoreClient } from '../store/client'
 import { readConfigRevision } from '../store/config-store'
 import { ConfigWatcher } from '../store/config-watch'
 import { acquireNode, type NodeLease, type RecordFields } from '../store/node-lease'
@@ -44,7 +44,7 @@ export async function openStore (o: DaemonOptions): Promise<Store> {
     ({ config, revision: configRevision } = await readConfigRevision(client, o.prefix))
   } catch (e) {
     client.close()
-    throw markRetryable(e)
+    throw markRetryable(authFailure(e, o.etcdUsername))
   }
   return {
     client,
@@ -70,5 +70,23 @@ export async function openStore (o: DaemonOptions): Promise<Store> {
 /** An unreachable etcd is worth waiting for; a missing config or a taken subnet is not. */
 function markRetryable (e: unknown): unknown {
   if (isStoreError(e) && e.kind === 'unavailable') Object.defineProperty(e, 'retryable', { value: true })
+  return e
+}
+
+/**
+ * etcd says only "authentication failed, invalid user ID or password" or "user name is empty":
+ * the operator needs to know which user this node tried and where it comes from. Never the
+ * password. A wrong password is not retried: the daemon exits 1 and systemd restarts it.
+ */
+export function authFailure (e: unknown, username: string | undefined): unknown {
+  if (!isStoreError(e)) return e
+  if (e.kind === 'auth' && username !== undefined) {
+    return new StoreError('auth', e.op, `authentication as etcd user "${username}" failed: wrong user name or password ` +
+      '(--etcd-username/--etcd-password, PODMESH_ETCD_USERNAME/PODMESH_ETCD_PASSWORD; `podmeshctl node credentials <name>` makes or resets a node\'s user)', { cause: e })
+  }
+  if (username === undefined && /user name is empty/.test(e.message)) {
+    return new StoreError('auth', e.op, 'etcd has authentication on and no etcd user was given: set --etcd-username and --etcd-password ' +
+      '(PODMESH_ETCD_USERNAME/PODMESH_ETCD_PASSWORD)', { cause: e })
+  }
   return e
 }
