@@ -3,11 +3,11 @@
 // config, so it can say so (log, metric, status) instead of silently running the old one.
 // Library code: emits events, logs nothing.
 import { EventEmitter } from 'node:events'
-import type { IDuplexStream, IWatchRequest, IWatchResponse } from 'etcd3'
 import type { NetworkConfig } from '../config/network'
 import { parseNetworkConfigJson } from '../config/network-parse'
 import { type StoreClient, StoreError, storeCall, storeError } from './client'
 import { configKey } from './keys'
+import { openWatchStream, typedStreamError } from './watch-stream'
 
 export interface ConfigChange {
   /** Mod revision of the config key now in etcd; for a delete, the revision of the delete. */
@@ -90,8 +90,8 @@ export class ConfigWatcher extends EventEmitter<ConfigWatcherEvents> {
   }
 
   private async session (created: () => void): Promise<'stopped' | 'compacted'> {
-    const stream: IDuplexStream<IWatchRequest, IWatchResponse> =
-      await storeCall('open config watch stream', async () => await this.o.client.watchClient.watch())
+    // Tied to the member having a leader (watch-stream.ts): a member cut off from its peers ends it.
+    const { stream } = await storeCall('open config watch stream', async () => await openWatchStream(this.o.client))
     return await new Promise((resolve, reject) => {
       let open = true
       const finish = (settle: () => void): void => {
@@ -119,7 +119,7 @@ export class ConfigWatcher extends EventEmitter<ConfigWatcherEvents> {
         const rev = BigInt(res.header.revision)
         if (rev > this.from) this.from = rev
       })
-      stream.on('error', err => finish(() => reject(err)))
+      stream.on('error', err => finish(() => reject(typedStreamError(err))))
       stream.on('end', () => finish(() => reject(new StoreError('unavailable', 'watch config', 'etcd ended the watch stream'))))
       stream.write({ create_request: { key: Buffer.from(configKey(this.o.prefix)), start_revision: (this.from + 1n).toString() } })
     })
