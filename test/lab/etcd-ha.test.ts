@@ -35,6 +35,7 @@ t.test('3-member etcd: leader SIGKILLed, then the leader partitioned; nodes join
   const [n1, n2, n3] = lab.nodes as [LabNode, LabNode, LabNode]
 
   const monitors = lab.nodes.map(n => new ReadyzMonitor(lab, n))
+  const streamsFrom = Date.now()
   const streams = [
     new PingStream(lab, 'node-1 pod -> node-2 pod (IPv4)', pod(n1).ns, pod(n2).ips[0] as string),
     new PingStream(lab, 'node-2 pod -> node-3 pod (IPv6)', pod(n2).ns, pod(n3).ips[1] as string),
@@ -43,8 +44,10 @@ t.test('3-member etcd: leader SIGKILLed, then the leader partitioned; nodes join
   ]
   let results: StreamResult[] = []
   let ready: ReadyStats[] = []
+  let streamedMs = 0
   const stopAll = async (): Promise<void> => {
     if (results.length > 0) return
+    streamedMs = Date.now() - streamsFrom
     results = await Promise.all(streams.map(async s => await s.stop()))
     ready = monitors.map(m => m.stop())
   }
@@ -64,17 +67,18 @@ t.test('3-member etcd: leader SIGKILLed, then the leader partitioned; nodes join
     const readyMs = Date.now() - from
     monitors.push(new ReadyzMonitor(lab, n))
     await n.addPod(1)
-    const readyAt = Date.now()
+    const podAt = Date.now()
     const reached = await waitFor(`node-${i}'s pod and node-1's pod reach each other`, REACH_BOUND_MS, async () => await bothWays(lab, n, n1))
       .then(() => true, () => false)
     t.ok(reached, `node-${i} (joined during the failover) and node-1: pods reach each other both ways within ${REACH_BOUND_MS / 1000} s of node-${i} being ready`)
     const reachMs = Date.now() - from
+    const afterPod = Date.now() - podAt
     if (reached) {
       const rest = await waitFor(`the full pod matrix with node-${i}`, REACH_BOUND_MS, async () => (await lab.podMatrix({ timeoutS: 1 })).length === 0)
         .then(() => true, () => false)
       t.ok(rest, `every existing pod reaches node-${i}'s pod and back`)
     }
-    t.comment(`node-${i}: ready ${readyMs} ms, reachable both ways ${reached ? `${reachMs} ms` : 'NOT within the bound'} after the fault (${Date.now() - readyAt} ms after its pod was added)`)
+    t.comment(`node-${i}: ready ${readyMs} ms, reachable both ways ${reached ? `${reachMs} ms` : 'NOT within the bound'} after the fault (${afterPod} ms after its pod was added)`)
     return { readyMs, reachMs }
   }
 
@@ -111,7 +115,9 @@ t.test('3-member etcd: leader SIGKILLed, then the leader partitioned; nodes join
   for (const r of results) {
     t.comment(`${r.name}: ${r.lost.length} of ${r.sent} lost${r.lost.length > 0 ? ` (icmp_seq ${r.lost.slice(0, 20).join(',')})` : ''}`)
     t.equal(r.lost.length, 0, `${r.name}: no packet lost (${r.sent} sent at 20/s)`)
-    t.ok(r.sent > 20 * 30, `${r.name} ran through both phases`)
+    // Both faults happened while it ran (it started before the kill, stopped after the heal); it
+    // kept sending (half the nominal rate at least, on a busy machine).
+    t.ok(r.sent >= 10 * streamedMs / 1000, `${r.name} kept sending through both phases: ${r.sent} in ${streamedMs} ms`)
   }
   for (const s of ready) {
     t.comment(`${s.node} /readyz: ${s.samples} samples, longest not-ready ${s.longestNotReadyMs} ms${s.notReady.length > 0 ? `; seen: ${s.notReady.join(' | ')}` : ''}`)
