@@ -7,7 +7,10 @@ import type { NetworkConfig } from '../config/network'
 import { parseNetworkConfigJson } from '../config/network-parse'
 import { type StoreClient, StoreError, storeCall, storeError } from './client'
 import { configKey } from './keys'
-import { openWatchStream, typedStreamError } from './watch-stream'
+import { DEFAULT_SILENCE_PROBE, guardSilence, noteStreamFailure, openWatchStream, typedStreamError } from './watch-stream'
+
+/** The watch's ID on its stream (etcd ≥ 3.4 honours client-chosen IDs; a progress answer carries -1). */
+const CONFIG_WATCH = '1'
 
 export interface ConfigChange {
   /** Mod revision of the config key now in etcd; for a delete, the revision of the delete. */
@@ -91,26 +94,35 @@ export class ConfigWatcher extends EventEmitter<ConfigWatcherEvents> {
 
   private async session (created: () => void): Promise<'stopped' | 'compacted'> {
     // Tied to the member having a leader (watch-stream.ts): a member cut off from its peers ends it.
-    const { stream } = await storeCall('open config watch stream', async () => await openWatchStream(this.o.client))
+    const w = await storeCall('open config watch stream', async () => await openWatchStream(this.o.client))
+    const { stream } = w
     return await new Promise((resolve, reject) => {
       let open = true
       const finish = (settle: () => void): void => {
         if (!open) return
         open = false
+        silence.stop()
         this.endSession = undefined
         try { stream.cancel() } catch {}
         settle()
       }
+      // And a frozen or cut-off member is left, as the node watch does.
+      const silence = guardSilence(this.o.client, w, DEFAULT_SILENCE_PROBE, why => finish(() => reject(new StoreError('unavailable', 'watch config', why))))
       this.endSession = () => finish(() => resolve('stopped'))
       if (this.stopped) { finish(() => resolve('stopped')); return }
       stream.on('data', res => {
         if (!open) return
+        silence.heard()
         if (BigInt(res.compact_revision) > 0n) { finish(() => resolve('compacted')); return }
         if (res.canceled) {
-          finish(() => reject(new StoreError('other', 'watch config', `etcd cancelled the watch: ${res.cancel_reason || 'no reason given'}`)))
+          const reason = res.cancel_reason || 'no reason given'
+          noteStreamFailure(this.o.client, w, new Error(reason))
+          finish(() => reject(new StoreError('other', 'watch config', `etcd cancelled the watch: ${reason}`)))
           return
         }
         if (res.created) { created(); return }
+        // A progress answer (watch ID -1) only proves the member alive; it is no resume point.
+        if (res.watch_id !== CONFIG_WATCH) return
         for (const ev of res.events ?? []) {
           // A delete event's mod_revision is the revision of the delete.
           if (ev.type === 'Put') this.report({ revision: ev.kv.mod_revision, deleted: false }, ev.kv.value.toString())
@@ -119,9 +131,13 @@ export class ConfigWatcher extends EventEmitter<ConfigWatcherEvents> {
         const rev = BigInt(res.header.revision)
         if (rev > this.from) this.from = rev
       })
-      stream.on('error', err => finish(() => reject(typedStreamError(err))))
+      stream.on('error', err => {
+        const typed = typedStreamError(err)
+        if (open) noteStreamFailure(this.o.client, w, typed)
+        finish(() => reject(typed))
+      })
       stream.on('end', () => finish(() => reject(new StoreError('unavailable', 'watch config', 'etcd ended the watch stream'))))
-      stream.write({ create_request: { key: Buffer.from(configKey(this.o.prefix)), start_revision: (this.from + 1n).toString() } })
+      stream.write({ create_request: { key: Buffer.from(configKey(this.o.prefix)), start_revision: (this.from + 1n).toString(), watch_id: CONFIG_WATCH } })
     })
   }
 

@@ -16,9 +16,8 @@ import type { NetworkConfig } from '../config/network'
 import type { NodeRecord } from './node-record'
 import { MAX_RECORD_BYTES, parseNodeRecord } from './node-record-parse'
 import { rangePages } from './paged-range'
-import { type StoreClient, StoreError, memberHealth, storeCall, storeError } from './client'
-import { isMemberSilence } from './member-health'
-import { openWatchStream, typedStreamError } from './watch-stream'
+import { type StoreClient, StoreError, storeCall, storeError } from './client'
+import { DEFAULT_SILENCE_PROBE, type SilenceProbe, guardSilence, noteStreamFailure, openWatchStream, typedStreamError } from './watch-stream'
 import { KeyError, nodeKey, nodesPrefix, parseKey, prefixEnd, subnetKey, subnetsPrefix } from './keys'
 import { RecordError } from './record-error'
 import { parseSubnetValue } from './subnet-value'
@@ -112,7 +111,7 @@ export class NodeWatcher extends EventEmitter<NodeWatcherEvents> {
   private readonly o: NodeWatchOptions
   private readonly coalesceMs: number
   private readonly backoff: Backoff
-  private readonly probe: { idleMs: number, timeoutMs: number }
+  private readonly probe: SilenceProbe
   private readonly raw = new Map<string, RawNode>()
   private readonly owners = new Map<string, string>()
   private snapshot: ReadonlyMap<string, NodeRecord> = new Map()
@@ -146,7 +145,7 @@ export class NodeWatcher extends EventEmitter<NodeWatcherEvents> {
     this.o = o
     this.coalesceMs = o.coalesceMs ?? 10
     this.backoff = new Backoff(o.backoff)
-    this.probe = { idleMs: o.probe?.idleMs ?? 5000, timeoutMs: o.probe?.timeoutMs ?? 3000 }
+    this.probe = { ...DEFAULT_SILENCE_PROBE, ...o.probe }
     this.firstChange = new Promise(resolve => { this.resolveFirst = resolve })
   }
 
@@ -280,49 +279,31 @@ export class NodeWatcher extends EventEmitter<NodeWatcherEvents> {
   }
 
   private async watchSession (): Promise<'compacted' | 'stopped'> {
-    const { stream, member } = await storeCall('open watch stream', async () => await openWatchStream(this.o.client))
-    const health = memberHealth(this.o.client)
+    const w = await storeCall('open watch stream', async () => await openWatchStream(this.o.client))
+    const { stream, member } = w
     const where = member === undefined ? 'etcd' : `etcd member ${member}`
     return await new Promise((resolve, reject) => {
       let open = true
       let created = 0
-      // Silence detection: a member that is frozen or cut off keeps the TCP connection and says
-      // nothing. After idleMs without a message, ask for progress (answered at once by a live
-      // member); no answer within timeoutMs → leave it, and avoid it for a while.
-      let heardAt = Date.now()
-      let probedAt: number | undefined
-      const probe = setInterval(() => {
-        if (!open) return
-        const now = Date.now()
-        if (probedAt !== undefined && now - probedAt >= this.probe.timeoutMs) {
-          const why = `${where} did not answer a watch progress request within ${this.probe.timeoutMs} ms`
-          if (member !== undefined) health?.suspect(member, why)
-          finish(() => reject(new StoreError('unavailable', 'watch', why)))
-          return
-        }
-        if (probedAt === undefined && now - heardAt >= this.probe.idleMs) {
-          probedAt = now
-          try { stream.write({ progress_request: {} }) } catch {}
-        }
-      }, Math.max(50, Math.min(this.probe.idleMs, this.probe.timeoutMs) / 4))
       const finish = (settle: () => void): void => {
         if (!open) return
         open = false
-        clearInterval(probe)
+        silence.stop()
         this.endSession = undefined
         try { stream.cancel() } catch {}
         settle()
       }
+      // A frozen or cut-off member says nothing: leave it and resume on another (watch-stream.ts).
+      const silence = guardSilence(this.o.client, w, this.probe, why => finish(() => reject(new StoreError('unavailable', 'watch', why))))
       this.endSession = () => finish(() => resolve('stopped'))
       if (this.stopped) { finish(() => resolve('stopped')); return }
       stream.on('data', (res: IWatchResponse) => {
         if (!open) return
-        heardAt = Date.now()
-        probedAt = undefined
+        silence.heard()
         if (big(res.compact_revision) > 0n) { finish(() => resolve('compacted')); return }
         if (res.canceled) {
           const reason = res.cancel_reason || 'no reason given'
-          if (member !== undefined && isMemberSilence(new Error(reason))) health?.suspect(member, reason)
+          noteStreamFailure(this.o.client, w, new Error(reason))
           finish(() => reject(new StoreError('other', 'watch', `${where} cancelled the watch: ${reason}`)))
           return
         }
@@ -337,7 +318,7 @@ export class NodeWatcher extends EventEmitter<NodeWatcherEvents> {
       })
       stream.on('error', (err: unknown) => {
         const typed = typedStreamError(err)
-        if (open && member !== undefined && isMemberSilence(typed)) health?.suspect(member, typed instanceof Error ? typed.message : String(typed))
+        if (open) noteStreamFailure(this.o.client, w, typed)
         finish(() => reject(typed))
       })
       stream.on('end', () => finish(() => reject(new StoreError('unavailable', 'watch', `${where} ended the watch stream`))))

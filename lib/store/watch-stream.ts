@@ -8,7 +8,8 @@
 // falls back to the plain watch if that shape changed.
 import type { IDuplexStream, IWatchRequest, IWatchResponse } from 'etcd3'
 import * as etcd3 from 'etcd3'
-import type { StoreClient } from './client'
+import { type StoreClient, memberHealth } from './client'
+import { isMemberSilence } from './member-health'
 
 export interface WatchStream {
   stream: IDuplexStream<IWatchRequest, IWatchResponse>
@@ -45,6 +46,45 @@ export async function openWatchStream (client: StoreClient): Promise<WatchStream
     stream.on('error', () => {})
     return { stream, member: c.resource.host, requiresLeader: true }
   })
+}
+
+/** When a watch stream counts as silent: no message for idleMs, then no answer to a progress request for timeoutMs. */
+export interface SilenceProbe { idleMs: number, timeoutMs: number }
+export const DEFAULT_SILENCE_PROBE: SilenceProbe = { idleMs: 5000, timeoutMs: 3000 }
+
+/**
+ * Guards one watch stream against a member that is frozen or cut off (it keeps the TCP
+ * connection and says nothing): after `idleMs` without a message it asks for progress, which a
+ * live member answers at once; no answer within `timeoutMs` sets the member aside
+ * (member-health.ts) and calls `onSilent`, whose caller ends the session and resumes elsewhere.
+ * The caller reports every message with `heard()` and calls `stop()` when the session ends.
+ */
+export function guardSilence (client: StoreClient, w: WatchStream, probe: SilenceProbe, onSilent: (why: string) => void): { heard: () => void, stop: () => void } {
+  let heardAt = Date.now()
+  let probedAt: number | undefined
+  const timer = setInterval(() => {
+    const now = Date.now()
+    if (probedAt !== undefined && now - probedAt >= probe.timeoutMs) {
+      clearInterval(timer)
+      const why = `${w.member === undefined ? 'etcd' : `etcd member ${w.member}`} did not answer a watch progress request within ${probe.timeoutMs} ms`
+      if (w.member !== undefined) memberHealth(client)?.suspect(w.member, why)
+      onSilent(why)
+      return
+    }
+    if (probedAt === undefined && now - heardAt >= probe.idleMs) {
+      probedAt = now
+      try { w.stream.write({ progress_request: {} }) } catch {}
+    }
+  }, Math.max(50, Math.min(probe.idleMs, probe.timeoutMs) / 4))
+  return {
+    heard: () => { heardAt = Date.now(); probedAt = undefined },
+    stop: () => clearInterval(timer)
+  }
+}
+
+/** A watch stream failed or was cancelled for `reason`: if that says the member cannot serve, set it aside. */
+export function noteStreamFailure (client: StoreClient, w: WatchStream, reason: unknown): void {
+  if (w.member !== undefined && isMemberSilence(reason)) memberHealth(client)?.suspect(w.member, reason instanceof Error ? reason.message : String(reason))
 }
 
 /** grpc's raw stream error as the typed etcd3 error (the pool's calls do this; a raw stream does not). */

@@ -1,6 +1,7 @@
 // Leaving a silent etcd member: the rule (pure, with a clock), then against real etcd — a member
 // whose connections go silent (a proxy frozen in front of it) is left by the watch and avoided by
-// every call, and a member that lost its leader ends the watch instead of serving stale state.
+// every call (the node watch and the config watch alike), and a member that lost its leader ends
+// the watch instead of serving stale state.
 import t from 'tap'
 import * as etcd3 from 'etcd3'
 import { ConnectionPool } from 'etcd3/lib/connection-pool'
@@ -8,6 +9,8 @@ import { MemberHealth, MemberAvoidedError, isMemberSilence, memberName } from '.
 import { memberHealth } from '../../lib/store/client'
 import { openWatchStream } from '../../lib/store/watch-stream'
 import { NodeWatcher } from '../../lib/store/node-watch'
+import { ConfigWatcher } from '../../lib/store/config-watch'
+import { configKey } from '../../lib/store/keys'
 import { acquireNode } from '../../lib/store/node-lease'
 import { parseNetworkConfig } from '../../lib/config/network-parse'
 import { startEtcd } from '../harness/etcd'
@@ -86,6 +89,15 @@ t.test('a member whose connections went silent: the watch leaves it, calls avoid
   const w = new NodeWatcher({ client, prefix, config, probe: { idleMs: 300, timeoutMs: 500 } })
   t.teardown(async () => await w.stop())
   await w.start()
+  // The config watch (default probe: 5 s idle, 3 s to answer) on the same client.
+  await client.put(configKey(prefix)).value(JSON.stringify({ v: 1, ipv4: { cidr: '10.244.0.0/16' } }))
+  const runs = (await client.get(configKey(prefix)).exec()).kvs[0]?.mod_revision ?? '0'
+  const cw = new ConfigWatcher({ client, prefix, revision: runs })
+  const configChanges: string[] = []
+  cw.on('changed', c => configChanges.push(c.revision))
+  cw.on('error', () => {})
+  t.teardown(async () => await cw.stop())
+  await cw.start()
   const opened = await openWatchStream(client)
   t.equal(opened.member, memberName(silent.endpoint), 'the watch stream is on the member that will go silent')
   t.ok(opened.requiresLeader, "etcd3's pool has the shape the require-leader stream needs")
@@ -104,6 +116,9 @@ t.test('a member whose connections went silent: the watch leaves it, calls avoid
   await waitFor('the watch to see n2 through the other member', () => w.current().has('n2'), 5000)
   t.comment(`the watch saw n2 ${Date.now() - frozenAt} ms after its member went silent`)
   t.ok(memberHealth(client)?.isAvoided(silent.endpoint), 'the silent member is avoided')
+  await writer.put(configKey(prefix)).value(JSON.stringify({ v: 1, ipv4: { cidr: '10.245.0.0/16' } }))
+  await waitFor('the config watch to see the new config through the other member', () => configChanges.length > 0, 15_000)
+  t.comment(`the config watch saw the new config ${Date.now() - frozenAt} ms after its member went silent`)
   const t0 = Date.now()
   await client.put(`${prefix}probe`).value('1')
   const ms = Date.now() - t0
