@@ -1,8 +1,10 @@
 // What `scripts/vm-lab check` asserts in the VMs, in order: kernel WireGuard under the default
 // `auto` mode, Type=notify readiness, the pod matrix on both families, an encrypted underlay,
-// masquerade inside the unit's sandbox, restart and kill -9 under a ping with nothing lost, drift
-// repair, structured logs in the journal, a reboot that keeps subnet and key, `podmeshctl diff`
-// clean. Each check throws with what it saw, or returns a one-line detail.
+// the unit's sandbox as systemd applies it (exposure score, settings, capabilities, seccomp, a
+// read-only /run, 0600 state files, memory and tasks against the limits), masquerade inside the
+// sandbox with iptables-nft and with iptables-legacy, wireguard-go inside the sandbox, restart and
+// kill -9 under a ping with nothing lost, drift repair, structured logs in the journal, a reboot
+// that keeps subnet and key, `podmeshctl diff` clean. Each check throws with what it saw, or returns a one-line detail.
 //
 // The guests run under TCG: a Node.js process there starts in ~1 s and runs ~20x slower than on
 // the host, so podmeshctl calls and daemon restarts take seconds; the timeouts allow for that.
@@ -139,6 +141,43 @@ async function capture (lab: VmLab, filter: string, traffic: () => Promise<void>
   return read.stdout.trim().split('\n').filter(l => l !== '')
 }
 
+/**
+ * The highest `systemd-analyze security` exposure the unit may have. The unit before the
+ * hardening of issue #10 scored 5.8 ("MEDIUM") on Debian's systemd 252; the hardened one 2.6.
+ */
+export const MAX_EXPOSURE = 3.0
+/** What `systemctl show podmeshd` must say for the sandbox settings (systemd 252's spelling). */
+export const SANDBOX_SETTINGS: Record<string, string> = {
+  CapabilityBoundingSet: 'cap_net_admin cap_net_raw',
+  AmbientCapabilities: 'cap_net_admin cap_net_raw',
+  NoNewPrivileges: 'yes',
+  ProtectSystem: 'strict',
+  ReadOnlyPaths: '/run',
+  UMask: '0077',
+  ProtectClock: 'yes',
+  ProtectKernelLogs: 'yes',
+  ProtectKernelModules: 'yes',
+  ProtectHostname: 'yes',
+  ProtectProc: 'invisible',
+  RestrictNamespaces: 'yes',
+  RestrictRealtime: 'yes',
+  SystemCallArchitectures: 'native',
+  SystemCallErrorNumber: '1', // EPERM
+  MemoryMax: String(512 * 1024 * 1024),
+  TasksMax: '256'
+}
+/** CAP_NET_ADMIN (12) and CAP_NET_RAW (13), as /proc/<pid>/status prints a capability set. */
+const NET_CAPS = '0000000000003000'
+
+/** Switches a node's iptables and ip6tables alternatives to the nft or the legacy variant. */
+const iptablesVariant = (v: 'nft' | 'legacy'): string =>
+  `update-alternatives --quiet --set iptables /usr/sbin/iptables-${v} && update-alternatives --quiet --set ip6tables /usr/sbin/ip6tables-${v}`
+/** Removes podmesh's masquerade hook and chain from the given variant's tables (both families). */
+const dropMasq = (v: 'nft' | 'legacy'): string =>
+  `for b in iptables-${v} ip6tables-${v}; do $b -t nat -D POSTROUTING -j PODMESH-MASQ -m comment --comment podmesh || true; $b -t nat -F PODMESH-MASQ || true; $b -t nat -X PODMESH-MASQ || true; done 2>/dev/null`
+/** Unloads the legacy NAT modules (a node that never used iptables-legacy has none loaded). */
+const UNLOAD_LEGACY = 'for m in ip6table_nat iptable_nat ip6_tables ip_tables; do rmmod $m 2>/dev/null || true; done'
+
 async function mainPid (lab: VmLab, vm: VmState): Promise<number> {
   return Number((await lab.ssh(vm, 'systemctl show -p MainPID --value podmeshd')).trim())
 }
@@ -246,6 +285,102 @@ export const CHECKS: Check[] = [
       expect(inPod.split('\n').filter(l => l.includes('echo request')).length === 3 && inPod.split('\n').filter(l => l.includes('echo request')).every(l => l.includes(`IP ${p1.ips[0] ?? ''} > `)),
         `in ${n2.name}/${dst.name} the echo requests should come from ${p1.ips[0] ?? ''}:\n${inPod}`)
       return `pod -> ${BRIDGE_IP} seen from ${n1.ip} (NAT); pod -> remote pod seen from ${p1.ips[0] ?? ''} (no NAT)`
+    }
+  },
+  {
+    name: 'sandbox',
+    what: `the unit's sandbox as systemd applies it: exposure below ${MAX_EXPOSURE}, the settings, 2 capabilities, seccomp, read-only /run, 0600 state files, memory and tasks well under MemoryMax/TasksMax`,
+    run: async lab => {
+      const details = await Promise.all(lab.vms.map(async vm => {
+        const out = await lab.ssh(vm, [
+          'systemd-analyze security --no-pager podmeshd | tail -n 1',
+          'echo ---',
+          `systemctl show podmeshd ${Object.keys(SANDBOX_SETTINGS).map(k => `-p ${k}`).join(' ')}`,
+          'echo ---',
+          'P=$(systemctl show -p MainPID --value podmeshd); grep -E "^(CapEff|CapPrm|CapBnd|CapAmb|NoNewPrivs|Seccomp|VmHWM|VmRSS|Threads):" /proc/$P/status',
+          'echo ---',
+          // In podmeshd's own mount namespace: /run read-only, its writable paths writable.
+          'nsenter -t $P -m sh -c \'touch /run/podmesh-sandbox-probe 2>&1; echo "run=$?"; touch /run/wireguard/.probe && rm /run/wireguard/.probe; echo "wireguard=$?"; touch /var/lib/podmesh/.probe && rm /var/lib/podmesh/.probe; echo "state=$?"; touch /run/xtables.lock; echo "lock=$?"\'',
+          'echo ---',
+          'find /var/lib/podmesh -mindepth 1 -printf "%m %p\\n"',
+          'echo ---',
+          'C=/sys/fs/cgroup/system.slice/podmeshd.service; echo "$(cat $C/memory.peak) $(cat $C/pids.current)"'
+        ].join('\n'))
+        const [score = '', show = '', status = '', mounts = '', files = '', cg = ''] = out.split('---\n')
+        const exposure = Number(/exposure level for podmeshd\.service: ([\d.]+)/.exec(score)?.[1])
+        expect(exposure < MAX_EXPOSURE, `${vm.name}: systemd-analyze security podmeshd: ${score.trim()} (must be below ${MAX_EXPOSURE})`)
+        const shown = Object.fromEntries(show.trim().split('\n').map(l => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]))
+        const wrong = Object.entries(SANDBOX_SETTINGS).filter(([k, v]) => shown[k] !== v).map(([k, v]) => `${k}=${shown[k] ?? '(none)'} (want ${v})`)
+        expect(wrong.length === 0, `${vm.name}: systemctl show podmeshd:\n  ${wrong.join('\n  ')}`)
+        const st = Object.fromEntries(status.trim().split('\n').map(l => l.split(/:\s+/) as [string, string]))
+        for (const k of ['CapEff', 'CapPrm', 'CapBnd', 'CapAmb']) expect(st[k] === NET_CAPS, `${vm.name}: podmeshd's ${k} is ${st[k] ?? '?'}, want ${NET_CAPS} (NET_ADMIN, NET_RAW)`)
+        expect(st.Seccomp === '2' && st.NoNewPrivs === '1', `${vm.name}: podmeshd runs without its syscall filter (Seccomp ${st.Seccomp ?? '?'}, NoNewPrivs ${st.NoNewPrivs ?? '?'})`)
+        expect(/Read-only file system/.test(mounts) && /run=1/.test(mounts), `${vm.name}: /run is writable in podmeshd's mount namespace:\n${mounts}`)
+        for (const w of ['wireguard', 'state', 'lock']) expect(mounts.includes(`${w}=0`), `${vm.name}: podmeshd cannot write its ${w} path:\n${mounts}`)
+        const loose = files.trim().split('\n').filter(l => l !== '' && (parseInt(l.split(' ')[0] ?? '0', 8) & 0o077) !== 0)
+        expect(files.trim() !== '', `${vm.name}: /var/lib/podmesh is empty`)
+        expect(loose.length === 0, `${vm.name}: state files readable by group or others (UMask=0077):\n  ${loose.join('\n  ')}`)
+        const [peak = NaN, tasks = NaN] = cg.trim().split(' ').map(Number)
+        const rssMb = Number((st.VmHWM ?? '').replace(/ kB$/, '')) / 1024
+        expect(peak < Number(SANDBOX_SETTINGS.MemoryMax) / 2, `${vm.name}: the unit's memory peak ${(peak / 2 ** 20).toFixed(0)} MiB is not well under MemoryMax`)
+        expect(tasks < Number(SANDBOX_SETTINGS.TasksMax) / 4, `${vm.name}: ${tasks} tasks is not well under TasksMax`)
+        return { exposure, rssMb, peakMb: peak / 2 ** 20, tasks, threads: st.Threads ?? '?', files: files.trim().split('\n').length }
+      }))
+      const d = details[0]
+      return `exposure ${details.map(x => x.exposure).join('/')} (< ${MAX_EXPOSURE}); caps NET_ADMIN+NET_RAW, seccomp on, /run read-only, state files 0600; ` +
+        `podmeshd RSS peak ${details.map(x => x.rssMb.toFixed(0)).join('/')} MiB, unit memory peak ${details.map(x => x.peakMb.toFixed(0)).join('/')} MiB, ${details.map(x => x.tasks).join('/')} tasks (${d?.threads ?? '?'} threads)`
+    }
+  },
+  {
+    name: 'masquerade-legacy',
+    what: 'with iptables-legacy (no lock file, no legacy module loaded) podmeshd starts in its sandbox, masquerades v4 and v6, and a pod reaches 192.0.2.1 through it',
+    run: async lab => {
+      const vm = lab.vm(2)
+      const p = pod(lab, vm)
+      try {
+        // A fresh legacy node: its lock file is made by the first iptables-legacy call, its modules
+        // loaded by iptables-legacy's own modprobe; neither may happen in the sandbox.
+        await lab.ssh(vm, `set -e; systemctl stop podmeshd; ${dropMasq('nft')}; ${dropMasq('legacy')}; ${UNLOAD_LEGACY}; rm -f /run/xtables.lock; ${iptablesVariant('legacy')}; iptables --version`, { timeoutMs: 120_000 })
+        const start = await lab.sshRun(vm, 'systemctl start podmeshd; curl -s -m 3 http://127.0.0.1:9475/readyz', { timeoutMs: 180_000 })
+        if (!start.stdout.startsWith('ready')) {
+          const log = await lab.sshRun(vm, 'journalctl -u podmeshd -n 5 -o cat --no-pager | cut -c1-400')
+          fail(`${vm.name}: podmeshd with iptables-legacy not ready after start (exit ${start.code}): ${start.stdout.trim()} ${start.stderr.trim()}\n${log.stdout}`)
+        }
+        const rules = await lab.ssh(vm, 'iptables-legacy -t nat -S PODMESH-MASQ; ip6tables-legacy -t nat -S PODMESH-MASQ; iptables-legacy -t nat -S POSTROUTING')
+        expect((rules.match(/-j MASQUERADE/g) ?? []).length === 2 && rules.includes('-j PODMESH-MASQ'), `${vm.name}: legacy masquerade rules missing:\n${rules}`)
+        let answered = false
+        const seen = await capture(lab, `icmp and host ${BRIDGE_IP}`, async () => {
+          answered = (await lab.sshRun(vm, `ip netns exec ${p.name} ping -c 3 -W 3 -q ${BRIDGE_IP}`, { timeoutMs: 30_000 })).code === 0
+        })
+        expect(answered, `${vm.name}/${p.name} -> ${BRIDGE_IP}: no reply through the legacy masquerade`)
+        const requests = seen.filter(l => l.includes('echo request'))
+        expect(requests.length >= 3 && requests.every(l => l.includes(`IP ${vm.ip} > ${BRIDGE_IP}`)), `echo requests should come from ${vm.ip}:\n  ${seen.join('\n  ')}`)
+      } finally {
+        // Back to the node as it was: nft, podmeshd's rules there, no legacy rules or modules.
+        await lab.sshRun(vm, `systemctl stop podmeshd; ${dropMasq('legacy')}; ${UNLOAD_LEGACY}; ${iptablesVariant('nft')}; systemctl start podmeshd`, { timeoutMs: 180_000 })
+      }
+      await waitReady(lab, vm, 60_000)
+      const back = await lab.ssh(vm, 'iptables -t nat -S PODMESH-MASQ')
+      expect(/-j MASQUERADE/.test(back), `${vm.name}: after switching back to iptables-nft, no MASQUERADE rule:\n${back}`)
+      return `${vm.name}: iptables-legacy, /run/xtables.lock absent and no legacy module before the start: ready, PODMESH-MASQ v4+v6, pod -> ${BRIDGE_IP} seen from ${vm.ip}; back on nft`
+    }
+  },
+  {
+    name: 'userspace-sandbox',
+    what: 'wireguard-go (userspace mode) runs in podmeshd\'s sandbox: it daemonizes, opens /dev/net/tun, takes its config over its socket',
+    run: async lab => {
+      const vm = lab.vm(1)
+      const ifname = 'pmprobe0'
+      const out = await lab.ssh(vm, `sandboxed sh -c 'set -e; grep -E "^(Seccomp|CapEff):" /proc/self/status; wireguard-go ${ifname} >/dev/null 2>&1; ip link set ${ifname} up; ` +
+        `wg genkey > /run/wireguard/${ifname}.key; wg set ${ifname} private-key /run/wireguard/${ifname}.key listen-port 51999; rm /run/wireguard/${ifname}.key; ` +
+        `wg show ${ifname} listen-port; ps -o rss=,nlwp= -C wireguard-go; ip link del ${ifname}'`, { timeoutMs: 60_000 })
+      expect(/Seccomp:\s+2/.test(out) && out.includes(NET_CAPS), `the probe did not run in the sandbox:\n${out}`)
+      const [, port = '', ps = ''] = /\n(\d+)\n\s*(\d+\s+\d+)/.exec(out) ?? []
+      expect(port === '51999', `wireguard-go in the sandbox did not take its config (listen-port ${port}):\n${out}`)
+      const [rss = 0, threads = 0] = ps.trim().split(/\s+/).map(Number)
+      const left = await lab.ssh(vm, `ip link show ${ifname} 2>/dev/null; pgrep -a -x wireguard-go; true`)
+      expect(left.trim() === '', `probe leftovers on ${vm.name}: ${left}`)
+      return `${vm.name}: wireguard-go under seccomp with NET_ADMIN+NET_RAW only: device up, listen-port set over its socket; idle RSS ${(rss / 1024).toFixed(0)} MiB, ${threads} threads`
     }
   },
   {

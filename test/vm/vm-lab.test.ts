@@ -2,7 +2,8 @@
 // cached Debian image, the podmesh .deb, 3 VMs under QEMU/TCG with the stock Debian kernel and
 // systemd, podmesh installed with apt and started as the README says), `check` (each check one
 // assertion here: kernel WireGuard, Type=notify, v4+v6 matrix, encrypted underlay, masquerade,
-// restart and kill -9 without loss, drift, journal, reboot, diff), and `down`, also after a
+// the unit's sandbox, masquerade with iptables-legacy, wireguard-go in the sandbox, restart and
+// kill -9 without loss, drift, journal, reboot, diff), and `down`, also after a
 // failure; then nothing of the run may be left. About 6 minutes warm on the 2-core machine, ~2
 // more when the image is built cold. scripts/test runs this file last and alone: three emulated
 // CPUs keep both cores busy, which the namespace labs' timing assertions must not share.

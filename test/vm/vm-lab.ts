@@ -329,7 +329,7 @@ export class VmLab {
       'set -e',
       'mkdir -p /mnt/lab',
       'mountpoint -q /mnt/lab || mount -t 9p -o trans=virtio,version=9p2000.L,ro lab /mnt/lab',
-      'install -m 0755 /mnt/lab/pod /usr/local/sbin/pod',
+      'install -m 0755 /mnt/lab/pod /mnt/lab/sandboxed /usr/local/sbin/',
       'dpkg-query -W nodejs >/dev/null',
       'cd /mnt/lab && DEBIAN_FRONTEND=noninteractive apt-get install -y -q ./podmesh_*_amd64.deb >/tmp/podmesh-install.log',
       'echo "$(systemctl is-enabled podmeshd || true) $(systemctl is-active podmeshd || true)"'
