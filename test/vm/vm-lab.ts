@@ -383,7 +383,7 @@ export class VmLab {
    * loaded (step 4). diff may differ for a moment while the other nodes' records arrive.
    */
   async verifyNode (vm: VmState): Promise<void> {
-    await this.ssh(vm, `${ENV} && podmeshctl doctor && podmeshctl status`, { timeoutMs: 120_000 })
+    await this.ssh(vm, `${ENV} && podmeshctl doctor && podmeshctl status`, { timeoutMs: 240_000 })
     await waitFor(`${vm.name}: podmeshctl diff clean`, 60_000, async () => (await this.sshRun(vm, `${ENV} && podmeshctl diff "$(hostname)"`, { timeoutMs: 60_000 })).code === 0, 2000)
   }
 
