@@ -155,8 +155,8 @@ async function capture (lab: VmLab, filter: string, traffic: () => Promise<void>
 export const MAX_EXPOSURE = 3.0
 /** What `systemctl show podmeshd` must say for the sandbox settings (systemd 252's spelling). */
 export const SANDBOX_SETTINGS: Record<string, string> = {
-  CapabilityBoundingSet: 'cap_net_admin cap_net_raw',
-  AmbientCapabilities: 'cap_net_admin cap_net_raw',
+  CapabilityBoundingSet: 'cap_net_bind_service cap_net_admin cap_net_raw',
+  AmbientCapabilities: 'cap_net_bind_service cap_net_admin cap_net_raw',
   NoNewPrivileges: 'yes',
   ProtectSystem: 'strict',
   ReadOnlyPaths: '/run',
@@ -173,8 +173,8 @@ export const SANDBOX_SETTINGS: Record<string, string> = {
   MemoryMax: String(512 * 1024 * 1024),
   TasksMax: '256'
 }
-/** CAP_NET_ADMIN (12) and CAP_NET_RAW (13), as /proc/<pid>/status prints a capability set. */
-const NET_CAPS = '0000000000003000'
+/** CAP_NET_BIND_SERVICE (10), CAP_NET_ADMIN (12), CAP_NET_RAW (13), as /proc/<pid>/status prints a capability set. */
+const NET_CAPS = '0000000000003400'
 
 /** Switches a node's iptables and ip6tables alternatives to the nft or the legacy variant. */
 const iptablesVariant = (v: 'nft' | 'legacy'): string =>
@@ -296,7 +296,7 @@ export const CHECKS: Check[] = [
   },
   {
     name: 'sandbox',
-    what: `the unit's sandbox as systemd applies it: exposure below ${MAX_EXPOSURE}, the settings, 2 capabilities, seccomp, read-only /run, 0600 state files, memory and tasks well under MemoryMax/TasksMax`,
+    what: `the unit's sandbox as systemd applies it: exposure below ${MAX_EXPOSURE}, the settings, 3 network capabilities, seccomp, read-only /run, 0600 state files, memory and tasks well under MemoryMax/TasksMax`,
     run: async lab => {
       const details = await Promise.all(lab.vms.map(async vm => {
         const out = await lab.ssh(vm, [
@@ -320,7 +320,7 @@ export const CHECKS: Check[] = [
         const wrong = Object.entries(SANDBOX_SETTINGS).filter(([k, v]) => shown[k] !== v).map(([k, v]) => `${k}=${shown[k] ?? '(none)'} (want ${v})`)
         expect(wrong.length === 0, `${vm.name}: systemctl show podmeshd:\n  ${wrong.join('\n  ')}`)
         const st = Object.fromEntries(status.trim().split('\n').map(l => l.split(/:\s+/) as [string, string]))
-        for (const k of ['CapEff', 'CapPrm', 'CapBnd', 'CapAmb']) expect(st[k] === NET_CAPS, `${vm.name}: podmeshd's ${k} is ${st[k] ?? '?'}, want ${NET_CAPS} (NET_ADMIN, NET_RAW)`)
+        for (const k of ['CapEff', 'CapPrm', 'CapBnd', 'CapAmb']) expect(st[k] === NET_CAPS, `${vm.name}: podmeshd's ${k} is ${st[k] ?? '?'}, want ${NET_CAPS} (NET_BIND_SERVICE, NET_ADMIN, NET_RAW)`)
         expect(st.Seccomp === '2' && st.NoNewPrivs === '1', `${vm.name}: podmeshd runs without its syscall filter (Seccomp ${st.Seccomp ?? '?'}, NoNewPrivs ${st.NoNewPrivs ?? '?'})`)
         expect(/Read-only file system/.test(mounts) && /run=1/.test(mounts), `${vm.name}: /run is writable in podmeshd's mount namespace:\n${mounts}`)
         for (const w of ['wireguard', 'state', 'lock']) expect(mounts.includes(`${w}=0`), `${vm.name}: podmeshd cannot write its ${w} path:\n${mounts}`)
@@ -334,7 +334,7 @@ export const CHECKS: Check[] = [
         return { exposure, rssMb, peakMb: peak / 2 ** 20, tasks, threads: st.Threads ?? '?', files: files.trim().split('\n').length }
       }))
       const d = details[0]
-      return `exposure ${details.map(x => x.exposure).join('/')} (< ${MAX_EXPOSURE}); caps NET_ADMIN+NET_RAW, seccomp on, /run read-only, state files 0600; ` +
+      return `exposure ${details.map(x => x.exposure).join('/')} (< ${MAX_EXPOSURE}); caps NET_BIND_SERVICE+NET_ADMIN+NET_RAW, seccomp on, /run read-only, state files 0600; ` +
         `podmeshd RSS peak ${details.map(x => x.rssMb.toFixed(0)).join('/')} MiB, unit memory peak ${details.map(x => x.peakMb.toFixed(0)).join('/')} MiB, ${details.map(x => x.tasks).join('/')} tasks (${d?.threads ?? '?'} threads)`
     }
   },
@@ -387,7 +387,7 @@ export const CHECKS: Check[] = [
       const [rss = 0, threads = 0] = ps.trim().split(/\s+/).map(Number)
       const left = await lab.ssh(vm, `ip link show ${ifname} 2>/dev/null; pgrep -a -x wireguard-go; true`)
       expect(left.trim() === '', `probe leftovers on ${vm.name}: ${left}`)
-      return `${vm.name}: wireguard-go under seccomp with NET_ADMIN+NET_RAW only: device up, listen-port set over its socket; idle RSS ${(rss / 1024).toFixed(0)} MiB, ${threads} threads`
+      return `${vm.name}: wireguard-go under seccomp with the unit's 3 network capabilities only: device up, listen-port set over its socket; idle RSS ${(rss / 1024).toFixed(0)} MiB, ${threads} threads`
     }
   },
   {
