@@ -18,6 +18,7 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Lab, nsExec, sh, sleep, killWireguardGo, type LabNode } from '../test/lab/cluster'
 import { printReport, type Row } from './report'
+import { tunnelOverhead } from '../lib/mesh/mtu'
 
 const arg = (name: string, def: string): string => {
   const i = process.argv.indexOf(name)
@@ -26,7 +27,8 @@ const arg = (name: string, def: string): string => {
 const BACKEND = arg('--backend', 'wireguard') === 'vxlan' ? 'vxlan' : 'wireguard'
 const ROUNDS = Number(arg('--rounds', '3'))
 const SECONDS = Number(arg('--seconds', '5'))
-const OVERHEAD = { wireguard: 80, vxlan: 50 } as const
+// The lab's underlay is IPv4: the overhead podmesh computes for an IPv4 outer header.
+const OVERHEAD = { wireguard: tunnelOverhead('wireguard', 4), vxlan: tunnelOverhead('vxlan', 4) } as const
 
 /** Two ends of one measured path: the server's namespace and address, the client's namespace. */
 interface Path { name: string, serverNs: string, serverIp: string, clientNs: string }

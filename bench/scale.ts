@@ -120,7 +120,7 @@ async function measure (c: Ctx, n: number, idx: number): Promise<Row[]> {
 
   const wgIf = `${TAG}w${idx}`
   const self: LocalIdentity = {
-    name: 'self', podCIDRs: [SELF_SUBNET], underlayIp: '192.0.2.2', publicKey: c.key.publicKey, mtu: 1420,
+    name: 'self', podCIDRs: [SELF_SUBNET], underlayIp: '192.0.2.2', publicKey: c.key.publicKey, underlayMtu: 1500,
     devices: { wireguard: wgIf, vxlan: `${TAG}x${idx}` }
   }
   const kernel = new Kernel({ rtnl: c.rtnl, devices: self.devices, privateKeyFile: c.key.privateKeyFile, wgMode: 'userspace' })

@@ -39,7 +39,7 @@ export interface NetworkConfig {
     wireguard: WireguardOptions
     vxlan: VxlanOptions
   }
-  /** Tunnel MTU override; when absent each node derives it from its underlay MTU. */
+  /** Tunnel MTU override; when absent each node derives it from its underlay MTU and its peers' families (lib/mesh/mtu.ts). */
   mtu?: number
   /** Set by `podmeshctl init --force`: accept a pod range shorter than /8 (IPv4) or /32 (IPv6). */
   allowWideRange?: true
@@ -53,6 +53,3 @@ export const DEFAULTS = {
   vxlanVni: 1,
   vxlanPort: 4789
 } as const
-
-/** Bytes a tunnel adds to each packet: the tunnel MTU is the underlay's minus this. */
-export const TUNNEL_OVERHEAD: Record<BackendType, number> = { wireguard: 80, vxlan: 50 }

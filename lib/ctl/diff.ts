@@ -37,7 +37,7 @@ export async function computeDiff (client: StoreClient, prefix: string, o: DiffO
   const own = [...c.nodes, ...c.skipped].find(n => n.name === name)
   if (own === undefined) throw new NodeNotFoundError(name)
   const devices = { wireguard: o.wgInterface ?? NODE_FLAGS.wgInterface.default, vxlan: o.vxlanInterface ?? NODE_FLAGS.vxlanInterface.default }
-  const d = desiredState(c.config, c.nodes, identityOf(own, devices))
+  const d = desiredState(c.config, c.nodes, identityOf(c.config, own, devices))
   const rtnl = Rtnl.open()
   try {
     const observed = await new Kernel({ rtnl, devices, wgMode: 'auto' }).observe()

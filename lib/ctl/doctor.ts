@@ -7,11 +7,15 @@ import { delimiter, join } from 'node:path'
 import { release } from 'node:os'
 import type { EtcdOptions } from '../config/etcd-options'
 import type { NetworkConfig } from '../config/network'
-import { TUNNEL_OVERHEAD } from '../config/network'
 import type { StoreClient } from '../store/client'
 import { readConfig } from '../store/config-store'
 import { Rtnl } from '../dataplane/rtnl'
 import { findUnderlay } from '../dataplane/underlay'
+import { parseIp } from '../ipam/cidr'
+import { primaryTransport } from '../mesh/desired'
+import { deviceMtu, describeDeviceMtu, overrideTooLarge, tunnelOverhead, type PeerPath } from '../mesh/mtu'
+import { readCluster } from './cluster-read'
+import { parseEndpoint } from '../store/endpoint'
 import { type OutputFormat, formatJson, formatTable } from './output'
 import { nodeArgOptions, nodeFlagsHelp } from './node-flags'
 
@@ -74,22 +78,40 @@ async function checkRpFilter (): Promise<Check> {
   return { check: 'rp_filter', result: 'OK', detail: `all=${all ?? '?'} default=${def ?? '?'}` }
 }
 
-async function checkUnderlay (config: NetworkConfig | undefined, want: { address?: string, interface?: string }): Promise<Check> {
+/**
+ * The underlay and the tunnel MTU this node's primary device would get with the cluster's current
+ * records as peers (their endpoints' families), by the daemon's own function. A configured mtu
+ * that a peer's path cannot carry is a warning; a tunnel MTU below the family minimum fails.
+ */
+async function checkUnderlay (config: NetworkConfig | undefined, want: { address?: string, interface?: string }, peers: readonly PeerPath[]): Promise<Check> {
   let rtnl: Rtnl | undefined
   try {
     rtnl = Rtnl.open()
     const u = await findUnderlay(rtnl, want)
-    const overhead = config?.backend.type === 'vxlan' ? TUNNEL_OVERHEAD.vxlan : TUNNEL_OVERHEAD.wireguard
-    const tunnel = config?.mtu ?? u.mtu - overhead
+    const family = parseIp(u.ip).family
+    const transport = config === undefined ? 'wireguard' : primaryTransport(config)
+    const d = deviceMtu({ transport, underlayFamily: family, underlayMtu: u.mtu, peers, ...(config?.mtu !== undefined ? { override: config.mtu } : {}) })
     // IPv6 needs 1280 on every link, pods included.
     const min = config === undefined || config.ipv6 !== undefined ? 1280 : 576
-    const detail = `${u.ifname} ${u.ip} mtu ${u.mtu} → tunnel mtu ${tunnel}`
-    if (tunnel < min) return { check: 'underlay mtu', result: 'FAIL', detail, fix: `raise ${u.ifname}'s MTU to at least ${min + overhead}` }
+    const detail = `${u.ifname} ${u.ip} mtu ${u.mtu} → tunnel ${describeDeviceMtu(transport, d)} (${peers.length} peers; overhead ${tunnelOverhead(transport, 4)} over IPv4, ${tunnelOverhead(transport, 6)} over IPv6)`
+    if (d.fits < min) return { check: 'underlay mtu', result: 'FAIL', detail, fix: `raise ${u.ifname}'s MTU to at least ${min + tunnelOverhead(transport, 6)}` }
+    if (overrideTooLarge(d)) return { check: 'underlay mtu', result: 'WARN', detail, fix: `lower the config's mtu to ${d.fits} (podmeshctl init --mtu ${d.fits} --force), or leave it unset` }
     return { check: 'underlay mtu', result: 'OK', detail }
   } catch (e) {
     return { check: 'underlay mtu', result: 'FAIL', detail: (e as Error).message, fix: 'pass --public-address or --public-interface, or add a default route' }
   } finally {
     rtnl?.close()
+  }
+}
+
+/** The peers' paths as the records state them (every record but one at this node's own address). */
+async function recordedPeers (client: StoreClient, prefix: string, want: { address?: string }): Promise<PeerPath[]> {
+  try {
+    const c = await readCluster(client, prefix)
+    return c.nodes.map(n => ({ node: n.name, ip: parseEndpoint(n.endpoint).ip, family: parseEndpoint(n.endpoint).family }))
+      .filter(p => p.ip !== want.address).map(({ node, family }) => ({ node, family }))
+  } catch {
+    return []
   }
 }
 
@@ -147,7 +169,7 @@ export async function doctorChecks (client: StoreClient, prefix: string, etcd: E
   if (config === undefined || config.backend.type === 'wireguard') checks.push(await checkWireguard())
   checks.push(...await checkForwarding(config))
   checks.push(await checkRpFilter())
-  checks.push(await checkUnderlay(config, want))
+  checks.push(await checkUnderlay(config, want, config === undefined ? [] : await recordedPeers(client, prefix, want)))
   checks.push(await checkCni())
   checks.push(await checkClock(etcd))
   return checks

@@ -38,7 +38,7 @@ export const initHelp = `podmeshctl init [flags]   write the cluster's network c
   --keepalive N             WireGuard persistent keepalive seconds, 0 = off (default 25)
   --vxlan-vni N             VXLAN network identifier (default 1)
   --vxlan-port N            VXLAN UDP port (default 4789)
-  --mtu N                   tunnel MTU (default: derived per node from its underlay)
+  --mtu N                   tunnel MTU (default: per node from its underlay MTU and its peers' families)
   --vxlan-within-location   WireGuard backend: VXLAN between nodes of the same location
   --force                   overwrite an existing config; also accept a pod range wider than
                             /8 (IPv4) or /32 (IPv6), with a warning (never 0.0.0.0/0, ::/0,

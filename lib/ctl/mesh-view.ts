@@ -4,7 +4,8 @@
 import type { NetworkConfig } from '../config/network'
 import type { NodeRecord } from '../store/node-record'
 import type { NodeStatus } from '../store/status-value'
-import { desiredState, type Desired, type LocalIdentity, type Transport } from '../mesh/desired'
+import { desiredState, primaryTransport, type Desired, type LocalIdentity, type Transport } from '../mesh/desired'
+import { underlayMtuOf } from '../mesh/mtu'
 import { parseEndpoint } from '../store/endpoint'
 import { NODE_FLAGS } from '../config/node-flags'
 
@@ -14,14 +15,19 @@ export const STATUS_STALE_MS = 30_000
 
 export type Health = 'ok' | 'degraded' | 'not-ready' | 'stale' | 'no-status'
 
-/** The identity a node's record implies (device names do not matter for peers and edges). */
-export function identityOf (n: NodeRecord, devices: LocalIdentity['devices'] = { wireguard: NODE_FLAGS.wgInterface.default, vxlan: NODE_FLAGS.vxlanInterface.default }): LocalIdentity {
+/**
+ * The identity a node's record implies (device names do not matter for peers and edges). The
+ * underlay MTU is the one behind the record's published MTU; a path MTU the node discovered
+ * itself is not in its record.
+ */
+export function identityOf (config: NetworkConfig, n: NodeRecord, devices: LocalIdentity['devices'] = { wireguard: NODE_FLAGS.wgInterface.default, vxlan: NODE_FLAGS.vxlanInterface.default }): LocalIdentity {
+  const endpoint = parseEndpoint(n.endpoint)
   return {
     name: n.name,
     podCIDRs: n.podCIDRs,
-    underlayIp: parseEndpoint(n.endpoint).ip,
+    underlayIp: endpoint.ip,
     publicKey: n.publicKey ?? '',
-    mtu: n.mtu,
+    underlayMtu: underlayMtuOf(primaryTransport(config), endpoint.family, n.mtu),
     ...(n.location !== undefined ? { location: n.location } : {}),
     ...(n.vxlan !== undefined ? { vxlanMac: n.vxlan.mac } : {}),
     devices
@@ -29,7 +35,7 @@ export function identityOf (n: NodeRecord, devices: LocalIdentity['devices'] = {
 }
 
 export const desiredFor = (config: NetworkConfig, nodes: readonly NodeRecord[], n: NodeRecord): Desired =>
-  desiredState(config, nodes, identityOf(n))
+  desiredState(config, nodes, identityOf(config, n))
 
 export function healthOf (s: NodeStatus | undefined, now: number): Health {
   if (s === undefined) return 'no-status'

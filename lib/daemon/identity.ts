@@ -4,19 +4,20 @@
 
 import { mkdir } from 'node:fs/promises'
 import type { NetworkConfig } from '../config/network'
-import { TUNNEL_OVERHEAD } from '../config/network'
 import type { DaemonOptions } from '../config/daemon-options'
 import type { Rtnl } from '../dataplane/rtnl'
 import { findUnderlay, type Underlay } from '../dataplane/underlay'
 import { loadOrCreatePrivateKey, type NodeKey } from '../dataplane/keys'
 import { loadOrCreateVxlanMac } from '../dataplane/vxlan/mac'
-import { usesVxlan, usesWireguard, type LocalIdentity } from '../mesh/desired'
+import { primaryTransport, usesVxlan, usesWireguard, type LocalIdentity } from '../mesh/desired'
+import { recordMtu } from '../mesh/mtu'
+import { parseIp } from '../ipam/cidr'
 import { formatEndpoint } from '../store/endpoint'
 import type { RecordFields } from '../store/node-lease'
 
 export interface NodeIdentity {
   underlay: Underlay
-  /** Tunnel MTU. */
+  /** Tunnel MTU as published in the record: the primary device's with no peers (lib/mesh/mtu.ts). */
   mtu: number
   key?: NodeKey
   vxlanMac?: string
@@ -62,16 +63,14 @@ export function localIdentity (o: DaemonOptions, id: NodeIdentity, podCIDRs: rea
     podCIDRs,
     underlayIp: id.underlay.ip,
     publicKey: id.key?.publicKey ?? '',
-    mtu: id.mtu,
+    underlayMtu: id.underlay.mtu,
     ...(o.location !== undefined ? { location: o.location } : {}),
     ...(id.vxlanMac !== undefined ? { vxlanMac: id.vxlanMac } : {}),
     devices: { wireguard: o.wgInterface, vxlan: o.vxlanInterface }
   }
 }
 
-/** Tunnel MTU: the config's override, else the underlay's minus the largest overhead in use. */
+/** The tunnel MTU the record publishes: the config's override, else the underlay's minus its own family's overhead. */
 export function tunnelMtu (config: NetworkConfig, underlay: Underlay): number {
-  if (config.mtu !== undefined) return config.mtu
-  const overhead = usesWireguard(config) ? TUNNEL_OVERHEAD.wireguard : TUNNEL_OVERHEAD.vxlan
-  return underlay.mtu - overhead
+  return recordMtu(primaryTransport(config), parseIp(underlay.ip).family, underlay.mtu, config.mtu)
 }

@@ -7,6 +7,7 @@ import type { NodeRecord } from '../store/node-record'
 import { formatIp, parseCidr, parseIp, overlaps, type Family } from '../ipam/cidr'
 import type { DesiredState, Peer, Route, VxlanRemote, WireguardDevice, VxlanDevice } from './types'
 import { parseEndpoint } from '../store/endpoint'
+import { deviceMtu, podMtu, type DeviceMtu, type PeerPath } from './mtu'
 
 /** What this node knows of itself that is not in etcd's records (or must not be trusted from them). */
 export interface LocalIdentity {
@@ -15,8 +16,10 @@ export interface LocalIdentity {
   /** Underlay IP the tunnels use (the endpoint's IP). */
   underlayIp: string
   publicKey: string
-  /** Tunnel MTU (underlay MTU minus the tunnel's overhead, or the config's override). */
-  mtu: number
+  /** MTU of the underlay interface: each tunnel device's MTU is derived from it and from its peers (lib/mesh/mtu.ts). */
+  underlayMtu: number
+  /** Path MTU toward a peer's underlay address, by node name, where one narrower than the interface is known. */
+  pathMtus?: ReadonlyMap<string, number>
   location?: string
   vxlanMac?: string
   devices: { wireguard: string, vxlan: string }
@@ -32,6 +35,14 @@ export interface Desired {
   transports: ReadonlyMap<string, Transport>
   /** Remote nodes that get no peer and no route, and why (logged by the daemon). */
   skipped: SkippedNode[]
+  /** Each device's MTU and what limits it; `pod` is what the pods' interfaces get (the smallest). */
+  mtu: MtuPlan
+}
+
+export interface MtuPlan {
+  wireguard?: DeviceMtu
+  vxlan?: DeviceMtu
+  pod: number
 }
 
 /** The node's own address on its tunnels: the network address of each pod subnet (as flannel does). */
@@ -71,6 +82,8 @@ export function transportFor (config: NetworkConfig, self: LocalIdentity, remote
 }
 
 export const usesWireguard = (config: NetworkConfig): boolean => config.backend.type === 'wireguard'
+/** The device a node's record speaks for (its published MTU): WireGuard whenever it is in use. */
+export const primaryTransport = (config: NetworkConfig): Transport => usesWireguard(config) ? 'wireguard' : 'vxlan'
 export const usesVxlan = (config: NetworkConfig): boolean =>
   config.backend.type === 'vxlan' || config.backend.wireguard.vxlanWithinLocation
 
@@ -87,6 +100,11 @@ export function desiredState (config: NetworkConfig, nodes: Iterable<NodeRecord>
   const routes: Route[] = []
   const transports = new Map<string, Transport>()
   const skipped: SkippedNode[] = []
+  const paths: Record<Transport, PeerPath[]> = { wireguard: [], vxlan: [] }
+  const pathTo = (node: string, family: Family): PeerPath => {
+    const pathMtu = self.pathMtus?.get(node)
+    return { node, family, ...(pathMtu !== undefined ? { pathMtu } : {}) }
+  }
 
   const sorted = [...nodes].filter(n => n.name !== self.name).sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
   for (const node of sorted) {
@@ -110,6 +128,7 @@ export function desiredState (config: NetworkConfig, nodes: Iterable<NodeRecord>
         allowedIps: [...node.podCIDRs].sort(),
         persistentKeepalive: config.backend.wireguard.persistentKeepalive
       })
+      paths.wireguard.push(pathTo(node.name, endpoint.family))
       node.podCIDRs.forEach((dst, i) => {
         const family = facts.cidrs[i]?.family ?? 4
         const src = ownSrc.get(family)
@@ -123,6 +142,7 @@ export function desiredState (config: NetworkConfig, nodes: Iterable<NodeRecord>
       }
       const tunnelIps = facts.tunnel
       remotes.push({ node: node.name, mac: node.vxlan.mac, underlayIp: endpoint.ip, tunnelIps: tunnelIps.map(a => a.ip) })
+      paths.vxlan.push(pathTo(node.name, endpoint.family))
       for (const dst of node.podCIDRs) {
         const family: Family = dst.includes(':') ? 6 : 4
         const via = tunnelIps.find(a => a.family === family)?.ip
@@ -134,24 +154,33 @@ export function desiredState (config: NetworkConfig, nodes: Iterable<NodeRecord>
   }
 
   const state: DesiredState = { routes }
+  const mtuOf = (transport: Transport): DeviceMtu => deviceMtu({
+    transport,
+    underlayFamily,
+    underlayMtu: self.underlayMtu,
+    peers: paths[transport],
+    ...(config.mtu !== undefined ? { override: config.mtu } : {})
+  })
+  const mtu: Omit<MtuPlan, 'pod'> = {}
   if (usesWireguard(config)) {
+    mtu.wireguard = mtuOf('wireguard')
     const wireguard: WireguardDevice = {
       ifname: self.devices.wireguard,
       publicKey: self.publicKey,
       listenPort: config.backend.wireguard.port,
-      mtu: self.mtu,
+      mtu: mtu.wireguard.mtu,
       addresses,
       peers
     }
     state.wireguard = wireguard
   }
   if (usesVxlan(config) && self.vxlanMac !== undefined) {
+    mtu.vxlan = mtuOf('vxlan')
     const vxlan: VxlanDevice = {
       ifname: self.devices.vxlan,
       vni: config.backend.vxlan.vni,
       port: config.backend.vxlan.port,
-      // VXLAN's overhead is smaller than WireGuard's; in mixed mode pods still get the smaller MTU.
-      mtu: self.mtu,
+      mtu: mtu.vxlan.mtu,
       mac: self.vxlanMac,
       localIp: self.underlayIp,
       addresses,
@@ -159,5 +188,8 @@ export function desiredState (config: NetworkConfig, nodes: Iterable<NodeRecord>
     }
     state.vxlan = vxlan
   }
-  return { state, transports, skipped }
+  // Mixed mode: pods reach both devices through one interface, so they get the smaller MTU.
+  const devices = [mtu.wireguard, mtu.vxlan].filter((d): d is DeviceMtu => d !== undefined)
+  const pod = devices.length > 0 ? podMtu(devices) : mtuOf(primaryTransport(config)).mtu
+  return { state, transports, skipped, mtu: { ...mtu, pod } }
 }

@@ -15,7 +15,7 @@ const cases = [
     nodes: nodes.slice(0, 2),
     check: (t: Test, d: ReturnType<typeof desiredState>) => {
       t.strictSame(d.state.wireguard, {
-        ifname: 'pm-wg', publicKey: key('A'), listenPort: 51820, mtu: 1420,
+        ifname: 'pm-wg', publicKey: key('A'), listenPort: 51820, mtu: 1440,
         addresses: ['10.244.1.0/32', 'fd00:10:244:1::/128'],
         peers: [{ node: 'node-2', publicKey: key('B'), endpoint: '192.0.2.12:51820', allowedIps: ['10.244.2.0/24', 'fd00:10:244:2::/64'], persistentKeepalive: 25 }]
       })
@@ -43,7 +43,7 @@ const cases = [
     check: (t: Test, d: ReturnType<typeof desiredState>) => {
       t.equal(d.state.wireguard, undefined)
       t.strictSame(d.state.vxlan, {
-        ifname: 'pm-vx', vni: 1, port: 4789, mtu: 1420, mac: '02:00:00:00:00:01', localIp: '192.0.2.11',
+        ifname: 'pm-vx', vni: 1, port: 4789, mtu: 1450, mac: '02:00:00:00:00:01', localIp: '192.0.2.11',
         addresses: ['10.244.1.0/32', 'fd00:10:244:1::/128'],
         remotes: [{ node: 'node-2', mac: '02:00:00:00:00:02', underlayIp: '192.0.2.12', tunnelIps: ['10.244.2.0', 'fd00:10:244:2::'] }]
       })
@@ -117,6 +117,65 @@ const cases = [
       t.strictSame(d.state.wireguard?.peers.map(p => p.node), ['node-4'])
       t.strictSame(d.state.vxlan?.remotes, [])
       t.strictSame(d.state.routes.map(r => r.dst), ['10.244.4.0/24', 'fd00:10:244:4::/64'], 'no route to a skipped node')
+    }
+  },
+  {
+    name: 'mtu: IPv4 peers give the IPv4 MTU; a peer at an IPv6 endpoint lowers the device and is named',
+    config: config(),
+    nodes: [node(2), node(3, { endpoint: '[2001:db8::13]:51820' })],
+    check: (t: Test, d: ReturnType<typeof desiredState>) => {
+      t.equal(d.state.wireguard?.mtu, 1420)
+      t.strictSame(d.mtu, { wireguard: { transport: 'wireguard', mtu: 1420, fits: 1420, limitedBy: { node: 'node-3', family: 6 } }, pod: 1420 })
+      t.equal(desiredState(config(), [node(2)], self()).mtu.pod, 1440, 'without it: 1440')
+    }
+  },
+  {
+    name: 'mtu: vxlan between IPv6 VTEPs',
+    config: config({ type: 'vxlan' }),
+    nodes: [node(2, { endpoint: '[2001:db8::12]:51820' })],
+    self: self({ underlayIp: '2001:db8::11' }),
+    check: (t: Test, d: ReturnType<typeof desiredState>) => {
+      t.equal(d.state.vxlan?.mtu, 1430)
+      t.equal(d.mtu.pod, 1430)
+    }
+  },
+  {
+    name: 'mtu: mixed mode gives each device its own MTU and pods the smaller',
+    config: config({ wg: { vxlanWithinLocation: true } }),
+    nodes,
+    check: (t: Test, d: ReturnType<typeof desiredState>) => {
+      t.equal(d.state.wireguard?.mtu, 1440)
+      t.equal(d.state.vxlan?.mtu, 1450)
+      t.equal(d.mtu.pod, 1440)
+    }
+  },
+  {
+    name: 'mtu: jumbo underlay',
+    config: config(),
+    nodes,
+    self: self({ underlayMtu: 9000 }),
+    check: (t: Test, d: ReturnType<typeof desiredState>) => {
+      t.equal(d.state.wireguard?.mtu, 8940)
+      t.equal(d.mtu.pod, 8940)
+    }
+  },
+  {
+    name: "mtu: a known path MTU toward one peer lowers the device (path-MTU discovery's input)",
+    config: config(),
+    nodes,
+    self: self({ pathMtus: new Map([['node-3', 1400]]) }),
+    check: (t: Test, d: ReturnType<typeof desiredState>) => {
+      t.equal(d.state.wireguard?.mtu, 1340)
+      t.strictSame(d.mtu.wireguard?.limitedBy, { node: 'node-3', family: 4 })
+    }
+  },
+  {
+    name: "mtu: the config's mtu wins even where it does not fit",
+    config: { ...config(), mtu: 1440 },
+    nodes: [node(2), node(3, { endpoint: '[2001:db8::13]:51820' })],
+    check: (t: Test, d: ReturnType<typeof desiredState>) => {
+      t.equal(d.state.wireguard?.mtu, 1440)
+      t.match(d.mtu.wireguard, { mtu: 1440, fits: 1420, override: 1440 })
     }
   },
   {
