@@ -3,13 +3,14 @@
 // etcd — missing, unexpected, wrong-endpoint and stale peers stand out. A record every node skips
 // (it claims what an earlier record holds) is a row of its own that says so, with no peers.
 import type { StoreClient } from '../store/client'
-import type { NodeStatus } from '../store/status-value'
+import type { MtuStatus, NodeStatus } from '../store/status-value'
 import { readCluster, type ClusterRead } from './cluster-read'
 // The node and the CLI agree on what is stale: one threshold, the status writer's.
 import { HANDSHAKE_STALE_SECONDS } from '../store/status-value'
 import { desiredFor, formatAge, formatBytes, healthOf, type Health } from './mesh-view'
 import { type OutputFormat, formatJson, formatTable } from './output'
 import { type Conflict, describeConflict } from '../mesh/claims'
+import { describeDeviceMtu, overrideTooLarge } from '../mesh/mtu'
 
 export const statusHelp = 'podmeshctl status [node]   per node and peer: handshake, transfer, match with the desired state\n'
 
@@ -46,11 +47,13 @@ export interface NodeStatusRow {
   peers: PeerRow[]
   /** Present when every node skips this node's record: what it shares with which earlier node. */
   conflicts?: Array<Omit<Conflict, 'node'>>
+  /** The node's tunnel device MTUs, the peer that holds one down, and its pods' MTU (from its status). */
+  mtu?: MtuStatus
 }
 
 const statusFields = (s: NodeStatus | undefined): Partial<NodeStatusRow> => s === undefined
   ? {}
-  : { version: s.version, generation: s.generation, revision: s.revision, degraded: s.degraded, ready: s.ready, updatedAt: s.updatedAt, ...(s.lastDegraded !== undefined ? { lastDegraded: s.lastDegraded } : {}) }
+  : { version: s.version, generation: s.generation, revision: s.revision, degraded: s.degraded, ready: s.ready, updatedAt: s.updatedAt, ...(s.lastDegraded !== undefined ? { lastDegraded: s.lastDegraded } : {}), ...(s.mtu !== undefined ? { mtu: s.mtu } : {}) }
 
 /** Which config the node runs, against the one etcd holds (two configs in one cluster must show). */
 const configFields = (s: NodeStatus | undefined, current: string): Pick<NodeStatusRow, 'configRevision' | 'configCurrent'> =>
@@ -143,7 +146,16 @@ export async function runStatus (client: StoreClient, prefix: string, format: Ou
     if (r.lastDegraded !== undefined) {
       text += `${r.node}: etcd unreachable since ${r.lastDegraded.since}${r.lastDegraded.until !== undefined ? ` until ${r.lastDegraded.until}` : ' (ongoing)'}\n`
     }
+    const mtu = mtuLine(r.mtu)
+    if (mtu !== undefined) text += `${r.node}: ${mtu}\n`
     if (r.health === 'stale' && r.updatedAt !== undefined) text += `${r.node}: last status ${formatAge((now - Date.parse(r.updatedAt)) / 1000)} ago\n`
   }
   return text
+}
+
+/** A line for a node whose tunnel MTU a peer holds down or whose config mtu does not fit; else none. */
+export function mtuLine (m: MtuStatus | undefined): string | undefined {
+  const notable = (m?.devices ?? []).filter(d => d.limitedBy !== undefined || overrideTooLarge(d))
+  if (m === undefined || notable.length === 0) return undefined
+  return notable.map(d => `${overrideTooLarge(d) ? '!! ' : ''}tunnel ${describeDeviceMtu(d.device, d)}`).join('; ') + `; pods ${m.pod}`
 }

@@ -15,7 +15,9 @@ import { Rtnl } from '../dataplane/rtnl'
 import { Kernel } from '../dataplane/kernel'
 import { ensureForwarding } from '../dataplane/sysctl'
 import { ensurePodNetwork, removePodNetwork, repairPodNetwork, type PodNetworkSpec } from '../dataplane/pod-network'
-import { desiredState, type LocalIdentity } from '../mesh/desired'
+import { desiredState, type LocalIdentity, type MtuPlan } from '../mesh/desired'
+import { mtuChanges } from '../mesh/mtu-change'
+import type { MtuStatus } from '../store/status-value'
 import { plan, describePlan } from '../mesh/plan'
 import { afterApply } from '../mesh/expected'
 import { formatEndpoint } from '../store/endpoint'
@@ -79,6 +81,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private conflicts: readonly Conflict[] = []
   private refusal: IdentityClaimedError | undefined
   private underlay: UnderlayFollower | undefined
+  /** The device and pod MTUs of the last pass that applied. */
+  private mtu: MtuPlan | undefined
 
   constructor (private readonly opts: DaemonOptions, private readonly log: Logger) {
     super()
@@ -334,6 +338,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         ready: this.readiness().ready,
         ...(this.lastDegraded !== undefined ? { lastDegraded: this.lastDegraded } : {}),
         observed: this.lastObserved,
+        ...(this.mtu !== undefined ? { mtu: this.mtuStatus(this.mtu) } : {}),
         nodes: this.nodes.values(),
         conflicts: this.conflicts
       },
@@ -374,6 +379,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       this.metrics.applyDuration.observe((Date.now() - t0) / 1000)
     }
     this.expected = afterApply(observed, p, d.state)
+    await this.followMtu(d.mtu)
     if (!this.applied && this.synced) {
       this.applied = true
       this.metrics.ready.set(1)
@@ -381,6 +387,41 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       this.emit('ready')
     }
     return { changes: describePlan(p) }
+  }
+
+  /**
+   * Says each MTU change once (a peer lowering a device, naming its endpoint family; a config mtu
+   * that a peer's path cannot carry), and makes new pods follow the pod MTU: conflist and bridge.
+   */
+  private async followMtu (m: MtuPlan): Promise<void> {
+    const devices = { wireguard: this.opts.wgInterface, vxlan: this.opts.vxlanInterface }
+    for (const c of mtuChanges(this.mtu, m)) {
+      const device = devices[c.transport]
+      if (c.kind === 'lowered-by-peer') {
+        this.log.warn({ device, peer: c.node, endpointFamily: `IPv${c.family}`, mtu: c.mtu, fits: c.fits, ...(c.from !== undefined ? { from: c.from } : {}) }, 'a peer lowers the tunnel MTU: its path needs a smaller one')
+      } else if (c.kind === 'changed') {
+        this.log.info({ device, mtu: c.mtu, from: c.from }, 'tunnel MTU changed')
+      } else {
+        this.log.warn({ device, mtu: c.mtu, fits: c.fits, ...(c.node !== undefined ? { peer: c.node, endpointFamily: `IPv${c.family ?? '?'}` } : {}) },
+          "the config's mtu does not fit a current peer's path: packets that size are dropped or fragmented on the way (podmeshctl init --mtu, or leave it unset)")
+      }
+    }
+    this.mtu = m
+    const pod = this.podNetwork
+    if (pod === undefined || this.rtnl === undefined || pod.mtu === m.pod) return
+    const next = { ...pod, mtu: m.pod }
+    // Kept only once written: a failed write fails the pass, and the retry writes again.
+    const changes = await repairPodNetwork(this.rtnl, next)
+    this.podNetwork = next
+    this.log.warn({ mtu: m.pod, from: pod.mtu, changes }, 'pod MTU changed: new pods get it; running pods keep theirs (docs/operations.md, "MTU")')
+  }
+
+  private mtuStatus (m: MtuPlan): MtuStatus {
+    const names = { wireguard: this.opts.wgInterface, vxlan: this.opts.vxlanInterface }
+    return {
+      pod: m.pod,
+      devices: [m.wireguard, m.vxlan].flatMap(d => d === undefined ? [] : [{ device: names[d.transport], ...d }])
+    }
   }
 
   private updatePeerMetrics (transports: ReadonlyMap<string, string>): void {

@@ -20,6 +20,25 @@ export interface PeerStatus {
   txBytes: number
 }
 
+/** One tunnel device's MTU as the node applied it, and the peer that holds it down. */
+export interface DeviceMtuStatus {
+  device: string
+  transport: 'wireguard' | 'vxlan'
+  mtu: number
+  /** The largest MTU every current peer's path carries. */
+  fits: number
+  /** The peer whose endpoint family (or known path) holds the device below the node's own-family MTU. */
+  limitedBy?: { node: string, family: 4 | 6 }
+  /** The config's mtu, when it sets the device's. */
+  override?: number
+}
+
+export interface MtuStatus {
+  /** The MTU new pods get (the conflist's). */
+  pod: number
+  devices: DeviceMtuStatus[]
+}
+
 export interface NodeStatus {
   v: 1
   node: string
@@ -48,6 +67,8 @@ export interface NodeStatus {
   configRevision?: string
   /** A later config revision seen in etcd and not applied (the node needs a restart to run it). */
   configPending?: string
+  /** The tunnel devices' MTUs and the pods' (absent in values from before it existed). */
+  mtu?: MtuStatus
 }
 
 /**
@@ -62,7 +83,7 @@ export const HANDSHAKE_STALE_SECONDS = 180
 export const MAX_STATUS_CONFLICTS = 16
 
 /** What the daemon knows when it writes: the status fields it decides, and its kernel and etcd view. */
-export type StatusInput = Pick<NodeStatus, 'node' | 'version' | 'generation' | 'revision' | 'degraded' | 'ready' | 'lastDegraded' | 'configRevision' | 'configPending'> & {
+export type StatusInput = Pick<NodeStatus, 'node' | 'version' | 'generation' | 'revision' | 'degraded' | 'ready' | 'lastDegraded' | 'configRevision' | 'configPending' | 'mtu'> & {
   observed: ObservedState | undefined
   nodes: Iterable<NodeRecord>
   conflicts?: readonly Conflict[]
@@ -108,7 +129,8 @@ export function buildStatus (input: StatusInput, now: Date): NodeStatus {
     ...(conflicts.length > 0 ? { conflicts: conflicts.slice(0, MAX_STATUS_CONFLICTS) } : {}),
     ...(conflicts.length > MAX_STATUS_CONFLICTS ? { conflictsOmitted: conflicts.length - MAX_STATUS_CONFLICTS } : {}),
     ...(input.configRevision !== undefined ? { configRevision: input.configRevision } : {}),
-    ...(input.configPending !== undefined ? { configPending: input.configPending } : {})
+    ...(input.configPending !== undefined ? { configPending: input.configPending } : {}),
+    ...(input.mtu !== undefined ? { mtu: input.mtu } : {})
   }
 }
 
@@ -160,6 +182,7 @@ export function parseStatus (key: string, text: string): NodeStatus {
   const revisionText = (x: unknown): boolean => typeof x === 'string' && /^\d{1,20}$/.test(x)
   if (v.configRevision !== undefined && !revisionText(v.configRevision)) bad('configRevision')
   if (v.configPending !== undefined && !revisionText(v.configPending)) bad('configPending')
+  const mtu = v.mtu === undefined ? undefined : parseMtu(v.mtu, bad)
   const ld = v.lastDegraded
   let lastDegraded: NodeStatus['lastDegraded']
   if (ld !== undefined) {
@@ -183,6 +206,29 @@ export function parseStatus (key: string, text: string): NodeStatus {
     ...(v.conflicts !== undefined ? { conflicts } : {}),
     ...(v.conflictsOmitted !== undefined ? { conflictsOmitted: v.conflictsOmitted as number } : {}),
     ...(v.configRevision !== undefined ? { configRevision: v.configRevision as string } : {}),
-    ...(v.configPending !== undefined ? { configPending: v.configPending as string } : {})
+    ...(v.configPending !== undefined ? { configPending: v.configPending as string } : {}),
+    ...(mtu !== undefined ? { mtu } : {})
   }
+}
+
+const mtuNum = (x: unknown): x is number => typeof x === 'number' && Number.isInteger(x) && x >= 68 && x <= 65535
+
+function parseMtu (m: unknown, bad: (field: string) => never): MtuStatus {
+  if (!isObj(m) || !mtuNum(m.pod) || !Array.isArray(m.devices)) return bad('mtu')
+  const devices = (m.devices as unknown[]).map((d, i): DeviceMtuStatus => {
+    const field = `mtu.devices[${i}]`
+    if (!isObj(d) || typeof d.device !== 'string' || (d.transport !== 'wireguard' && d.transport !== 'vxlan') || !mtuNum(d.mtu) || !mtuNum(d.fits)) return bad(field)
+    if (d.override !== undefined && !mtuNum(d.override)) return bad(field)
+    const l = d.limitedBy
+    if (l !== undefined && (!isObj(l) || typeof l.node !== 'string' || (l.family !== 4 && l.family !== 6))) return bad(field)
+    return {
+      device: d.device,
+      transport: d.transport,
+      mtu: d.mtu,
+      fits: d.fits,
+      ...(l !== undefined ? { limitedBy: { node: (l as { node: string }).node, family: (l as { family: 4 | 6 }).family } } : {}),
+      ...(d.override !== undefined ? { override: d.override as number } : {})
+    }
+  })
+  return { pod: m.pod, devices }
 }

@@ -3,7 +3,7 @@
 import t from 'tap'
 import { config, key, node, nodes } from '../fixtures/mesh'
 import { healthOf, topology, topologyDot } from '../../lib/ctl/mesh-view'
-import { statusRows } from '../../lib/ctl/status'
+import { mtuLine, statusRows } from '../../lib/ctl/status'
 import { nodeRows } from '../../lib/ctl/nodes'
 import type { ClusterRead } from '../../lib/ctl/cluster-read'
 import type { NodeStatus, PeerStatus } from '../../lib/store/status-value'
@@ -51,6 +51,17 @@ t.test('status rows against the desired state', async t => {
   const degraded = statusRows(read([status(1, { degraded: true })]), NOW, 'node-1')[0]!
   t.equal(degraded.health, 'degraded')
   t.equal(degraded.converged, false, 'a degraded node is flagged even with its peers ok')
+})
+
+t.test('the device MTU and the peer that limits it reach the row, and a line when it matters', async t => {
+  const limited = { pod: 1420, devices: [{ device: 'pm0', transport: 'wireguard' as const, mtu: 1420, fits: 1420, limitedBy: { node: 'node-3', family: 6 as const } }] }
+  const row = statusRows(read([status(1, { mtu: limited })]), NOW, 'node-1')[0]!
+  t.strictSame(row.mtu, limited)
+  t.equal(mtuLine(row.mtu), "tunnel pm0 mtu 1420 (node-3's IPv6 endpoint needs it); pods 1420")
+  t.equal(mtuLine({ pod: 1440, devices: [{ device: 'pm0', transport: 'wireguard', mtu: 1440, fits: 1440 }] }), undefined, 'nothing limits it: no line')
+  t.equal(mtuLine({ pod: 1440, devices: [{ device: 'pm0', transport: 'wireguard', mtu: 1440, fits: 1420, override: 1440, limitedBy: { node: 'node-3', family: 6 } }] }),
+    "!! tunnel pm0 mtu 1440 (config) does not fit the current peers' paths: at most 1420 (node-3's IPv6 endpoint needs it); pods 1440")
+  t.equal(mtuLine(undefined), undefined)
 })
 
 t.test('which config each node runs: an older one is flagged and not converged', async t => {

@@ -99,3 +99,25 @@ t.test('the config revision a node runs, and one it has not applied, round-trip'
   t.throws(() => parseStatus('k', JSON.stringify({ ...s, configRevision: 5 })), { message: /field "configRevision" missing or malformed/ })
   t.throws(() => parseStatus('k', JSON.stringify({ ...s, configPending: 'soon' })), { message: /field "configPending" missing or malformed/ })
 })
+
+t.test('the device MTUs and the peer that limits one round-trip; malformed ones are rejected', async t => {
+  const mtu = {
+    pod: 1420,
+    devices: [
+      { device: 'pm0', transport: 'wireguard' as const, mtu: 1420, fits: 1420, limitedBy: { node: 'node-3', family: 6 as const } },
+      { device: 'pm0x', transport: 'vxlan' as const, mtu: 1400, fits: 1450, override: 1400 }
+    ]
+  }
+  const s = buildStatus({ node: 'node-1', version: '0.1.0', generation: 3, revision: '42', degraded: false, ready: true, mtu, observed, nodes }, new Date(0))
+  t.strictSame(s.mtu, mtu)
+  t.strictSame(parseStatus('k', JSON.stringify(s)), s)
+  t.notOk('mtu' in buildStatus({ node: 'node-1', version: '0.1.0', generation: 3, revision: '42', degraded: false, ready: true, observed, nodes }, new Date(0)))
+  const bads = [
+    { mtu: 1420 },
+    { mtu: { pod: 1420 } },
+    { mtu: { pod: 1420.5, devices: [] } },
+    { mtu: { pod: 1420, devices: [{ ...mtu.devices[0], limitedBy: { node: 'x', family: 5 } }] } },
+    { mtu: { pod: 1420, devices: [{ ...mtu.devices[0], transport: 'gre' }] } }
+  ]
+  for (const bad of bads) t.throws(() => parseStatus('k', JSON.stringify({ ...s, ...bad })), { message: /field "mtu/ }, JSON.stringify(bad))
+})
