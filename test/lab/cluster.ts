@@ -1,5 +1,5 @@
 // The netns lab: a hub namespace is the underlay (a bridge with 192.0.2.1/24 and 2001:db8::1/64,
-// etcd listening on it), each node is a namespace with a veth on that bridge running the compiled
+// or only one of them, at the kernel's or a given MTU; etcd listening on it), each node is a namespace with a veth on that bridge running the compiled
 // podmeshd, and each pod is a namespace attached through the CNI conflist that podmeshd wrote,
 // by the lab's CNI runtime. Everything is named per run and removed by destroy(), which also
 // kills every process the lab started (by PID) and every wireguard-go of its interfaces.
@@ -59,6 +59,15 @@ export interface LabOptions {
    * as from /etc/default/podmeshd). lab.ctl/etcdctl run as root.
    */
   etcdAuth?: boolean
+  /**
+   * The underlay's families: 'dual' (default: both addresses on every interface, etcd and the
+   * endpoints on IPv4), 'ipv4' or 'ipv6' only (interfaces, etcd and endpoints of that family).
+   */
+  underlay?: 'dual' | 'ipv4' | 'ipv6'
+  /** With a dual underlay: the family of the endpoint each node (by 0-based index) publishes (default 4). */
+  endpointFamilies?: Array<4 | 6>
+  /** MTU of the underlay: the hub bridge and both ends of every node's veth (default: the kernel's 1500). */
+  underlayMtu?: number
 }
 
 /** One etcd user and its password. */
@@ -79,8 +88,16 @@ export class LabNode {
   get conflist (): string { return join(this.dir, 'cni', '10-podmesh.conflist') }
   get logFile (): string { return join(this.dir, 'podmeshd.log') }
   get followsUnderlay (): boolean { return this.lab.opts.followUnderlay?.includes(this.index) === true }
+  /** The family of the endpoint this node publishes. */
+  get endpointFamily (): 4 | 6 {
+    const u = this.lab.opts.underlay ?? 'dual'
+    return u === 'ipv6' ? 6 : u === 'ipv4' ? 4 : this.lab.opts.endpointFamilies?.[this.index - 1] ?? 4
+  }
+  /** The address this node publishes as its endpoint. */
+  get publicIp (): string { return this.endpointFamily === 6 ? this.underlayIp6 : this.underlayIp }
+  private get metricsHost (): string { return this.followsUnderlay ? '127.0.0.1' : this.endpointFamily === 6 ? `[${this.underlayIp6}]` : this.underlayIp }
   /** Reached from inside the node's namespace; loopback where the underlay address may move. */
-  get metricsUrl (): string { return `http://${this.followsUnderlay ? '127.0.0.1' : this.underlayIp}:9475` }
+  get metricsUrl (): string { return `http://${this.metricsHost}:9475` }
 
   /** The node's etcd user when the lab runs etcd with auth (set by Lab.addNode). */
   credential: EtcdCredential | undefined
@@ -89,14 +106,14 @@ export class LabNode {
     return [
       '--etcd-endpoints', this.lab.etcdUrl,
       '--node-name', this.name,
-      ...(this.followsUnderlay ? ['--public-interface', 'eth0'] : ['--public-address', this.underlayIp]),
+      ...(this.followsUnderlay ? ['--public-interface', 'eth0'] : ['--public-address', this.publicIp]),
       '--wg-interface', this.wgIf,
       '--vxlan-interface', `${this.wgIf}x`,
       '--wg-mode', 'userspace',
       '--state-dir', join(this.dir, 'state'),
       '--cni-conf-dir', join(this.dir, 'cni'),
       '--cni-data-dir', join(this.dir, 'ipam'),
-      '--metrics-address', `${this.followsUnderlay ? '0.0.0.0' : this.underlayIp}:9475`,
+      '--metrics-address', `${this.followsUnderlay ? '0.0.0.0' : this.metricsHost}:9475`,
       '--resync-interval', this.lab.opts.resyncInterval ?? '2s',
       '--lease-ttl', '60s',
       ...(this.location !== undefined ? ['--location', this.location] : []),
@@ -208,11 +225,17 @@ export class Lab {
 
   /** Every client URL of the lab's etcd. */
   get etcdEndpoints (): string[] {
-    return this.etcdMembers.length === 0 ? [`http://192.0.2.1:${this.etcdPort}`] : this.etcdMembers.map(m => `http://${m.ip}:2379`)
+    return this.etcdMembers.length === 0
+      ? [`http://${this.opts.underlay === 'ipv6' ? '[2001:db8::1]' : '192.0.2.1'}:${this.etcdPort}`]
+      : this.etcdMembers.map(m => `http://${m.ip}:2379`)
   }
 
   /** What --etcd-endpoints takes: the one URL, or every member's comma-separated. */
   get etcdUrl (): string { return this.etcdEndpoints.join(',') }
+  private get hasIpv4 (): boolean { return this.opts.underlay !== 'ipv6' }
+  private get hasIpv6 (): boolean { return this.opts.underlay !== 'ipv4' }
+  /** `ip link … mtu N` arguments for the underlay's links, when the lab sets one. */
+  private get mtuArgs (): string[] { return this.opts.underlayMtu !== undefined ? ['mtu', String(this.opts.underlayMtu)] : [] }
 
   track (p: ChildProcess): void { this.procs.push(p) }
 
@@ -257,9 +280,9 @@ export class Lab {
     await sh('ip', ['netns', 'add', this.hub])
     this.namespaces.push(this.hub)
     await nsExec(this.hub, ['ip', 'link', 'set', 'lo', 'up'])
-    await nsExec(this.hub, ['ip', 'link', 'add', 'br0', 'type', 'bridge'])
-    await nsExec(this.hub, ['ip', 'addr', 'add', '192.0.2.1/24', 'dev', 'br0'])
-    await nsExec(this.hub, ['ip', 'addr', 'add', '2001:db8::1/64', 'dev', 'br0', 'nodad'])
+    await nsExec(this.hub, ['ip', 'link', 'add', 'br0', ...this.mtuArgs, 'type', 'bridge'])
+    if (this.hasIpv4) await nsExec(this.hub, ['ip', 'addr', 'add', '192.0.2.1/24', 'dev', 'br0'])
+    if (this.hasIpv6) await nsExec(this.hub, ['ip', 'addr', 'add', '2001:db8::1/64', 'dev', 'br0', 'nodad'])
     await nsExec(this.hub, ['ip', 'link', 'set', 'br0', 'up'])
     if ((this.opts.etcdMembers ?? 1) > 1) await this.startEtcdCluster(this.opts.etcdMembers as number)
     else await this.startEtcd()
@@ -277,12 +300,12 @@ export class Lab {
   }
 
   private get etcdDataDir (): string { return join(this.dir, 'etcd') }
-  private get etcdPeerUrl (): string { return `http://127.0.0.1:${this.etcdPort + 1}` }
+  private get etcdPeerUrl (): string { return `http://${this.hasIpv4 ? '127.0.0.1' : '[::1]'}:${this.etcdPort + 1}` }
 
   async startEtcd (): Promise<void> {
     if (this.etcdPort === 0) this.etcdPort = 20000 + Math.floor(Math.random() * 20000)
     const dataDir = this.etcdDataDir
-    const url = `http://192.0.2.1:${this.etcdPort}`
+    const url = this.etcdUrl
     const peer = this.etcdPeerUrl
     const fd = openSync(join(this.dir, 'etcd.log'), 'a')
     this.etcd = spawn('ip', ['netns', 'exec', this.hub, 'etcd', '--name', this.id, '--data-dir', dataDir,
@@ -483,10 +506,10 @@ export class Lab {
     await sh('ip', ['netns', 'add', ns])
     this.namespaces.push(ns)
     await nsExec(ns, ['ip', 'link', 'set', 'lo', 'up'])
-    await nsExec(this.hub, ['ip', 'link', 'add', `v${i}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns])
+    await nsExec(this.hub, ['ip', 'link', 'add', `v${i}`, ...this.mtuArgs, 'type', 'veth', 'peer', 'name', 'eth0', ...this.mtuArgs, 'netns', ns])
     await nsExec(this.hub, ['ip', 'link', 'set', `v${i}`, 'master', 'br0', 'up'])
-    await nsExec(ns, ['ip', 'addr', 'add', `${node.underlayIp}/24`, 'dev', 'eth0'])
-    await nsExec(ns, ['ip', 'addr', 'add', `${node.underlayIp6}/64`, 'dev', 'eth0', 'nodad'])
+    if (this.hasIpv4) await nsExec(ns, ['ip', 'addr', 'add', `${node.underlayIp}/24`, 'dev', 'eth0'])
+    if (this.hasIpv6) await nsExec(ns, ['ip', 'addr', 'add', `${node.underlayIp6}/64`, 'dev', 'eth0', 'nodad'])
     await nsExec(ns, ['ip', 'link', 'set', 'eth0', 'up'])
     if (this.etcdRoot !== undefined) node.credential = await this.nodeCredentials(node.name)
     this.nodes.push(node)
