@@ -74,3 +74,27 @@ t.test('ensureBridge refuses a name held by a link that is not a bridge', async 
   t.match(JSON.stringify(step), name, 'the error names the link')
   t.strictSame((await addrs(ns, name)).global, [], 'nothing was added to the veth')
 })
+
+t.test('the bridge follows the pod MTU down and up, but never above its smallest port (a pod made under a lower MTU)', async t => {
+  const tag = runTag()
+  const ns = await addNetns(t, tag, 'ports')
+  const br = `pmbp${tag}`.slice(0, 15)
+  const port = `pmp${tag}`.slice(0, 15)
+  const spec = (mtu: number): BridgeSpec => ({ name: br, addresses: ['10.33.1.1/24'], mtu })
+  await ensure(ns, [spec(1440)])
+  t.equal((await addrs(ns, br)).mtu, 1440)
+  // A pod's host-side veth at 1420, as the bridge plugin attaches it while the pod MTU is 1420.
+  await run('ip', ['-n', ns, 'link', 'add', port, 'mtu', '1420', 'type', 'veth', 'peer', 'name', `${port.slice(0, 13)}p`, 'mtu', '1420'])
+  await run('ip', ['-n', ns, 'link', 'set', port, 'master', br, 'up'])
+  // (The kernel may already have lowered the bridge to its new port's MTU by itself.)
+  await ensure(ns, [spec(1420)])
+  t.equal((await addrs(ns, br)).mtu, 1420)
+  // The pod MTU goes back up while that pod still runs: the bridge stays at the pod's 1420.
+  const [up] = await ensure(ns, [spec(1440)])
+  t.strictSame(up, { change: unchanged })
+  t.equal((await addrs(ns, br)).mtu, 1420)
+  // The pod goes: the bridge takes the pod MTU.
+  await run('ip', ['-n', ns, 'link', 'del', port])
+  await ensure(ns, [spec(1440)])
+  t.equal((await addrs(ns, br)).mtu, 1440)
+})

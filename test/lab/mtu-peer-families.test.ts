@@ -93,5 +93,14 @@ t.test('IPv4 and IPv6 endpoints in one WireGuard cluster', async t => {
     t.equal(await linkMtu(n2.ns, n2.wgIf), v4, 'node-2 too')
     await waitFor("node-1's conflist follows", 10_000, async () => conflistMtu(n1) === v4)
     t.match(logLines(n1, 'tunnel MTU changed')[0], { device: n1.wgIf, mtu: v4, from: v6 })
+    // The pod made while the MTU was lower keeps its 1420, and node-1's pod bridge stays at it: a
+    // larger DF packet toward that pod is answered with ICMP by node-1, not dropped by the bridge.
+    const small = n1.pods[1]!
+    t.equal(await linkMtu(n1.ns, 'podmesh-br0'), v6, "node-1's pod bridge stays at the small pod's MTU")
+    for (const ip of small.ips) {
+      const r = await dfPing(n2.pods[0]!.ns, ip, v4, 1)
+      t.match(r.out, new RegExp(`(Frag needed and DF set \\(mtu = ${v6}\\)|Packet too big: mtu=${v6})`), `${ip}: a ${v4}-byte DF packet toward the ${v6} pod is answered with ICMP`)
+      t.ok((await dfPing(n2.pods[0]!.ns, ip, v6)).ok, `${ip}: ${v6} bytes pass`)
+    }
   })
 })

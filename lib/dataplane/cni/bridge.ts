@@ -6,12 +6,17 @@ import { containsIp, formatIp, parseCidr, parseIp, type Family } from '../../ipa
 import type { Address, Link, Rtnl } from '../rtnl'
 
 /** The rtnl calls this module needs (the Rtnl adapter satisfies it). */
-export type BridgeRtnl = Pick<Rtnl, 'link' | 'createBridge' | 'setLink' | 'addresses' | 'addAddress' | 'delAddress'>
+export type BridgeRtnl = Pick<Rtnl, 'link' | 'links' | 'createBridge' | 'setLink' | 'addresses' | 'addAddress' | 'delAddress'>
 
 export interface BridgeSpec {
   name: string
   /** Gateway addresses in "ip/len" form (see mesh/cni-config.ts gatewayAddresses). */
   addresses: string[]
+  /**
+   * The pods' MTU. The bridge gets it, but never more than its smallest port: a pod made while the
+   * MTU was lower keeps its interface, and a bridge larger than that pod's veth drops bigger
+   * packets toward it without a word, where the bridge's own MTU makes the node answer with ICMP.
+   */
   mtu: number
 }
 
@@ -88,9 +93,11 @@ export async function ensureBridge (rtnl: BridgeRtnl, spec: BridgeSpec): Promise
   const { link, created } = await createIfMissing(rtnl, spec)
   const change: BridgeChange = { created, addedAddresses: [], removedAddresses: [], broughtUp: false }
 
-  if (link.mtu !== spec.mtu) {
-    await kernel(spec.name, () => rtnl.setLink(link.index, spec.name, { mtu: spec.mtu }))
-    if (!created) change.mtu = { from: link.mtu, to: spec.mtu }
+  const ports = created ? [] : (await kernel(spec.name, () => rtnl.links())).filter(l => l.master === link.index)
+  const mtu = Math.min(spec.mtu, ...ports.map(p => p.mtu))
+  if (link.mtu !== mtu) {
+    await kernel(spec.name, () => rtnl.setLink(link.index, spec.name, { mtu }))
+    if (!created) change.mtu = { from: link.mtu, to: mtu }
   }
 
   const have = (await kernel(spec.name, () => rtnl.addresses(link.index))).filter(a => !isLinkLocal(a.family, a.ip))
