@@ -83,12 +83,14 @@ async function checkRpFilter (): Promise<Check> {
  * records as peers (their endpoints' families), by the daemon's own function. A configured mtu
  * that a peer's path cannot carry is a warning; a tunnel MTU below the family minimum fails.
  */
-async function checkUnderlay (config: NetworkConfig | undefined, want: { address?: string, interface?: string }, peers: readonly PeerPath[]): Promise<Check> {
+async function checkUnderlay (config: NetworkConfig | undefined, want: { address?: string, interface?: string }, recorded: readonly RecordedPeer[]): Promise<Check> {
   let rtnl: Rtnl | undefined
   try {
     rtnl = Rtnl.open()
     const u = await findUnderlay(rtnl, want)
     const family = parseIp(u.ip).family
+    // This node's own record is no peer.
+    const peers: PeerPath[] = recorded.filter(p => p.ip !== u.ip).map(({ node, family }) => ({ node, family }))
     const transport = config === undefined ? 'wireguard' : primaryTransport(config)
     const d = deviceMtu({ transport, underlayFamily: family, underlayMtu: u.mtu, peers, ...(config?.mtu !== undefined ? { override: config.mtu } : {}) })
     // IPv6 needs 1280 on every link, pods included.
@@ -104,12 +106,13 @@ async function checkUnderlay (config: NetworkConfig | undefined, want: { address
   }
 }
 
-/** The peers' paths as the records state them (every record but one at this node's own address). */
-async function recordedPeers (client: StoreClient, prefix: string, want: { address?: string }): Promise<PeerPath[]> {
+interface RecordedPeer extends PeerPath { ip: string }
+
+/** Every node's endpoint address and family as the records state them; none when they cannot be read. */
+async function recordedPeers (client: StoreClient, prefix: string): Promise<RecordedPeer[]> {
   try {
     const c = await readCluster(client, prefix)
-    return c.nodes.map(n => ({ node: n.name, ip: parseEndpoint(n.endpoint).ip, family: parseEndpoint(n.endpoint).family }))
-      .filter(p => p.ip !== want.address).map(({ node, family }) => ({ node, family }))
+    return c.nodes.map(n => { const e = parseEndpoint(n.endpoint); return { node: n.name, ip: e.ip, family: e.family } })
   } catch {
     return []
   }
@@ -169,7 +172,7 @@ export async function doctorChecks (client: StoreClient, prefix: string, etcd: E
   if (config === undefined || config.backend.type === 'wireguard') checks.push(await checkWireguard())
   checks.push(...await checkForwarding(config))
   checks.push(await checkRpFilter())
-  checks.push(await checkUnderlay(config, want, config === undefined ? [] : await recordedPeers(client, prefix, want)))
+  checks.push(await checkUnderlay(config, want, config === undefined ? [] : await recordedPeers(client, prefix)))
   checks.push(await checkCni())
   checks.push(await checkClock(etcd))
   return checks

@@ -185,6 +185,11 @@ export class LabNode {
     await cniDel({ conflistPath: this.conflist, containerId: pod.ns, netns: pod.ns, hostNetns: this.ns, ifName: 'eth0', cacheDir: join(this.dir, 'cni-cache') })
   }
 
+  /** Runs podmeshctl (compiled) inside this node's namespace, as an operator on the node would. */
+  async ctl (...args: string[]): Promise<string> {
+    return await nsExec(this.ns, [process.execPath, CTL, '--etcd-endpoints', this.lab.etcdUrl, ...args])
+  }
+
   async routes (): Promise<string> { return await nsExec(this.ns, ['ip', '-d', 'route', 'show', 'table', 'main']) }
   async wg (...args: string[]): Promise<string> { return await nsExec(this.ns, ['wg', 'show', this.wgIf, ...args], { allowFail: true }) }
   /** The node's own address in its pod subnets (the tunnel address), per family. */

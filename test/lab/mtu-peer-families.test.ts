@@ -64,6 +64,9 @@ t.test('IPv4 and IPv6 endpoints in one WireGuard cluster', async t => {
     t.match(rows.find(r => r.node === 'node-1')?.mtu, { pod: v6, devices: [{ mtu: v6, limitedBy: { node: 'node-3', family: 6 } }] })
     t.match(rows.find(r => r.node === 'node-3')?.mtu, { pod: v4, devices: [{ mtu: v4 }] })
     t.notOk(rows.find(r => r.node === 'node-3')?.mtu?.devices[0]?.limitedBy, 'node-3 names no peer')
+    // doctor on node-1 runs the same function over the records.
+    const doctor = JSON.parse(await n1.ctl('doctor', '--public-address', n1.publicIp, '-o', 'json')) as Array<{ check: string, result: string, detail: string }>
+    t.match(doctor.find(c => c.check === 'underlay mtu'), { result: 'OK', detail: `mtu ${v6} (node-3's IPv6 endpoint needs it)` })
   })
 
   t.test('new pods follow through the conflist; a running pod keeps its MTU and learns the path from ICMP', async t => {
