@@ -77,16 +77,21 @@ for (const mode of modes) {
         return await iperfMbps(lab, server.ns, server.ips[0]!, client.ns, 3)
       }
       await waitFor('IPv4-underlay pods reach each other', 15_000, async () => (await v4.podMatrix()).length === 0)
-      // Interleaved rounds, best of each side: the machine is shared (two cores, other test files
-      // and agents), and one 3 s run can catch a busy moment. Two rounds, up to four while the
-      // bound does not hold yet; every round measures both sides, so the IPv4 best grows as well.
-      const m4: number[] = []; const m6: number[] = []
-      const best = (m: number[]): number => Math.max(...m)
-      for (let round = 0; round < 4 && (round < 2 || best(m6) < 0.9 * best(m4)); round++) { m4.push(await run(v4)); m6.push(await run(v6)) }
-      const b4 = best(m4); const b6 = best(m6)
-      t.comment(`${mode.name} iperf3 pod→pod, Mbit/s: IPv4 underlay ${m4.map(x => x.toFixed(0)).join(', ')}; IPv6 underlay ${m6.map(x => x.toFixed(0)).join(', ')}; ratio ${(b6 / b4).toFixed(2)}`)
-      t.ok(b6 > 0, 'TCP moves over the IPv6 underlay')
-      t.ok(b6 >= 0.9 * b4, `IPv6 ${b6.toFixed(0)} ≥ 0.9 × IPv4 ${b4.toFixed(0)} Mbit/s`)
+      // Rounds of one IPv4 and one IPv6 transfer back to back (order alternating), compared by the
+      // median of the rounds' ratios: the machine is shared (two cores, other test files and
+      // agents), and its load moves a 3 s run of userspace WireGuard by 2× within seconds (seen:
+      // 208 then 406 Mbit/s), so only transfers close in time are compared. Three rounds, up to
+      // seven while the median is below the bound.
+      const rounds: Array<{ v4: number, v6: number }> = []
+      const median = (): number => { const r = rounds.map(x => x.v6 / x.v4).sort((a, b) => a - b); return r[Math.floor(r.length / 2)] ?? 0 }
+      while (rounds.length < 3 || (median() < 0.9 && rounds.length < 7)) {
+        if (rounds.length % 2 === 0) { const a = await run(v4); rounds.push({ v4: a, v6: await run(v6) }) } else { const b = await run(v6); rounds.push({ v6: b, v4: await run(v4) }) }
+      }
+      const ratio = median()
+      const least6 = Math.min(...rounds.map(x => x.v6))
+      t.comment(`${mode.name} iperf3 pod→pod, Mbit/s (IPv4 / IPv6 underlay per round): ${rounds.map(x => `${x.v4.toFixed(0)}/${x.v6.toFixed(0)}`).join(', ')}; median ratio ${ratio.toFixed(2)}`)
+      t.ok(least6 > 1, `every transfer over the IPv6 underlay moved data (least ${least6.toFixed(0)} Mbit/s; a blackhole moves 0)`)
+      t.ok(ratio >= 0.9, `IPv6 ≥ 0.9 × IPv4 (median ratio ${ratio.toFixed(2)})`)
     })
   })
 }
