@@ -29,7 +29,9 @@ export class CommandError extends Error {
     readonly signal: string | null,
     readonly stderr: string,
     readonly timedOut: boolean,
-    cause?: unknown
+    cause?: unknown,
+    /** What the child printed before it failed (some commands report on stdout: ping). */
+    readonly stdout = ''
   ) {
     const why = timedOut
       ? 'timed out'
@@ -105,7 +107,7 @@ async function runWith (cmd: string, args: readonly string[], stdio: StdioOption
       const stdout = Buffer.concat(out).toString()
       const stderr = Buffer.concat(err).toString()
       if (code === 0 && !timedOut) resolve({ stdout, stderr })
-      else reject(new CommandError(text, code, signal, stderr, timedOut))
+      else reject(new CommandError(text, code, signal, stderr, timedOut, undefined, stdout))
     })
     if (child.stdin !== null) {
       // A child that exits without reading its stdin must not crash us with EPIPE.
