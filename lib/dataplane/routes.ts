@@ -22,7 +22,7 @@ export class RouteError extends Error {
 export const isRouteError = (e: unknown): e is RouteError => e instanceof RouteError
 
 const routeText = (r: Route): string =>
-  `${r.dst}${r.via !== undefined ? ` via ${r.via} onlink` : ''} dev ${r.dev}${r.src !== undefined ? ` src ${r.src}` : ''}`
+  `${r.dst}${r.via !== undefined ? ` via ${r.via} onlink` : ''} dev ${r.dev}${r.src !== undefined ? ` src ${r.src}` : ''}${r.mtu !== undefined ? ` mtu ${r.mtu}` : ''}`
 
 /** Same destination in the kernel's eyes: the key a replace or an EEXIST is about. */
 const slotKey = (r: { family: number, dst: string }): string => `${r.family}|${r.dst}`
@@ -38,7 +38,8 @@ export async function observeRoutes (rtnl: Rtnl, ifnameByIndex: ReadonlyMap<numb
     dst: k.dst,
     dev: k.oif === undefined ? '' : ifnameByIndex.get(k.oif) ?? '',
     ...(k.src !== undefined ? { src: k.src } : {}),
-    ...(k.via !== undefined ? { via: k.via } : {})
+    ...(k.via !== undefined ? { via: k.via } : {}),
+    ...(k.mtu !== undefined ? { mtu: k.mtu } : {})
   }))
 }
 
@@ -49,6 +50,7 @@ function toKernel (r: Route, oif: number | undefined): KernelRoute {
     ...(oif !== undefined ? { oif } : {}),
     ...(r.src !== undefined ? { src: r.src } : {}),
     ...(r.via !== undefined ? { via: r.via } : {}),
+    ...(r.mtu !== undefined ? { mtu: r.mtu } : {}),
     onlink: r.via !== undefined,
     protocol: ROUTE_PROTOCOL,
     table: MAIN_TABLE
@@ -68,10 +70,14 @@ export async function applyRoutes (rtnl: Rtnl, add: readonly Route[], del: reado
   if (missing !== undefined) {
     throw new RouteError('unknown-device', missing, `route ${routeText(missing)}: device ${missing.dev === '' ? '(none)' : missing.dev} does not exist`)
   }
-  if (del.length > 0) {
+  // A route whose destination is added again (another MTU, next hop or source) is replaced in
+  // place below, never deleted first: traffic to that destination has a route throughout.
+  const readded = new Set(add.map(slotKey))
+  const gone = del.filter(r => !readded.has(slotKey(r)))
+  if (gone.length > 0) {
     // A route whose device is gone went with it; without a device the delete still matches
     // by destination and protocol, so it can only hit one of ours.
-    await rtnl.delRoutes(del.map(r => toKernel(r, indexByName.get(r.dev))))
+    await rtnl.delRoutes(gone.map(r => toKernel(r, indexByName.get(r.dev))))
   }
   if (add.length === 0) return
   const ours = new Set((await rtnl.routes(ROUTE_PROTOCOL)).map(slotKey))

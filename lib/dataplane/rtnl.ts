@@ -42,7 +42,14 @@ export interface KernelRoute {
   onlink: boolean
   protocol: number
   table: number
+  /** The route's MTU metric (`ip route … mtu N`): packets toward it are sized for a narrower path. */
+  mtu?: number
 }
+
+/** A route metric as the kernel carries it: a native-endian u32. */
+const u32 = (n: number): Buffer => { const b = Buffer.alloc(4); b.writeUInt32LE(n); return b }
+const routeMtu = (metrics: { mtu?: Buffer } | undefined): number | undefined =>
+  metrics?.mtu !== undefined && metrics.mtu.length >= 4 ? metrics.mtu.readUInt32LE(0) : undefined
 
 export interface Neighbor { index: number, family: Family, ip: string, mac: string, permanent: boolean }
 export interface FdbEntry { index: number, mac: string, dst: string }
@@ -280,7 +287,8 @@ export class Rtnl {
         ...(m.attrs.gateway !== undefined ? { via: ipText(m.attrs.gateway) } : {}),
         onlink: (rawFlags & RTNH_F_ONLINK) !== 0,
         protocol: proto,
-        table
+        table,
+        ...(routeMtu(m.attrs.metrics) !== undefined ? { mtu: routeMtu(m.attrs.metrics) } : {})
       })
     }
     return out
@@ -323,7 +331,8 @@ export class Rtnl {
       dst: ipBuffer(r.dst.split('/')[0] as string),
       ...(r.oif !== undefined ? { oif: r.oif } : {}),
       ...(r.src !== undefined ? { prefsrc: ipBuffer(r.src) } : {}),
-      ...(r.via !== undefined ? { gateway: ipBuffer(r.via) } : {})
+      ...(r.via !== undefined ? { gateway: ipBuffer(r.via) } : {}),
+      ...(r.mtu !== undefined ? { metrics: { mtu: u32(r.mtu) } } : {})
     }
   }
 

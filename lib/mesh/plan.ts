@@ -8,7 +8,7 @@ import type {
 } from './types'
 import { canonicalEndpoint, isEndpointError } from '../store/endpoint'
 
-export const routeKey = (r: Route): string => `${r.family}|${r.dst}|${r.dev}|${r.via ?? ''}|${r.src ?? ''}`
+export const routeKey = (r: Route): string => `${r.family}|${r.dst}|${r.dev}|${r.via ?? ''}|${r.src ?? ''}|${r.mtu ?? ''}`
 
 function diffBy<T> (want: readonly T[], have: readonly T[], key: (x: T) => string): { add: T[], del: T[] } {
   const w = new Map(want.map(x => [key(x), x]))
@@ -165,7 +165,7 @@ export function describePlan (p: Plan): string[] {
     for (const n of v.addNeighbors) out.push(`neighbour ${n.ip} lladdr ${n.mac}: add`)
     for (const n of v.delNeighbors) out.push(`neighbour ${n.ip} lladdr ${n.mac}: remove`)
   }
-  const fmt = (r: Route): string => `${r.dst} dev ${r.dev}${r.via !== undefined ? ` via ${r.via} onlink` : ''}${r.src !== undefined ? ` src ${r.src}` : ''}`
+  const fmt = (r: Route): string => `${r.dst} dev ${r.dev}${r.via !== undefined ? ` via ${r.via} onlink` : ''}${r.src !== undefined ? ` src ${r.src}` : ''}${r.mtu !== undefined ? ` mtu ${r.mtu}` : ''}`
   for (const r of p.delRoutes) out.push(`route ${fmt(r)}: remove`)
   for (const r of p.addRoutes) out.push(`route ${fmt(r)}: add`)
   return out

@@ -15,6 +15,8 @@ export interface Route {
   src?: string
   /** Next hop reached `onlink` (VXLAN: the remote node's tunnel address). */
   via?: string
+  /** A smaller MTU than the device's, for the peer behind a narrower path (path-MTU discovery). */
+  mtu?: number
 }
 
 export interface Peer {

@@ -80,6 +80,22 @@ t.test('routes: podmesh touches only its own', async t => {
     t.strictSame(await observe(), [r1, r2, r3].sort(byDst), 'delete-then-add also converges')
   })
 
+  t.test('a route MTU (for a peer behind a narrower path) is set, read back and changed in place', async t => {
+    const narrow: Route = { ...r2, mtu: 1340 }
+    await apply([narrow], [r2])
+    t.strictSame(await observe(), [r1, narrow, r3].sort(byDst), 'observed with its MTU')
+    t.match(await ns.ip(['route', 'show', '10.88.2.0/24']), /mtu 1340/, 'the kernel holds the MTU metric')
+    const narrower: Route = { ...r2, mtu: 1300 }
+    // A delete of the old route and an add of the new one: the add replaces it, so at no
+    // moment is there no route to the peer (a delete first would open a gap).
+    await apply([narrower], [narrow])
+    t.match(await ns.ip(['route', 'show', '10.88.2.0/24']), /mtu 1300/)
+    t.equal((await ours()).filter(r => r.dst === '10.88.2.0/24').length, 1, 'one route, replaced')
+    await apply([r2], [narrower])
+    t.strictSame(await observe(), [r1, r2, r3].sort(byDst), 'the MTU is removed when the path is wide again')
+    t.notMatch(await ns.ip(['route', 'show', '10.88.2.0/24']), /mtu/)
+  })
+
   t.test('an unknown device is refused before anything changes', async t => {
     const e = await agent.request('applyRoutes', { add: [r1, { family: 4, dst: '10.88.7.0/24', dev: 'nosuchdev0' }], del: [r2] }).catch(e => e)
     t.ok(isAgentError(e) && e.remote.problem === 'unknown-device', (e as Error).message)
