@@ -51,6 +51,8 @@ const u32 = (n: number): Buffer => { const b = Buffer.alloc(4); b.writeUInt32LE(
 const routeMtu = (metrics: { mtu?: Buffer } | undefined): number | undefined =>
   metrics?.mtu !== undefined && metrics.mtu.length >= 4 ? metrics.mtu.readUInt32LE(0) : undefined
 
+export interface RouteLookup { oif?: number, gateway?: string, mtu?: number }
+
 export interface Neighbor { index: number, family: Family, ip: string, mac: string, permanent: boolean }
 export interface FdbEntry { index: number, mac: string, dst: string }
 
@@ -292,6 +294,25 @@ export class Rtnl {
       })
     }
     return out
+  }
+
+  /**
+   * How the kernel routes to `ip` now (`ip route get`): the outgoing link, the next hop when the
+   * peer is not on-link, and the path MTU the kernel learned for it from a router's "too big"
+   * (absent until one came). One request, no dump.
+   */
+  async routeTo (ip: string): Promise<RouteLookup> {
+    const family: Family = ip.includes(':') ? 6 : 4
+    const msgs = await this.call('look up route', ip, () =>
+      this.sock.getRoute({ family: afOf(family), dstLen: family === 6 ? 128 : 32 }, { dst: ipBuffer(ip) }))
+    const m = msgs[0]
+    if (m === undefined) throw new RtnlError('look up route', ip, new Error('no answer'))
+    const mtu = routeMtu(m.attrs.metrics)
+    return {
+      ...(m.attrs.oif !== undefined ? { oif: m.attrs.oif } : {}),
+      ...(m.attrs.gateway !== undefined ? { gateway: ipText(m.attrs.gateway) } : {}),
+      ...(mtu !== undefined ? { mtu } : {})
+    }
   }
 
   /** Adds routes; `replace: false` fails (EEXIST) where a route to the same destination exists. */

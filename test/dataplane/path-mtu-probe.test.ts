@@ -6,12 +6,15 @@
 // jumbo link is found at 9000.
 import t from 'tap'
 import type { PathMtuVerdict } from '../../lib/mesh/path-mtu-search'
+import type { RouteLookup } from '../../lib/dataplane/rtnl'
 import { Lab, type Netns } from '../harness/netns'
 
 const AGENT = 'test/dataplane/path-mtu-agent.ts'
 
 const discover = async (ns: Netns, ip: string, localMtu: number): Promise<PathMtuVerdict> =>
-  JSON.parse((await ns.runTs(AGENT, [ip, String(localMtu)], { timeoutMs: 60_000 })).stdout) as PathMtuVerdict
+  JSON.parse((await ns.runTs(AGENT, ['discover', ip, String(localMtu)], { timeoutMs: 60_000 })).stdout) as PathMtuVerdict
+const routeTo = async (ns: Netns, ip: string): Promise<RouteLookup> =>
+  JSON.parse((await ns.runTs(AGENT, ['route', ip])).stdout) as RouteLookup
 
 const forget = async (ns: Netns): Promise<void> => {
   // The kernel caches what routers said per destination; each case starts from nothing.
@@ -51,6 +54,9 @@ t.test('path MTU toward peers behind a narrow link', async t => {
       t.match(await discover(a, ip, 1500), { kind: 'known', mtu: 1400, probes: 2, blackHole: false }, ip)
     }
     t.match(await discover(a, '198.51.100.11', 1500), { kind: 'known', mtu: 1400, probes: 2 }, 'again, from the kernel\'s cached answer')
+    t.match(await routeTo(a, '198.51.100.11'), { gateway: '192.0.2.254', mtu: 1400 }, 'the route lookup shows the next hop and the learned path MTU')
+    const onLink = await routeTo(a, '192.0.2.254')
+    t.ok(onLink.gateway === undefined && onLink.mtu === undefined && onLink.oif !== undefined, `on-link: no next hop, no learned MTU (${JSON.stringify(onLink)})`)
   })
 
   t.test('an ICMP black hole: bisected to within 8 bytes below 1400', async t => {
