@@ -8,6 +8,7 @@ import t from 'tap'
 import type { PathMtuVerdict } from '../../lib/mesh/path-mtu-search'
 import type { RouteLookup } from '../../lib/dataplane/rtnl'
 import { Lab, type Netns } from '../harness/netns'
+import { forgetPathMtu, twoSites } from '../harness/two-sites'
 
 const AGENT = 'test/dataplane/path-mtu-agent.ts'
 
@@ -16,32 +17,9 @@ const discover = async (ns: Netns, ip: string, localMtu: number): Promise<PathMt
 const routeTo = async (ns: Netns, ip: string): Promise<RouteLookup> =>
   JSON.parse((await ns.runTs(AGENT, ['route', ip])).stdout) as RouteLookup
 
-const forget = async (ns: Netns): Promise<void> => {
-  // The kernel caches what routers said per destination; each case starts from nothing.
-  await ns.exec('ip', ['-4', 'route', 'flush', 'cache'])
-  await ns.exec('ip', ['-6', 'route', 'flush', 'cache'])
-}
-
 t.test('path MTU toward peers behind a narrow link', async t => {
   const lab = new Lab({ t })
-  const a = await lab.netns('a')
-  const r1 = await lab.netns('r1')
-  const r2 = await lab.netns('r2')
-  const b = await lab.netns('b')
-  const [aIf, r1a] = await lab.veth({ ns: a, addresses: ['192.0.2.11/24', '2001:db8:a::11/64'] }, { ns: r1, addresses: ['192.0.2.254/24', '2001:db8:a::1/64'] })
-  const [r1b, r2a] = await lab.veth({ ns: r1, addresses: ['203.0.113.1/30', '2001:db8:c::1/64'] }, { ns: r2, addresses: ['203.0.113.2/30', '2001:db8:c::2/64'] })
-  await lab.veth({ ns: r2, addresses: ['198.51.100.254/24', '2001:db8:b::1/64'] }, { ns: b, addresses: ['198.51.100.11/24', '2001:db8:b::11/64'] })
-  await r1.ip(['link', 'set', r1b, 'mtu', '1400'])
-  await r2.ip(['link', 'set', r2a, 'mtu', '1400'])
-  for (const [ns, v4, v6] of [[a, '192.0.2.254', '2001:db8:a::1'], [b, '198.51.100.254', '2001:db8:b::1']] as const) {
-    await ns.ip(['route', 'add', 'default', 'via', v4])
-    await ns.ip(['-6', 'route', 'add', 'default', 'via', v6])
-  }
-  await r1.ip(['route', 'add', '198.51.100.0/24', 'via', '203.0.113.2'])
-  await r1.ip(['-6', 'route', 'add', '2001:db8:b::/64', 'via', '2001:db8:c::2'])
-  await r2.ip(['route', 'add', '192.0.2.0/24', 'via', '203.0.113.1'])
-  await r2.ip(['-6', 'route', 'add', '2001:db8:a::/64', 'via', '2001:db8:c::1'])
-  for (const r of [r1, r2]) await r.exec('sysctl', ['-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1'])
+  const { a, b, r1, aLink: [aIf, r1a] } = await twoSites(lab)
   t.ok(await a.pings('198.51.100.11') && await a.pings('2001:db8:b::11'), 'site B is reachable from site A')
 
   t.test('on the same link: the full interface MTU, one probe', async t => {
@@ -50,7 +28,7 @@ t.test('path MTU toward peers behind a narrow link', async t => {
 
   t.test("across the 1400-byte link: the router's answer, two probes", async t => {
     for (const ip of ['198.51.100.11', '2001:db8:b::11']) {
-      await forget(a)
+      await forgetPathMtu(a)
       t.match(await discover(a, ip, 1500), { kind: 'known', mtu: 1400, probes: 2, blackHole: false }, ip)
     }
     t.match(await discover(a, '198.51.100.11', 1500), { kind: 'known', mtu: 1400, probes: 2 }, 'again, from the kernel\'s cached answer')
@@ -65,7 +43,7 @@ t.test('path MTU toward peers behind a narrow link', async t => {
     })
     t.teardown(async () => { await r1.exec('nft', ['delete', 'table', 'inet', 'blackhole']).catch(() => {}) })
     for (const ip of ['198.51.100.11', '2001:db8:b::11']) {
-      await forget(a)
+      await forgetPathMtu(a)
       const v = await discover(a, ip, 1500)
       t.match(v, { kind: 'known', blackHole: true }, ip)
       if (v.kind === 'known') t.ok(v.mtu <= 1400 && v.mtu > 1392, `${ip}: ${v.mtu} after ${v.probes} probes`)
@@ -75,7 +53,7 @@ t.test('path MTU toward peers behind a narrow link', async t => {
   t.test('a peer that answers no echo: unknown', async t => {
     await b.exec('nft', ['-f', '-'], { input: 'table inet noecho {\n chain in {\n  type filter hook input priority 0;\n  icmp type echo-request drop\n  icmpv6 type echo-request drop\n }\n}\n' })
     t.teardown(async () => { await b.exec('nft', ['delete', 'table', 'inet', 'noecho']).catch(() => {}) })
-    await forget(a)
+    await forgetPathMtu(a)
     t.match(await discover(a, '198.51.100.11', 1500), { kind: 'unknown', reason: /no echo reply even at 576 bytes/ })
   })
 
@@ -83,7 +61,7 @@ t.test('path MTU toward peers behind a narrow link', async t => {
     await a.ip(['link', 'set', aIf, 'mtu', '9000'])
     await r1.ip(['link', 'set', r1a, 'mtu', '9000'])
     t.match(await discover(a, '192.0.2.254', 9000), { kind: 'known', mtu: 9000, probes: 1 })
-    await forget(a)
+    await forgetPathMtu(a)
     t.match(await discover(a, '198.51.100.11', 9000), { kind: 'known', mtu: 1400 }, 'and a narrow hop beyond it is still found')
   })
 })
