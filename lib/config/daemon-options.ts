@@ -69,6 +69,8 @@ export const OPTION_SPECS = {
   masquerade: { flag: 'masquerade', kind: 'bool', help: 'masquerade pod traffic to destinations outside all pod CIDRs', default: false },
   metricsAddress: { flag: 'metrics-address', kind: 'string', help: 'host:port for /healthz, /readyz, /metrics; empty disables', default: '127.0.0.1:9475' },
   resyncInterval: { flag: 'resync-interval', kind: 'duration', help: 'full reconcile period that repairs drift', default: '30s' },
+  pathMtuDiscovery: { flag: 'path-mtu-discovery', kind: 'bool', help: 'probe the path MTU toward routed peers and give their pod routes a smaller MTU where the path is narrower than the interface', default: true },
+  pathMtuInterval: { flag: 'path-mtu-interval', kind: 'duration', help: 'how often each routed peer\'s path MTU is probed again', default: '1h' },
   leaseTtl: { flag: 'lease-ttl', kind: 'duration', help: 'TTL of the node\'s etcd lease (its keys outlive a dead node this long)', default: '1h' },
   leave: { flag: 'leave', kind: 'bool', help: 'on stop, decommission: delete this node from etcd and remove its tunnel', default: false },
   logLevel: { flag: 'log-level', kind: 'string', help: 'pino level', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] }
@@ -101,6 +103,8 @@ export interface DaemonOptions {
   masquerade: boolean
   metricsAddress: string
   resyncIntervalMs: number
+  pathMtuDiscovery: boolean
+  pathMtuIntervalMs: number
   leaseTtlSeconds: number
   leave: boolean
   logLevel: string
@@ -254,6 +258,8 @@ export function parseDaemonOptions (src: OptionSources): DaemonOptions | 'help' 
   if (!isInterfaceName(bridge)) throw new OptionsError(`--cni-bridge: "${bridge}" is not a valid interface name (${INTERFACE_NAME_RULE})`)
   const resyncIntervalMs = parseDuration(String(get('resyncInterval')), '--resync-interval')
   if (resyncIntervalMs < 100) throw new OptionsError('--resync-interval must be at least 100ms')
+  const pathMtuIntervalMs = parseDuration(String(get('pathMtuInterval')), '--path-mtu-interval')
+  if (pathMtuIntervalMs < 10_000) throw new OptionsError('--path-mtu-interval must be at least 10s')
   const leaseTtlSeconds = Math.round(parseDuration(String(get('leaseTtl')), '--lease-ttl') / 1000)
   if (leaseTtlSeconds < 5) throw new OptionsError('--lease-ttl must be at least 5s')
   const metricsAddress = get<string>('metricsAddress')
@@ -281,6 +287,8 @@ export function parseDaemonOptions (src: OptionSources): DaemonOptions | 'help' 
     masquerade: get('masquerade'),
     metricsAddress,
     resyncIntervalMs,
+    pathMtuDiscovery: get('pathMtuDiscovery'),
+    pathMtuIntervalMs,
     leaseTtlSeconds,
     leave: get('leave'),
     logLevel: get('logLevel')

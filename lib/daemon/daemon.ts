@@ -38,6 +38,8 @@ import { IdentityClaimedError, claimedAtStart } from './identity-claim'
 import { countConflicts } from './metrics'
 import { UnderlayFollower } from './underlay-follow'
 import { dropConnections, memberHealth } from '../store/client'
+import { parseEndpoint } from '../store/endpoint'
+import { PathMtuProber } from './path-mtu-prober'
 
 export interface DaemonEvents {
   ready: []
@@ -83,6 +85,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private underlay: UnderlayFollower | undefined
   /** The device and pod MTUs of the last pass that applied. */
   private mtu: MtuPlan | undefined
+  private pathMtu: PathMtuProber | undefined
 
   constructor (private readonly opts: DaemonOptions, private readonly log: Logger) {
     super()
@@ -203,6 +206,43 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.status.start()
     this.configWatch = await this.watchConfig(store)
     this.underlay = this.followUnderlay(store, rtnl, identity)
+    this.pathMtu = this.probePaths(rtnl, identity)
+  }
+
+  /**
+   * Path MTUs toward routed peers (issue #12): a peer behind a narrower hop gets pod routes with
+   * a smaller MTU. Probes run beside the loop; a changed path re-plans without reading the kernel.
+   */
+  private probePaths (rtnl: Rtnl, identity: NodeIdentity): PathMtuProber | undefined {
+    if (!this.opts.pathMtuDiscovery) return undefined
+    const underlayMtu = identity.underlay.mtu
+    const p = new PathMtuProber({ rtnl, localMtu: () => underlayMtu, intervalMs: this.opts.pathMtuIntervalMs })
+    p.on('changed', path => {
+      if (path.mtu !== undefined && path.mtu < underlayMtu) {
+        this.log.warn({ peer: path.node, peerUnderlay: path.ip, pathMtu: path.mtu, underlayMtu, blackHole: path.blackHole === true }, 'path toward peer is narrower than the underlay; its pod routes get a smaller MTU')
+      } else if (path.unknown !== undefined) {
+        this.log.info({ peer: path.node, peerUnderlay: path.ip, reason: path.unknown }, 'path MTU toward peer unknown; assuming the underlay\'s')
+      } else {
+        this.log.debug({ peer: path.node, peerUnderlay: path.ip, pathMtu: path.mtu, onLink: path.onLink }, 'path MTU toward peer')
+      }
+      this.reconciler?.trigger('path-mtu')
+    })
+    p.on('probeFailed', f => this.log.warn({ peer: f.node, peerUnderlay: f.ip, error: f.error.message }, 'path MTU probe failed; will try again'))
+    this.reconciler?.trigger('path-mtu')
+    return p
+  }
+
+  /** node → path MTU, for the desired state; every peer's endpoint handed to the prober first. */
+  private pathMtus (): ReadonlyMap<string, number> {
+    const p = this.pathMtu
+    if (p === undefined) return new Map()
+    const ips = new Map<string, string>()
+    for (const n of this.nodes.values()) {
+      if (n.name === this.opts.nodeName) continue
+      try { ips.set(n.name, parseEndpoint(n.endpoint).ip) } catch {}
+    }
+    p.setPeers(ips)
+    return new Map([...p.known()].flatMap(([node, path]) => path.mtu === undefined ? [] : [[node, path.mtu]]))
   }
 
   /**
@@ -350,7 +390,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private async reconcile (reason: ReconcileReason, signal?: AbortSignal): Promise<{ changes: string[] }> {
     const config = this.config; const self = this.self; const kernel = this.kernel
     if (config === undefined || self === undefined || kernel === undefined) return { changes: [] }
-    const d = desiredState(config, this.nodes.values(), self)
+    const d = desiredState(config, this.nodes.values(), { ...self, pathMtus: this.pathMtus() })
     for (const s of d.skipped) this.log.warn({ peer: s.node, reason: s.reason }, 'node skipped')
     this.metrics.skippedNodes.set(d.skipped.length)
     // A watch event plans against what the last pass left in the kernel; every other pass
@@ -361,6 +401,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       this.lastObserved = observed
       this.updatePeerMetrics(d.transports)
       if (reason === 'resync') this.registration?.resync()
+      if (reason === 'resync') void this.pathMtu?.check()
       if (reason === 'resync' && this.podNetwork !== undefined && this.rtnl !== undefined) {
         const repaired = await repairPodNetwork(this.rtnl, this.podNetwork)
         if (repaired.length > 0) this.log.warn({ repaired }, 'pod network drift repaired')
@@ -465,6 +506,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.stopping = true
     const leave = opts.leave ?? this.opts.leave
     this.registration?.stop()
+    this.pathMtu?.stop()
     await this.underlay?.stop()
     await this.reconciler?.stop()
     await this.status?.stop()

@@ -23,6 +23,8 @@ export interface PathMtuProberOptions {
   concurrency?: number
   /** Seconds to wait for each echo reply. Default 1. */
   waitSeconds?: number
+  /** Route lookups per check (learned path MTUs). Default 64. */
+  lookupsPerCheck?: number
 }
 
 /** What is known of one peer's path. */
@@ -53,12 +55,13 @@ export class PathMtuProber extends EventEmitter<PathMtuProberEvents> {
   private readonly queue: string[] = []
   private readonly queued = new Set<string>()
   private running = 0
+  private cursor = 0
   private stopped = false
   private idle: Array<() => void> = []
 
   constructor (o: PathMtuProberOptions) {
     super()
-    this.o = { intervalMs: 3_600_000, concurrency: 2, waitSeconds: 1, ...o }
+    this.o = { intervalMs: 3_600_000, concurrency: 2, waitSeconds: 1, lookupsPerCheck: 64, ...o }
   }
 
   /** The path of every peer whose MTU is known. */
@@ -84,17 +87,25 @@ export class PathMtuProber extends EventEmitter<PathMtuProberEvents> {
 
   /**
    * The resync's check: re-probe peers whose interval is up, and those toward which the kernel
-   * learned a smaller path MTU than the one known (one route lookup each, no process).
+   * learned a smaller path MTU than the one known — a route lookup each (no process), for at
+   * most `lookupsPerCheck` routed peers per check, round robin, so a check stays cheap with
+   * thousands of routed peers.
    */
   async check (now = Date.now()): Promise<void> {
-    for (const p of this.paths.values()) {
-      if (p.onLink || this.queued.has(p.node)) continue
-      if (p.probedAt === undefined || now - p.probedAt >= this.o.intervalMs) { this.enqueue(p.node); continue }
+    const routed = [...this.paths.values()].filter(p => !p.onLink)
+    for (const p of routed) {
+      if (!this.queued.has(p.node) && (p.probedAt === undefined || now - p.probedAt >= this.o.intervalMs)) this.enqueue(p.node)
+    }
+    const n = Math.min(routed.length, this.o.lookupsPerCheck)
+    for (let i = 0; i < n; i++) {
+      const p = routed[(this.cursor + i) % routed.length] as PeerPath
+      if (this.queued.has(p.node) || p.probedAt === undefined) continue
       try {
         const learned = (await this.o.rtnl.routeTo(p.ip)).mtu
         if (learned !== undefined && (p.mtu === undefined || learned < p.mtu)) this.enqueue(p.node)
       } catch {}
     }
+    this.cursor = routed.length === 0 ? 0 : (this.cursor + n) % routed.length
   }
 
   /** Resolves when no probe is queued or running (tests, and an orderly stop). */

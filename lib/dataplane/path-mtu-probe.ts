@@ -26,10 +26,12 @@ const MIN_MTU = { 4: 576, 6: 1280 } as const
 /** "Frag needed and DF set (mtu = 1400)", "Packet too big: mtu=1400", "message too long, mtu=1400" / "mtu: 1400". */
 const MTU_REPORT = /(?:frag needed|too big|too long)[^\n]*?mtu\s*[=:]\s*(\d+)/i
 
-/** One don't-fragment echo of `size` bytes (whole IP packet) to `ip`. */
+/** Don't-fragment echoes of `size` bytes (whole IP packet) to `ip`: the first answer decides. */
 export async function probeOnce (ip: string, size: number, waitSeconds = 1): Promise<ProbeResult> {
   const f = family(ip)
-  const args = [`-${f}`, '-n', '-M', 'do', '-c', '1', '-W', String(waitSeconds), '-s', String(size - HEADERS[f]), ip]
+  // Two echoes 200 ms apart: one lost packet must not read as "too big" (a bisection would
+  // then settle on a smaller MTU than the path has). ping exits 0 when any reply came.
+  const args = [`-${f}`, '-n', '-M', 'do', '-c', '2', '-i', '0.2', '-W', String(waitSeconds), '-s', String(size - HEADERS[f]), ip]
   try {
     await run('ping', args, { timeoutMs: (waitSeconds + 5) * 1000 })
     return { kind: 'reply' }

@@ -7,7 +7,7 @@ import type { NodeRecord } from '../store/node-record'
 import { formatIp, parseCidr, parseIp, overlaps, type Family } from '../ipam/cidr'
 import type { DesiredState, Peer, Route, VxlanRemote, WireguardDevice, VxlanDevice } from './types'
 import { parseEndpoint } from '../store/endpoint'
-import { deviceMtu, podMtu, type DeviceMtu, type PeerPath } from './mtu'
+import { deviceMtu, narrowRouteMtu, podMtu, type DeviceMtu, type PeerPath } from './mtu'
 
 /** What this node knows of itself that is not in etcd's records (or must not be trusted from them). */
 export interface LocalIdentity {
@@ -101,10 +101,10 @@ export function desiredState (config: NetworkConfig, nodes: Iterable<NodeRecord>
   const transports = new Map<string, Transport>()
   const skipped: SkippedNode[] = []
   const paths: Record<Transport, PeerPath[]> = { wireguard: [], vxlan: [] }
-  const pathTo = (node: string, family: Family): PeerPath => {
-    const pathMtu = self.pathMtus?.get(node)
-    return { node, family, ...(pathMtu !== undefined ? { pathMtu } : {}) }
-  }
+  // Routes toward a peer behind a narrower path (self.pathMtus): their MTU is set once the
+  // device's is known (below). The device itself keeps what every peer's link family needs.
+  const narrow: Array<{ route: Route, path: number, transport: Transport, outer: Family }> = []
+  const pathTo = (node: string, family: Family): PeerPath => ({ node, family })
 
   const sorted = [...nodes].filter(n => n.name !== self.name).sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
   for (const node of sorted) {
@@ -132,7 +132,10 @@ export function desiredState (config: NetworkConfig, nodes: Iterable<NodeRecord>
       node.podCIDRs.forEach((dst, i) => {
         const family = facts.cidrs[i]?.family ?? 4
         const src = ownSrc.get(family)
-        routes.push({ family, dst, dev: self.devices.wireguard, ...(src !== undefined ? { src } : {}) })
+        const route: Route = { family, dst, dev: self.devices.wireguard, ...(src !== undefined ? { src } : {}) }
+        routes.push(route)
+        const path = self.pathMtus?.get(node.name)
+        if (path !== undefined) narrow.push({ route, path, transport: 'wireguard', outer: endpoint.family })
       })
     } else {
       if (node.vxlan === undefined) { skipped.push({ node: node.name, reason: 'record has no VXLAN MAC' }); continue }
@@ -147,7 +150,10 @@ export function desiredState (config: NetworkConfig, nodes: Iterable<NodeRecord>
         const family: Family = dst.includes(':') ? 6 : 4
         const via = tunnelIps.find(a => a.family === family)?.ip
         const src = ownSrc.get(family)
-        routes.push({ family, dst, dev: self.devices.vxlan, ...(via !== undefined ? { via } : {}), ...(src !== undefined ? { src } : {}) })
+        const route: Route = { family, dst, dev: self.devices.vxlan, ...(via !== undefined ? { via } : {}), ...(src !== undefined ? { src } : {}) }
+        routes.push(route)
+        const path = self.pathMtus?.get(node.name)
+        if (path !== undefined) narrow.push({ route, path, transport: 'vxlan', outer: endpoint.family })
       }
     }
     transports.set(node.name, transport)
@@ -187,6 +193,12 @@ export function desiredState (config: NetworkConfig, nodes: Iterable<NodeRecord>
       remotes
     }
     state.vxlan = vxlan
+  }
+  for (const n of narrow) {
+    const device = mtu[n.transport]
+    if (device === undefined) continue
+    const routeMtu = narrowRouteMtu({ transport: n.transport, outer: n.outer, pathMtu: n.path, deviceMtu: device.mtu, inner: n.route.family })
+    if (routeMtu !== undefined) n.route.mtu = routeMtu
   }
   // Mixed mode: pods reach both devices through one interface, so they get the smaller MTU.
   const devices = [mtu.wireguard, mtu.vxlan].filter((d): d is DeviceMtu => d !== undefined)

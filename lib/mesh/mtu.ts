@@ -3,9 +3,10 @@
 // daemon, podmeshctl (status, diff, doctor) and the tests all run these functions.
 //
 // One device serves every peer of its transport, so its MTU is the smallest that every current
-// peer's path needs: a peer reached over IPv6 costs 20 bytes more than one over IPv4. A peer's
-// path is the node's own underlay MTU unless a narrower path MTU is known for it (`pathMtu`:
-// the place where path-MTU discovery plugs in).
+// peer's link needs: a peer reached over IPv6 costs 20 bytes more than one over IPv4. A path
+// narrower than the links (a WAN hop between sites, found by path-MTU discovery) does not lower
+// the device: only the routes toward the peers behind it get a smaller MTU (`narrowRouteMtu`),
+// so traffic inside a site keeps the full size.
 
 import type { Family } from '../ipam/cidr'
 import type { Transport } from './desired'
@@ -24,13 +25,11 @@ export const tunnelOverhead = (transport: Transport, outer: Family): number => T
 export const tunnelMtu = (transport: Transport, outer: Family, linkMtu: number): number =>
   linkMtu - tunnelOverhead(transport, outer)
 
-/** One peer as the MTU sees it: the family of its endpoint (or VTEP) address, and its path. */
+/** One peer as the device MTU sees it: the family of its endpoint (or VTEP) address. */
 export interface PeerPath {
   node: string
   /** Family of the peer's underlay address: the outer header's family toward it. */
   family: Family
-  /** The narrowest MTU on the way to the peer's underlay address, when known; else the node's own underlay MTU. */
-  pathMtu?: number
 }
 
 export interface DeviceMtuInput {
@@ -61,7 +60,7 @@ export function deviceMtu (i: DeviceMtuInput): DeviceMtu {
   let narrowest: PeerPath | undefined
   const byName = [...i.peers].sort((a, b) => a.node < b.node ? -1 : a.node > b.node ? 1 : 0)
   for (const p of byName) {
-    const m = tunnelMtu(i.transport, p.family, p.pathMtu ?? i.underlayMtu)
+    const m = tunnelMtu(i.transport, p.family, i.underlayMtu)
     if (m < fits) { fits = m; narrowest = p }
   }
   return {
@@ -100,4 +99,28 @@ export function describeDeviceMtu (ifname: string, d: DeviceMtu): string {
   const who = d.limitedBy !== undefined ? ` (${d.limitedBy.node}'s IPv${d.limitedBy.family} endpoint needs it)` : ''
   if (overrideTooLarge(d)) return `${ifname} mtu ${d.mtu} (config) does not fit the current peers' paths: at most ${d.fits}${who}`
   return `${ifname} mtu ${d.mtu}${d.override !== undefined ? ' (config)' : who}`
+}
+
+/**
+ * WireGuard pads each packet's plaintext to a multiple of 16 bytes, capped at the device's MTU:
+ * at the device MTU the 60/80 bytes hold, but a packet sized for a route below it may grow by
+ * up to 15 bytes (measured: a 1340-byte packet left as a 1404-byte datagram and was fragmented
+ * at a 1400-byte hop). Route MTUs below the device's are therefore multiples of 16.
+ */
+export const PLAINTEXT_PADDING: Readonly<Record<Transport, number>> = { wireguard: 16, vxlan: 1 }
+
+/** The smallest MTU an inner route may carry: IPv6 requires 1280 on every link, IPv4 576. */
+const INNER_FLOOR: Readonly<Record<Family, number>> = { 4: 576, 6: 1280 }
+
+/**
+ * The MTU of the pod routes (of family `inner`) toward a peer whose path MTU is `pathMtu`: the
+ * path less the tunnel's outer headers (WireGuard: rounded down to its padding), or undefined
+ * when the device's MTU fits the path. Never below the inner family's floor: on a path that
+ * narrow the outer packets are fragmented, which is the most that can be done.
+ */
+export function narrowRouteMtu (o: { transport: Transport, outer: Family, pathMtu: number, deviceMtu: number, inner: Family }): number | undefined {
+  const pad = PLAINTEXT_PADDING[o.transport]
+  const fits = Math.floor(tunnelMtu(o.transport, o.outer, o.pathMtu) / pad) * pad
+  if (fits >= o.deviceMtu) return undefined
+  return Math.max(fits, INNER_FLOOR[o.inner])
 }

@@ -68,6 +68,13 @@ export interface LabOptions {
   endpointFamilies?: Array<4 | 6>
   /** MTU of the underlay: the hub bridge and both ends of every node's veth (default: the kernel's 1500). */
   underlayMtu?: number
+  /**
+   * Two racks joined through two routers by a narrower link (issue #12): the nodes listed in
+   * `rackB` (1-based) sit on rack B (198.51.100.0/24, 2001:db8:1::/64, a bridge of its own)
+   * behind router r2; the others on rack A (the hub's bridge, with etcd) behind r1; r1–r2 is a
+   * link of `narrowMtu` bytes while every node's own interface stays at 1500.
+   */
+  racks?: { rackB: number[], narrowMtu: number }
 }
 
 /** One etcd user and its password. */
@@ -289,6 +296,7 @@ export class Lab {
     if (this.hasIpv4) await nsExec(this.hub, ['ip', 'addr', 'add', '192.0.2.1/24', 'dev', 'br0'])
     if (this.hasIpv6) await nsExec(this.hub, ['ip', 'addr', 'add', '2001:db8::1/64', 'dev', 'br0', 'nodad'])
     await nsExec(this.hub, ['ip', 'link', 'set', 'br0', 'up'])
+    if (this.opts.racks !== undefined) await this.buildRacks(this.opts.racks.narrowMtu)
     if ((this.opts.etcdMembers ?? 1) > 1) await this.startEtcdCluster(this.opts.etcdMembers as number)
     else await this.startEtcd()
     const args = ['init', '--ipv4-cidr', '10.244.0.0/16', '--subnet-len4', '24']
@@ -302,6 +310,56 @@ export class Lab {
     for (const n of this.nodes) {
       for (let j = 1; j <= (this.opts.podsPerNode ?? 0); j++) await n.addPod(j)
     }
+  }
+
+  get router1 (): string { return `${this.id}r1` }
+  get router2 (): string { return `${this.id}r2` }
+  inRackB (i: number): boolean { return this.opts.racks?.rackB.includes(i) === true }
+
+  /** Rack B's bridge (no address in the hub: only the routers join the racks) and the two routers. */
+  private async buildRacks (narrowMtu: number): Promise<void> {
+    await nsExec(this.hub, ['ip', 'link', 'add', 'br1', 'type', 'bridge'])
+    await nsExec(this.hub, ['ip', 'link', 'set', 'br1', 'up'])
+    const sides = [
+      { ns: this.router1, hubEnd: 'ra', bridge: 'br0', v4: '192.0.2.254/24', v6: '2001:db8::fe/64', wan4: '203.0.113.1/30', wan6: '2001:db8:ff::1/64', far4: ['198.51.100.0/24', '203.0.113.2'], far6: ['2001:db8:1::/64', '2001:db8:ff::2'] },
+      { ns: this.router2, hubEnd: 'rb', bridge: 'br1', v4: '198.51.100.254/24', v6: '2001:db8:1::fe/64', wan4: '203.0.113.2/30', wan6: '2001:db8:ff::2/64', far4: ['192.0.2.0/24', '203.0.113.1'], far6: ['2001:db8::/64', '2001:db8:ff::1'] }
+    ]
+    for (const r of sides) {
+      await sh('ip', ['netns', 'add', r.ns])
+      this.namespaces.push(r.ns)
+      await nsExec(r.ns, ['ip', 'link', 'set', 'lo', 'up'])
+      await nsExec(this.hub, ['ip', 'link', 'add', r.hubEnd, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', r.ns])
+      await nsExec(this.hub, ['ip', 'link', 'set', r.hubEnd, 'master', r.bridge, 'up'])
+      await nsExec(r.ns, ['ip', 'addr', 'add', r.v4, 'dev', 'eth0'])
+      await nsExec(r.ns, ['ip', 'addr', 'add', r.v6, 'dev', 'eth0', 'nodad'])
+      await nsExec(r.ns, ['ip', 'link', 'set', 'eth0', 'up'])
+      await nsExec(r.ns, ['sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1'])
+    }
+    await nsExec(this.router1, ['ip', 'link', 'add', 'wan', 'mtu', String(narrowMtu), 'type', 'veth', 'peer', 'name', 'wan', 'mtu', String(narrowMtu), 'netns', this.router2])
+    for (const r of sides) {
+      await nsExec(r.ns, ['ip', 'addr', 'add', r.wan4, 'dev', 'wan'])
+      await nsExec(r.ns, ['ip', 'addr', 'add', r.wan6, 'dev', 'wan', 'nodad'])
+      await nsExec(r.ns, ['ip', 'link', 'set', 'wan', 'up'])
+      await nsExec(r.ns, ['ip', 'route', 'add', r.far4[0] as string, 'via', r.far4[1] as string])
+      await nsExec(r.ns, ['ip', '-6', 'route', 'add', r.far6[0] as string, 'via', r.far6[1] as string])
+    }
+    await sh('ip', ['netns', 'exec', this.router1, 'nft', '-f', '-'], {
+      input: 'table inet podmeshlab {\n chain frags {\n  type filter hook forward priority 0;\n  ip frag-off & 0x3fff != 0 counter\n  exthdr frag exists counter\n }\n}\n'
+    })
+    // etcd (in the hub, on rack A) answers rack B through r1.
+    await nsExec(this.hub, ['ip', 'route', 'add', '198.51.100.0/24', 'via', '192.0.2.254'])
+    await nsExec(this.hub, ['ip', '-6', 'route', 'add', '2001:db8:1::/64', 'via', '2001:db8::fe'])
+  }
+
+  /**
+   * IP fragments that crossed the narrow link since the racks were built (IPv4 packets with
+   * more-fragments or an offset, IPv6 packets with a fragment header), counted by nftables on r1.
+   */
+  async narrowLinkFragments (): Promise<{ v4: number, v6: number }> {
+    const out = await nsExec(this.router1, ['nft', '-j', 'list', 'table', 'inet', 'podmeshlab'])
+    const counters = (JSON.parse(out) as { nftables: Array<{ rule?: { expr: Array<{ counter?: { packets: number } }> } }> }).nftables
+      .flatMap(x => x.rule?.expr.flatMap(e => e.counter !== undefined ? [e.counter.packets] : []) ?? [])
+    return { v4: counters[0] ?? 0, v6: counters[1] ?? 0 }
   }
 
   private get etcdDataDir (): string { return join(this.dir, 'etcd') }
@@ -506,16 +564,25 @@ export class Lab {
 
   async addNode (i: number): Promise<LabNode> {
     const ns = `${this.id}n${i}`
-    const node = new LabNode(this, i, `node-${i}`, ns, `192.0.2.${10 + i}`, `2001:db8::${10 + i}`, `${this.id}w${i}`,
+    const rackB = this.inRackB(i)
+    const node = new LabNode(this, i, `node-${i}`, ns, rackB ? `198.51.100.${10 + i}` : `192.0.2.${10 + i}`, rackB ? `2001:db8:1::${10 + i}` : `2001:db8::${10 + i}`, `${this.id}w${i}`,
       join(this.dir, `node-${i}`), this.opts.locations?.[i - 1])
     await sh('ip', ['netns', 'add', ns])
     this.namespaces.push(ns)
     await nsExec(ns, ['ip', 'link', 'set', 'lo', 'up'])
     await nsExec(this.hub, ['ip', 'link', 'add', `v${i}`, ...this.mtuArgs, 'type', 'veth', 'peer', 'name', 'eth0', ...this.mtuArgs, 'netns', ns])
-    await nsExec(this.hub, ['ip', 'link', 'set', `v${i}`, 'master', 'br0', 'up'])
+    await nsExec(this.hub, ['ip', 'link', 'set', `v${i}`, 'master', rackB ? 'br1' : 'br0', 'up'])
     if (this.hasIpv4) await nsExec(ns, ['ip', 'addr', 'add', `${node.underlayIp}/24`, 'dev', 'eth0'])
     if (this.hasIpv6) await nsExec(ns, ['ip', 'addr', 'add', `${node.underlayIp6}/64`, 'dev', 'eth0', 'nodad'])
     await nsExec(ns, ['ip', 'link', 'set', 'eth0', 'up'])
+    if (this.opts.racks !== undefined) {
+      // The other rack (and, from rack B, etcd) through this rack's router.
+      const [far4, far6, gw4, gw6] = rackB
+        ? ['192.0.2.0/24', '2001:db8::/64', '198.51.100.254', '2001:db8:1::fe']
+        : ['198.51.100.0/24', '2001:db8:1::/64', '192.0.2.254', '2001:db8::fe']
+      await nsExec(ns, ['ip', 'route', 'add', far4, 'via', gw4])
+      await nsExec(ns, ['ip', '-6', 'route', 'add', far6, 'via', gw6])
+    }
     if (this.etcdRoot !== undefined) node.credential = await this.nodeCredentials(node.name)
     this.nodes.push(node)
     this.everyNode.push(node)

@@ -160,13 +160,17 @@ const cases = [
     }
   },
   {
-    name: "mtu: a known path MTU toward one peer lowers the device (path-MTU discovery's input)",
+    name: 'mtu: a narrow path toward one peer gives only its routes an MTU; the device keeps the full size',
     config: config(),
     nodes,
-    self: self({ pathMtus: new Map([['node-3', 1400]]) }),
+    self: self({ pathMtus: new Map([['node-3', 1400], ['node-2', 1500]]) }),
     check: (t: Test, d: ReturnType<typeof desiredState>) => {
-      t.equal(d.state.wireguard?.mtu, 1340)
-      t.strictSame(d.mtu.wireguard?.limitedBy, { node: 'node-3', family: 4 })
+      t.equal(d.state.wireguard?.mtu, 1440)
+      t.equal(d.mtu.wireguard?.limitedBy, undefined)
+      const mtuTo = new Map(d.state.routes.map(r => [r.dst, r.mtu]))
+      t.equal(mtuTo.get('10.244.3.0/24'), 1328, 'node-3 behind 1400: 1340 rounded down to WireGuard\'s 16')
+      t.equal(mtuTo.get('fd00:10:244:3::/64'), 1328)
+      t.equal(mtuTo.get('10.244.2.0/24'), undefined, 'node-2\'s full path: the device\'s MTU')
     }
   },
   {

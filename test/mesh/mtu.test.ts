@@ -60,11 +60,6 @@ const cases: Array<{ name: string, input: Partial<DeviceMtuInput>, want: ReturnT
     want: { transport: 'wireguard', mtu: 8920, fits: 8920, limitedBy: { node: 'c', family: 6 } }
   },
   {
-    name: 'a known narrower path to one peer (path-MTU discovery\'s input)',
-    input: { peers: [{ node: 'b', family: 4 }, { node: 'c', family: 4, pathMtu: 1400 }] },
-    want: { transport: 'wireguard', mtu: 1340, fits: 1340, limitedBy: { node: 'c', family: 4 } }
-  },
-  {
     name: 'the config\'s mtu wins when it fits',
     input: { override: 1400, peers: [{ node: 'b', family: 6 }] },
     want: { transport: 'wireguard', mtu: 1400, fits: 1420, limitedBy: { node: 'b', family: 6 }, override: 1400 },
