@@ -14,7 +14,7 @@ import { findUnderlay } from '../dataplane/underlay'
 import { parseIp } from '../ipam/cidr'
 import { primaryTransport } from '../mesh/desired'
 import { deviceMtu, describeDeviceMtu, overrideTooLarge, tunnelOverhead, type PeerPath } from '../mesh/mtu'
-import { readCluster } from './cluster-read'
+import { type ClusterRead, readCluster } from './cluster-read'
 import { parseEndpoint } from '../store/endpoint'
 import { type OutputFormat, formatJson, formatTable } from './output'
 import { nodeArgOptions, nodeFlagsHelp } from './node-flags'
@@ -108,14 +108,41 @@ async function checkUnderlay (config: NetworkConfig | undefined, want: { address
 
 interface RecordedPeer extends PeerPath { ip: string }
 
-/** Every node's endpoint address and family as the records state them; none when they cannot be read. */
-async function recordedPeers (client: StoreClient, prefix: string): Promise<RecordedPeer[]> {
+/** Every node's endpoint address and family as the records state them. */
+const recordedPeers = (c: ClusterRead | undefined): RecordedPeer[] =>
+  (c?.nodes ?? []).map(n => { const e = parseEndpoint(n.endpoint); return { node: n.name, ip: e.ip, family: e.family } })
+
+/**
+ * What this node's path-MTU discovery found, from its own status value: the peers behind a path
+ * narrower than the links and the MTU their routes got. Not a check where this host is no node.
+ * A config mtu above what such a path carries is a warning: pods are sized for the config, and
+ * only the routes toward those peers are not.
+ */
+async function checkPathMtu (config: NetworkConfig | undefined, want: { address?: string, interface?: string }, cluster: ClusterRead | undefined): Promise<Check | undefined> {
+  if (cluster === undefined) return undefined
+  let rtnl: Rtnl | undefined
+  let ip: string
   try {
-    const c = await readCluster(client, prefix)
-    return c.nodes.map(n => { const e = parseEndpoint(n.endpoint); return { node: n.name, ip: e.ip, family: e.family } })
+    rtnl = Rtnl.open()
+    ip = (await findUnderlay(rtnl, want)).ip
   } catch {
-    return []
+    return undefined
+  } finally {
+    rtnl?.close()
   }
+  const own = recordedPeers(cluster).find(p => p.ip === ip)
+  if (own === undefined) return undefined
+  const m = cluster.statuses.get(own.node)?.mtu
+  if (m === undefined) return { check: 'path mtu', result: 'WARN', detail: `no MTU report in ${own.node}'s status yet`, fix: 'check that podmeshd runs on this node (systemctl status podmeshd)' }
+  const narrow = m.narrow ?? []
+  if (narrow.length === 0) return { check: 'path mtu', result: 'OK', detail: `every peer's path carries its device's MTU (${own.node}'s path-MTU discovery)` }
+  const list = narrow.map(n => `${n.node} ${n.pathMtu} (routes ${n.routeMtu})`).join(', ') + (m.narrowOmitted !== undefined ? ` and ${m.narrowOmitted} more` : '')
+  const detail = `peers behind a narrower path, their routes sized for it: ${list}`
+  if (config?.mtu !== undefined) {
+    const smallest = Math.min(...narrow.map(n => n.routeMtu))
+    return { check: 'path mtu', result: 'WARN', detail: `the config's mtu ${config.mtu} does not fit every path; ${detail}`, fix: `pods are sized for ${config.mtu}; to size them for every path, podmeshctl init --mtu ${smallest} --force` }
+  }
+  return { check: 'path mtu', result: 'OK', detail }
 }
 
 async function checkCni (): Promise<Check> {
@@ -172,7 +199,10 @@ export async function doctorChecks (client: StoreClient, prefix: string, etcd: E
   if (config === undefined || config.backend.type === 'wireguard') checks.push(await checkWireguard())
   checks.push(...await checkForwarding(config))
   checks.push(await checkRpFilter())
-  checks.push(await checkUnderlay(config, want, config === undefined ? [] : await recordedPeers(client, prefix)))
+  const cluster = config === undefined ? undefined : await readCluster(client, prefix).catch(() => undefined)
+  checks.push(await checkUnderlay(config, want, recordedPeers(cluster)))
+  const path = await checkPathMtu(config, want, cluster)
+  if (path !== undefined) checks.push(path)
   checks.push(await checkCni())
   checks.push(await checkClock(etcd))
   return checks

@@ -153,9 +153,17 @@ export async function runStatus (client: StoreClient, prefix: string, format: Ou
   return text
 }
 
-/** A line for a node whose tunnel MTU a peer holds down or whose config mtu does not fit; else none. */
+/**
+ * A line for a node whose tunnel MTU a peer holds down, whose config mtu does not fit, or that
+ * has peers behind a narrower path (their routes' MTU); else none.
+ */
 export function mtuLine (m: MtuStatus | undefined): string | undefined {
   const notable = (m?.devices ?? []).filter(d => d.limitedBy !== undefined || overrideTooLarge(d))
-  if (m === undefined || notable.length === 0) return undefined
-  return notable.map(d => `${overrideTooLarge(d) ? '!! ' : ''}tunnel ${describeDeviceMtu(d.device, d)}`).join('; ') + `; pods ${m.pod}`
+  const narrow = m?.narrow ?? []
+  if (m === undefined || (notable.length === 0 && narrow.length === 0)) return undefined
+  const parts = notable.map(d => `${overrideTooLarge(d) ? '!! ' : ''}tunnel ${describeDeviceMtu(d.device, d)}`)
+  if (narrow.length > 0) {
+    parts.push(`narrow paths: ${narrow.map(n => `${n.node} ${n.pathMtu} (routes ${n.routeMtu})`).join(', ')}${m.narrowOmitted !== undefined ? ` and ${m.narrowOmitted} more` : ''}`)
+  }
+  return `${parts.join('; ')}; pods ${m.pod}`
 }

@@ -17,7 +17,7 @@ import { ensureForwarding } from '../dataplane/sysctl'
 import { ensurePodNetwork, removePodNetwork, repairPodNetwork, type PodNetworkSpec } from '../dataplane/pod-network'
 import { desiredState, type LocalIdentity, type MtuPlan } from '../mesh/desired'
 import { mtuChanges } from '../mesh/mtu-change'
-import type { MtuStatus } from '../store/status-value'
+import { MAX_STATUS_NARROW, type MtuStatus } from '../store/status-value'
 import { plan, describePlan } from '../mesh/plan'
 import { afterApply } from '../mesh/expected'
 import { formatEndpoint } from '../store/endpoint'
@@ -459,9 +459,13 @@ export class Daemon extends EventEmitter<DaemonEvents> {
 
   private mtuStatus (m: MtuPlan): MtuStatus {
     const names = { wireguard: this.opts.wgInterface, vxlan: this.opts.vxlanInterface }
+    // The narrowest paths first; the value stays small however many peers sit behind a WAN.
+    const narrow = [...(m.narrow ?? [])].sort((a, b) => a.pathMtu - b.pathMtu || (a.node < b.node ? -1 : 1))
     return {
       pod: m.pod,
-      devices: [m.wireguard, m.vxlan].flatMap(d => d === undefined ? [] : [{ device: names[d.transport], ...d }])
+      devices: [m.wireguard, m.vxlan].flatMap(d => d === undefined ? [] : [{ device: names[d.transport], ...d }]),
+      ...(narrow.length > 0 ? { narrow: narrow.slice(0, MAX_STATUS_NARROW) } : {}),
+      ...(narrow.length > MAX_STATUS_NARROW ? { narrowOmitted: narrow.length - MAX_STATUS_NARROW } : {})
     }
   }
 

@@ -43,7 +43,11 @@ export interface MtuPlan {
   wireguard?: DeviceMtu
   vxlan?: DeviceMtu
   pod: number
+  /** Peers behind a path narrower than their device's MTU needs, and the MTU their routes got (by node name). */
+  narrow?: NarrowPath[]
 }
+
+export interface NarrowPath { node: string, pathMtu: number, routeMtu: number }
 
 /** The node's own address on its tunnels: the network address of each pod subnet (as flannel does). */
 export function tunnelAddress (podCIDR: string): { family: Family, ip: string } {
@@ -103,7 +107,7 @@ export function desiredState (config: NetworkConfig, nodes: Iterable<NodeRecord>
   const paths: Record<Transport, PeerPath[]> = { wireguard: [], vxlan: [] }
   // Routes toward a peer behind a narrower path (self.pathMtus): their MTU is set once the
   // device's is known (below). The device itself keeps what every peer's link family needs.
-  const narrow: Array<{ route: Route, path: number, transport: Transport, outer: Family }> = []
+  const narrow: Array<{ node: string, route: Route, path: number, transport: Transport, outer: Family }> = []
   const pathTo = (node: string, family: Family): PeerPath => ({ node, family })
 
   const sorted = [...nodes].filter(n => n.name !== self.name).sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
@@ -135,7 +139,7 @@ export function desiredState (config: NetworkConfig, nodes: Iterable<NodeRecord>
         const route: Route = { family, dst, dev: self.devices.wireguard, ...(src !== undefined ? { src } : {}) }
         routes.push(route)
         const path = self.pathMtus?.get(node.name)
-        if (path !== undefined) narrow.push({ route, path, transport: 'wireguard', outer: endpoint.family })
+        if (path !== undefined) narrow.push({ node: node.name, route, path, transport: 'wireguard', outer: endpoint.family })
       })
     } else {
       if (node.vxlan === undefined) { skipped.push({ node: node.name, reason: 'record has no VXLAN MAC' }); continue }
@@ -153,7 +157,7 @@ export function desiredState (config: NetworkConfig, nodes: Iterable<NodeRecord>
         const route: Route = { family, dst, dev: self.devices.vxlan, ...(via !== undefined ? { via } : {}), ...(src !== undefined ? { src } : {}) }
         routes.push(route)
         const path = self.pathMtus?.get(node.name)
-        if (path !== undefined) narrow.push({ route, path, transport: 'vxlan', outer: endpoint.family })
+        if (path !== undefined) narrow.push({ node: node.name, route, path, transport: 'vxlan', outer: endpoint.family })
       }
     }
     transports.set(node.name, transport)
@@ -194,14 +198,19 @@ export function desiredState (config: NetworkConfig, nodes: Iterable<NodeRecord>
     }
     state.vxlan = vxlan
   }
+  const narrowed = new Map<string, NarrowPath>()
   for (const n of narrow) {
     const device = mtu[n.transport]
     if (device === undefined) continue
     const routeMtu = narrowRouteMtu({ transport: n.transport, outer: n.outer, pathMtu: n.path, deviceMtu: device.mtu, inner: n.route.family })
-    if (routeMtu !== undefined) n.route.mtu = routeMtu
+    if (routeMtu === undefined) continue
+    n.route.mtu = routeMtu
+    const seen = narrowed.get(n.node)
+    if (seen === undefined || routeMtu < seen.routeMtu) narrowed.set(n.node, { node: n.node, pathMtu: n.path, routeMtu })
   }
   // Mixed mode: pods reach both devices through one interface, so they get the smaller MTU.
   const devices = [mtu.wireguard, mtu.vxlan].filter((d): d is DeviceMtu => d !== undefined)
   const pod = devices.length > 0 ? podMtu(devices) : mtuOf(primaryTransport(config)).mtu
-  return { state, transports, skipped, mtu: { ...mtu, pod } }
+  const narrowList = [...narrowed.values()].sort((a, b) => a.node < b.node ? -1 : a.node > b.node ? 1 : 0)
+  return { state, transports, skipped, mtu: { ...mtu, pod, ...(narrowList.length > 0 ? { narrow: narrowList } : {}) } }
 }

@@ -33,11 +33,21 @@ export interface DeviceMtuStatus {
   override?: number
 }
 
+/** A peer behind a path narrower than the links (path-MTU discovery) and its routes' MTU. */
+export interface NarrowPathStatus { node: string, pathMtu: number, routeMtu: number }
+
 export interface MtuStatus {
   /** The MTU new pods get (the conflist's). */
   pod: number
   devices: DeviceMtuStatus[]
+  /** Peers behind a narrower path, narrowest first (at most MAX_STATUS_NARROW). */
+  narrow?: NarrowPathStatus[]
+  /** Narrow paths left out of `narrow` to keep the value small. */
+  narrowOmitted?: number
 }
+
+/** Narrow paths listed in a status value. */
+export const MAX_STATUS_NARROW = 32
 
 export interface NodeStatus {
   v: 1
@@ -230,5 +240,19 @@ function parseMtu (m: unknown, bad: (field: string) => never): MtuStatus {
       ...(d.override !== undefined ? { override: d.override as number } : {})
     }
   })
-  return { pod: m.pod, devices }
+  let narrow: NarrowPathStatus[] | undefined
+  if (m.narrow !== undefined) {
+    if (!Array.isArray(m.narrow) || m.narrow.length > MAX_STATUS_NARROW) return bad('mtu.narrow')
+    narrow = (m.narrow as unknown[]).map((n, i): NarrowPathStatus => {
+      if (!isObj(n) || typeof n.node !== 'string' || !mtuNum(n.pathMtu) || !mtuNum(n.routeMtu)) return bad(`mtu.narrow[${i}]`)
+      return { node: n.node, pathMtu: n.pathMtu, routeMtu: n.routeMtu }
+    })
+  }
+  if (m.narrowOmitted !== undefined && !(typeof m.narrowOmitted === 'number' && Number.isInteger(m.narrowOmitted) && m.narrowOmitted > 0)) return bad('mtu.narrowOmitted')
+  return {
+    pod: m.pod,
+    devices,
+    ...(narrow !== undefined ? { narrow } : {}),
+    ...(m.narrowOmitted !== undefined ? { narrowOmitted: m.narrowOmitted as number } : {})
+  }
 }

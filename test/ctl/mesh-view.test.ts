@@ -62,6 +62,8 @@ t.test('the device MTU and the peer that limits it reach the row, and a line whe
   t.equal(mtuLine({ pod: 1440, devices: [{ device: 'pm0', transport: 'wireguard', mtu: 1440, fits: 1420, override: 1440, limitedBy: { node: 'node-3', family: 6 } }] }),
     "!! tunnel pm0 mtu 1440 (config) does not fit the current peers' paths: at most 1420 (node-3's IPv6 endpoint needs it); pods 1440")
   t.equal(mtuLine(undefined), undefined)
+  t.equal(mtuLine({ pod: 1440, devices: [{ device: 'pm0', transport: 'wireguard', mtu: 1440, fits: 1440 }], narrow: [{ node: 'node-3', pathMtu: 1400, routeMtu: 1328 }, { node: 'node-4', pathMtu: 1400, routeMtu: 1328 }], narrowOmitted: 2 }),
+    'narrow paths: node-3 1400 (routes 1328), node-4 1400 (routes 1328) and 2 more; pods 1440', 'peers behind a narrower path, with their routes\' MTU')
 })
 
 t.test('which config each node runs: an older one is flagged and not converged', async t => {

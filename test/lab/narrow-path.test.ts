@@ -63,6 +63,12 @@ for (const v of variants) {
     const after = await lab.narrowLinkFragments()
     t.same(after, before, `no IP fragment crossed the narrow link (v4 ${after.v4 - before.v4}, v6 ${after.v6 - before.v6})`)
 
+    // What the node found is reported: its status value (podmeshctl status) and doctor on the node.
+    await waitFor('podmeshctl status to name node-1\'s narrow paths', 30_000, async () =>
+      (await lab.ctl('status')).includes(`node-1: narrow paths: node-3 1400 (routes ${adapted}), node-4 1400 (routes ${adapted})`))
+    const doctor = JSON.parse(await n1.ctl('doctor', '--public-address', n1.publicIp, '-o', 'json')) as Array<{ check: string, result: string, detail: string }>
+    t.match(doctor.find(c => c.check === 'path mtu'), { result: 'OK', detail: `node-3 1400 (routes ${adapted}), node-4 1400 (routes ${adapted})` }, 'doctor on node-1 shows the paths its daemon found')
+
     const deviceMtu = Number(/mtu (\d+)/.exec(await nsExec(n1.ns, ['ip', 'link', 'show', v.backend === 'vxlan' ? `${n1.wgIf}x` : n1.wgIf]))?.[1])
     for (const ip of p2.ips) t.ok(await dfPing(p1, ip, deviceMtu), `inside the rack the full ${deviceMtu} bytes pass (DF) to ${ip}`)
   })

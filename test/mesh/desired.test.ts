@@ -171,6 +171,7 @@ const cases = [
       t.equal(mtuTo.get('10.244.3.0/24'), 1328, 'node-3 behind 1400: 1340 rounded down to WireGuard\'s 16')
       t.equal(mtuTo.get('fd00:10:244:3::/64'), 1328)
       t.equal(mtuTo.get('10.244.2.0/24'), undefined, 'node-2\'s full path: the device\'s MTU')
+      t.strictSame(d.mtu.narrow, [{ node: 'node-3', pathMtu: 1400, routeMtu: 1328 }], 'the narrowed peer, for the status value')
     }
   },
   {

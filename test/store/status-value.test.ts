@@ -117,7 +117,15 @@ t.test('the device MTUs and the peer that limits one round-trip; malformed ones 
     { mtu: { pod: 1420 } },
     { mtu: { pod: 1420.5, devices: [] } },
     { mtu: { pod: 1420, devices: [{ ...mtu.devices[0], limitedBy: { node: 'x', family: 5 } }] } },
-    { mtu: { pod: 1420, devices: [{ ...mtu.devices[0], transport: 'gre' }] } }
+    { mtu: { pod: 1420, devices: [{ ...mtu.devices[0], transport: 'gre' }] } },
+    { mtu: { ...mtu, narrow: { node: 'node-9' } } },
+    { mtu: { ...mtu, narrow: [{ node: 'node-9', pathMtu: 1400 }] } },
+    { mtu: { ...mtu, narrow: [{ node: 'node-9', pathMtu: 1400, routeMtu: 70000 }] } },
+    { mtu: { ...mtu, narrow: Array.from({ length: 33 }, (_, i) => ({ node: `n${i}`, pathMtu: 1400, routeMtu: 1328 })) } },
+    { mtu: { ...mtu, narrowOmitted: -1 } }
   ]
-  for (const bad of bads) t.throws(() => parseStatus('k', JSON.stringify({ ...s, ...bad })), { message: /field "mtu/ }, JSON.stringify(bad))
+  for (const bad of bads) t.throws(() => parseStatus('k', JSON.stringify({ ...s, ...bad })), { message: /field "mtu/ }, JSON.stringify(bad).slice(0, 80))
+  const narrow = { ...mtu, narrow: [{ node: 'node-9', pathMtu: 1400, routeMtu: 1328 }], narrowOmitted: 3 }
+  const withNarrow = buildStatus({ node: 'node-1', version: '0.1.0', generation: 3, revision: '42', degraded: false, ready: true, mtu: narrow, observed, nodes }, new Date(0))
+  t.strictSame(parseStatus('k', JSON.stringify(withNarrow)).mtu, narrow, 'narrow paths round-trip')
 })
