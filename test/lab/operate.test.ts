@@ -78,8 +78,17 @@ t.test('operate a 3-node lab', async t => {
     t.equal(clean.code, 0, `in sync: ${clean.stdout}${clean.stderr}`)
     t.same((JSON.parse(clean.stdout) as { differences: string[] }).differences, [])
     const dst = (JSON.parse(await lab.etcdctl('get', '--print-value-only', '/podmesh/default/nodes/node-2')) as { podCIDRs: string[] }).podCIDRs[0]!
-    await nsExec(n1.ns, ['ip', 'route', 'del', dst, 'dev', n1.wgIf])
-    const drift = await ctlIn(lab, n1.ns, diffArgs(n1))
+    // The daemon is paused while diff looks: its 4 s resync must not repair the route first.
+    const pid = n1.daemon?.pid
+    if (pid === undefined) throw new Error('node-1 has no daemon')
+    process.kill(pid, 'SIGSTOP')
+    let drift
+    try {
+      await nsExec(n1.ns, ['ip', 'route', 'del', dst, 'dev', n1.wgIf])
+      drift = await ctlIn(lab, n1.ns, diffArgs(n1))
+    } finally {
+      process.kill(pid, 'SIGCONT')
+    }
     t.equal(drift.code, 1, 'diff exits 1 on drift')
     t.match(drift.stdout, `node-1: route ${dst} dev ${n1.wgIf}`)
     t.match(drift.stdout, /: add$/m)
