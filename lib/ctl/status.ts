@@ -26,6 +26,8 @@ export interface PeerRow {
   rxBytes: number
   txBytes: number
   state: PeerState
+  /** The path MTU toward the peer as the node reports it (absent: not known). */
+  pathMtu?: number
 }
 
 export interface NodeStatusRow {
@@ -98,7 +100,7 @@ export function statusRows (c: ClusterRead, now: number, only?: string): NodeSta
       if (o.endpoint !== w.endpoint) state = 'endpoint-mismatch'
       else if (w.transport === 'wireguard' && age === undefined) state = 'no-handshake'
       else if (w.transport === 'wireguard' && age !== undefined && age > HANDSHAKE_STALE_SECONDS) state = 'handshake-stale'
-      peers.push({ peer: w.node, transport: w.transport, endpoint: o.endpoint, ...(age !== undefined ? { handshakeAgeSeconds: age } : {}), rxBytes: o.rxBytes, txBytes: o.txBytes, state })
+      peers.push({ peer: w.node, transport: w.transport, endpoint: o.endpoint, ...(age !== undefined ? { handshakeAgeSeconds: age } : {}), rxBytes: o.rxBytes, txBytes: o.txBytes, state, ...(o.pathMtu !== undefined ? { pathMtu: o.pathMtu } : {}) })
     }
     observed.forEach((o, j) => {
       if (seen.has(j)) return
@@ -123,16 +125,19 @@ export async function runStatus (client: StoreClient, prefix: string, format: Ou
   const now = Date.now()
   const rows = statusRows(c, now, only)
   if (format === 'json') return formatJson(rows)
-  const table: string[][] = [['NODE', 'HEALTH', 'CONFIG', 'PEER', 'TRANSPORT', 'ENDPOINT', 'HANDSHAKE', 'RX', 'TX', 'STATE']]
+  // The PATH MTU column appears once some node reports path MTUs (path-MTU discovery).
+  const paths = rows.some(r => r.peers.some(p => p.pathMtu !== undefined))
+  const table: string[][] = [['NODE', 'HEALTH', 'CONFIG', 'PEER', 'TRANSPORT', 'ENDPOINT', 'HANDSHAKE', 'RX', 'TX', ...(paths ? ['PATH MTU'] : []), 'STATE']]
+  const none = paths ? ['-', '-', '-', '-', '-', '-', '-'] : ['-', '-', '-', '-', '-', '-']
   for (const r of rows) {
     const h = r.health === 'ok' ? 'ok' : `${r.health.toUpperCase()}`
     const cfg = r.configRevision === undefined ? '-' : r.configCurrent === true ? r.configRevision : `${r.configRevision} !! old`
-    if (r.conflicts !== undefined) table.push([r.node, h, cfg, '-', '-', '-', '-', '-', '-', '!! skipped'])
-    else if (r.peers.length === 0) table.push([r.node, h, cfg, '-', '-', '-', '-', '-', '-', r.health === 'ok' ? 'ok' : '-'])
+    if (r.conflicts !== undefined) table.push([r.node, h, cfg, ...none, '!! skipped'])
+    else if (r.peers.length === 0) table.push([r.node, h, cfg, ...none, r.health === 'ok' ? 'ok' : '-'])
     for (const p of r.peers) {
       table.push([r.node, h, cfg, p.peer, p.transport, p.endpoint,
         p.handshakeAgeSeconds === undefined ? (p.transport === 'vxlan' ? 'n/a' : 'never') : `${formatAge(p.handshakeAgeSeconds)} ago`,
-        formatBytes(p.rxBytes), formatBytes(p.txBytes), p.state === 'ok' ? 'ok' : `!! ${p.state}`])
+        formatBytes(p.rxBytes), formatBytes(p.txBytes), ...(paths ? [p.pathMtu === undefined ? '-' : String(p.pathMtu)] : []), p.state === 'ok' ? 'ok' : `!! ${p.state}`])
     }
   }
   let text = formatTable(table)

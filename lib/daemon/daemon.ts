@@ -242,7 +242,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       try { ips.set(n.name, parseEndpoint(n.endpoint).ip) } catch {}
     }
     p.setPeers(ips)
-    return new Map([...p.known()].flatMap(([node, path]) => path.mtu === undefined ? [] : [[node, path.mtu]]))
+    return this.knownPathMtus()
+  }
+
+  private knownPathMtus (): ReadonlyMap<string, number> {
+    return new Map([...this.pathMtu?.known() ?? []].flatMap(([node, path]) => path.mtu === undefined ? [] : [[node, path.mtu]]))
   }
 
   /**
@@ -380,7 +384,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         observed: this.lastObserved,
         ...(this.mtu !== undefined ? { mtu: this.mtuStatus(this.mtu) } : {}),
         nodes: this.nodes.values(),
-        conflicts: this.conflicts
+        conflicts: this.conflicts,
+        ...(this.pathMtu !== undefined ? { pathMtus: this.knownPathMtus() } : {})
       },
       onError: () => this.metrics.etcdErrors.inc({ op: 'status' })
     })

@@ -70,10 +70,13 @@ export async function applyRoutes (rtnl: Rtnl, add: readonly Route[], del: reado
   if (missing !== undefined) {
     throw new RouteError('unknown-device', missing, `route ${routeText(missing)}: device ${missing.dev === '' ? '(none)' : missing.dev} does not exist`)
   }
-  // A route whose destination is added again (another MTU, next hop or source) is replaced in
-  // place below, never deleted first: traffic to that destination has a route throughout.
-  const readded = new Set(add.map(slotKey))
-  const gone = del.filter(r => !readded.has(slotKey(r)))
+  // A route added again on the same device and next hop (another MTU or source) is replaced in
+  // place below, never deleted first: traffic to that destination has a route throughout. One
+  // that moves to another device or next hop is deleted first: the kernel refuses to replace an
+  // IPv6 route with an onlink next hop on another device (EINVAL).
+  const sameWay = (r: Route): string => `${slotKey(r)}|${r.dev}|${r.via ?? ''}`
+  const readded = new Set(add.map(sameWay))
+  const gone = del.filter(r => !readded.has(sameWay(r)))
   if (gone.length > 0) {
     // A route whose device is gone went with it; without a device the delete still matches
     // by destination and protocol, so it can only hit one of ours.

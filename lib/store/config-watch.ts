@@ -5,9 +5,9 @@
 import { EventEmitter } from 'node:events'
 import type { NetworkConfig } from '../config/network'
 import { parseNetworkConfigJson } from '../config/network-parse'
-import { type StoreClient, StoreError, storeCall, storeError } from './client'
+import { type StoreClient, storeCall, storeError } from './client'
 import { configKey } from './keys'
-import { DEFAULT_SILENCE_PROBE, guardSilence, noteStreamFailure, openWatchStream, typedStreamError } from './watch-stream'
+import { DEFAULT_SILENCE_PROBE, openWatchStream, runWatchSession } from './watch-stream'
 
 /** The watch's ID on its stream (etcd ≥ 3.4 honours client-chosen IDs; a progress answer carries -1). */
 const CONFIG_WATCH = '1'
@@ -93,52 +93,30 @@ export class ConfigWatcher extends EventEmitter<ConfigWatcherEvents> {
   }
 
   private async session (created: () => void): Promise<'stopped' | 'compacted'> {
-    // Tied to the member having a leader (watch-stream.ts): a member cut off from its peers ends it.
+    // Tied to the member having a leader, and a frozen or cut-off member is left (watch-stream.ts).
     const w = await storeCall('open config watch stream', async () => await openWatchStream(this.o.client))
-    const { stream } = w
-    return await new Promise((resolve, reject) => {
-      let open = true
-      const finish = (settle: () => void): void => {
-        if (!open) return
-        open = false
-        silence.stop()
-        this.endSession = undefined
-        try { stream.cancel() } catch {}
-        settle()
-      }
-      // And a frozen or cut-off member is left, as the node watch does.
-      const silence = guardSilence(this.o.client, w, DEFAULT_SILENCE_PROBE, why => finish(() => reject(new StoreError('unavailable', 'watch config', why))))
-      this.endSession = () => finish(() => resolve('stopped'))
-      if (this.stopped) { finish(() => resolve('stopped')); return }
-      stream.on('data', res => {
-        if (!open) return
-        silence.heard()
-        if (BigInt(res.compact_revision) > 0n) { finish(() => resolve('compacted')); return }
-        if (res.canceled) {
-          const reason = res.cancel_reason || 'no reason given'
-          noteStreamFailure(this.o.client, w, new Error(reason))
-          finish(() => reject(new StoreError('other', 'watch config', `etcd cancelled the watch: ${reason}`)))
-          return
+    if (this.stopped) { try { w.stream.cancel() } catch {}; return 'stopped' }
+    try {
+      return await runWatchSession(this.o.client, w, {
+        op: 'watch config',
+        probe: DEFAULT_SILENCE_PROBE,
+        watchIds: [CONFIG_WATCH],
+        requests: [{ create_request: { key: Buffer.from(configKey(this.o.prefix)), start_revision: (this.from + 1n).toString(), watch_id: CONFIG_WATCH } }],
+        onOpen: stop => { this.endSession = stop },
+        onCreated: created,
+        onResponse: res => {
+          for (const ev of res.events ?? []) {
+            // A delete event's mod_revision is the revision of the delete.
+            if (ev.type === 'Put') this.report({ revision: ev.kv.mod_revision, deleted: false }, ev.kv.value.toString())
+            else this.report({ revision: ev.kv.mod_revision, deleted: true })
+          }
+          const rev = BigInt(res.header.revision)
+          if (rev > this.from) this.from = rev
         }
-        if (res.created) { created(); return }
-        // A progress answer (watch ID -1) only proves the member alive; it is no resume point.
-        if (res.watch_id !== CONFIG_WATCH) return
-        for (const ev of res.events ?? []) {
-          // A delete event's mod_revision is the revision of the delete.
-          if (ev.type === 'Put') this.report({ revision: ev.kv.mod_revision, deleted: false }, ev.kv.value.toString())
-          else this.report({ revision: ev.kv.mod_revision, deleted: true })
-        }
-        const rev = BigInt(res.header.revision)
-        if (rev > this.from) this.from = rev
       })
-      stream.on('error', err => {
-        const typed = typedStreamError(err)
-        if (open) noteStreamFailure(this.o.client, w, typed)
-        finish(() => reject(typed))
-      })
-      stream.on('end', () => finish(() => reject(new StoreError('unavailable', 'watch config', 'etcd ended the watch stream'))))
-      stream.write({ create_request: { key: Buffer.from(configKey(this.o.prefix)), start_revision: (this.from + 1n).toString(), watch_id: CONFIG_WATCH } })
-    })
+    } finally {
+      this.endSession = undefined
+    }
   }
 
   private report (change: ConfigChange, value?: string): void {

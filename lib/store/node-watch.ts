@@ -17,7 +17,7 @@ import type { NodeRecord } from './node-record'
 import { MAX_RECORD_BYTES, parseNodeRecord } from './node-record-parse'
 import { rangePages } from './paged-range'
 import { type StoreClient, StoreError, storeCall, storeError } from './client'
-import { DEFAULT_SILENCE_PROBE, type SilenceProbe, guardSilence, noteStreamFailure, openWatchStream, typedStreamError } from './watch-stream'
+import { DEFAULT_SILENCE_PROBE, type SilenceProbe, openWatchStream, runWatchSession } from './watch-stream'
 import { KeyError, nodeKey, nodesPrefix, parseKey, prefixEnd, subnetKey, subnetsPrefix } from './keys'
 import { RecordError } from './record-error'
 import { parseSubnetValue } from './subnet-value'
@@ -280,60 +280,30 @@ export class NodeWatcher extends EventEmitter<NodeWatcherEvents> {
 
   private async watchSession (): Promise<'compacted' | 'stopped'> {
     const w = await storeCall('open watch stream', async () => await openWatchStream(this.o.client))
-    const { stream, member } = w
-    const where = member === undefined ? 'etcd' : `etcd member ${member}`
-    return await new Promise((resolve, reject) => {
-      let open = true
-      let created = 0
-      const finish = (settle: () => void): void => {
-        if (!open) return
-        open = false
-        silence.stop()
-        this.endSession = undefined
-        try { stream.cancel() } catch {}
-        settle()
+    if (this.stopped) { try { w.stream.cancel() } catch {}; return 'stopped' }
+    let created = 0
+    const create = (id: string, prefix: string, from: bigint): IWatchRequest => ({
+      create_request: {
+        key: Buffer.from(prefix),
+        range_end: prefixEnd(prefix),
+        start_revision: (from + 1n).toString(),
+        watch_id: id,
+        progress_notify: true
       }
-      // A frozen or cut-off member says nothing: leave it and resume on another (watch-stream.ts).
-      const silence = guardSilence(this.o.client, w, this.probe, why => finish(() => reject(new StoreError('unavailable', 'watch', why))))
-      this.endSession = () => finish(() => resolve('stopped'))
-      if (this.stopped) { finish(() => resolve('stopped')); return }
-      stream.on('data', (res: IWatchResponse) => {
-        if (!open) return
-        silence.heard()
-        if (big(res.compact_revision) > 0n) { finish(() => resolve('compacted')); return }
-        if (res.canceled) {
-          const reason = res.cancel_reason || 'no reason given'
-          noteStreamFailure(this.o.client, w, new Error(reason))
-          finish(() => reject(new StoreError('other', 'watch', `${where} cancelled the watch: ${reason}`)))
-          return
-        }
-        if (res.created) {
-          if (++created === 2) this.recovered()
-          return
-        }
-        // The answer to a progress request (watch ID -1) says only that the member is alive:
-        // etcd 3.4 sends it without waiting for the watches to catch up, so it is no resume point.
-        if (res.watch_id !== NODES_WATCH && res.watch_id !== SUBNETS_WATCH) return
-        this.apply(res)
-      })
-      stream.on('error', (err: unknown) => {
-        const typed = typedStreamError(err)
-        if (open) noteStreamFailure(this.o.client, w, typed)
-        finish(() => reject(typed))
-      })
-      stream.on('end', () => finish(() => reject(new StoreError('unavailable', 'watch', `${where} ended the watch stream`))))
-      const create = (id: string, prefix: string, from: bigint): IWatchRequest => ({
-        create_request: {
-          key: Buffer.from(prefix),
-          range_end: prefixEnd(prefix),
-          start_revision: (from + 1n).toString(),
-          watch_id: id,
-          progress_notify: true
-        }
-      })
-      stream.write(create(NODES_WATCH, nodesPrefix(this.o.prefix), this.nodesRev))
-      stream.write(create(SUBNETS_WATCH, subnetsPrefix(this.o.prefix), this.subnetsRev))
     })
+    try {
+      return await runWatchSession(this.o.client, w, {
+        op: 'watch',
+        probe: this.probe,
+        watchIds: [NODES_WATCH, SUBNETS_WATCH],
+        requests: [create(NODES_WATCH, nodesPrefix(this.o.prefix), this.nodesRev), create(SUBNETS_WATCH, subnetsPrefix(this.o.prefix), this.subnetsRev)],
+        onOpen: stop => { this.endSession = stop },
+        onCreated: () => { if (++created === 2) this.recovered() },
+        onResponse: res => this.apply(res)
+      })
+    } finally {
+      this.endSession = undefined
+    }
   }
 
   /** Applies one watch response's events to the raw state and schedules a coalesced flush. */

@@ -18,6 +18,8 @@ export interface PeerStatus {
   lastHandshake: number
   rxBytes: number
   txBytes: number
+  /** The path MTU toward the peer's underlay address as the node knows it (on its link: the link's; absent: not known). */
+  pathMtu?: number
 }
 
 /** One tunnel device's MTU as the node applied it, and the peer that holds it down. */
@@ -97,6 +99,8 @@ export type StatusInput = Pick<NodeStatus, 'node' | 'version' | 'generation' | '
   observed: ObservedState | undefined
   nodes: Iterable<NodeRecord>
   conflicts?: readonly Conflict[]
+  /** Path MTUs the node knows, by peer name (path-MTU discovery). */
+  pathMtus?: ReadonlyMap<string, number>
 }
 
 /** The status value for `now`; peers are named from the records (unknown kernel peers as "?"). */
@@ -113,6 +117,10 @@ export function buildStatus (input: StatusInput, now: Date): NodeStatus {
     // The all-zero MAC and other foreign FDB entries are not peers.
     if (node === undefined) continue
     peers.push({ node, transport: 'vxlan', publicKey: '', endpoint: f.dst, lastHandshake: 0, rxBytes: 0, txBytes: 0 })
+  }
+  for (const p of peers) {
+    const pathMtu = input.pathMtus?.get(p.node)
+    if (pathMtu !== undefined) p.pathMtu = pathMtu
   }
   const nowS = now.getTime() / 1000
   const attention = (p: PeerStatus): boolean => p.node === '?' ||
@@ -177,7 +185,8 @@ export function parseStatus (key: string, text: string): NodeStatus {
       typeof p.publicKey !== 'string' || typeof p.endpoint !== 'string' || !num(p.lastHandshake) || !num(p.rxBytes) || !num(p.txBytes)) {
       return bad(`peers[${i}]`)
     }
-    return { node: p.node, transport: p.transport, publicKey: p.publicKey, endpoint: p.endpoint, lastHandshake: p.lastHandshake, rxBytes: p.rxBytes, txBytes: p.txBytes }
+    if (p.pathMtu !== undefined && !mtuNum(p.pathMtu)) return bad(`peers[${i}]`)
+    return { node: p.node, transport: p.transport, publicKey: p.publicKey, endpoint: p.endpoint, lastHandshake: p.lastHandshake, rxBytes: p.rxBytes, txBytes: p.txBytes, ...(p.pathMtu !== undefined ? { pathMtu: p.pathMtu as number } : {}) }
   })
   if (v.peerCount !== undefined && !num(v.peerCount)) bad('peerCount')
   if (v.peersOmitted !== undefined && !num(v.peersOmitted)) bad('peersOmitted')

@@ -8,7 +8,7 @@
 // falls back to the plain watch if that shape changed.
 import type { IDuplexStream, IWatchRequest, IWatchResponse } from 'etcd3'
 import * as etcd3 from 'etcd3'
-import { type StoreClient, memberHealth } from './client'
+import { type StoreClient, StoreError, memberHealth } from './client'
 import { isMemberSilence } from './member-health'
 
 export interface WatchStream {
@@ -89,3 +89,64 @@ export function noteStreamFailure (client: StoreClient, w: WatchStream, reason: 
 
 /** grpc's raw stream error as the typed etcd3 error (the pool's calls do this; a raw stream does not). */
 export const typedStreamError = (e: unknown): unknown => (e instanceof Error ? etcd3.castGrpcError(e) : e)
+
+export interface WatchSessionOptions {
+  /** What the session is, for errors ("watch", "watch config"). */
+  op: string
+  probe: SilenceProbe
+  /** The IDs our create requests chose: any other response (a progress answer, ID -1) only proves the member alive. */
+  watchIds: readonly string[]
+  /** The create requests, sent once every handler is in place. */
+  requests: readonly IWatchRequest[]
+  /** Receives the function that ends the session ('stopped'), for the owner's stop(). */
+  onOpen: (stop: () => void) => void
+  onCreated?: () => void
+  /** Every response of our watches (events or a progress notice). */
+  onResponse: (res: IWatchResponse) => void
+}
+
+/**
+ * One session on an opened watch stream, the part both watchers share: it ends 'compacted' when
+ * etcd compacted past the start, 'stopped' when the owner stops it, and fails (the owner
+ * reconnects) when etcd cancels the watch, the stream errs or ends, or the member falls silent
+ * (guardSilence) — a member that failed this way is set aside. The stream is cancelled at the end.
+ */
+export async function runWatchSession (client: StoreClient, w: WatchStream, o: WatchSessionOptions): Promise<'compacted' | 'stopped'> {
+  const where = w.member === undefined ? 'etcd' : `etcd member ${w.member}`
+  const { stream } = w
+  return await new Promise((resolve, reject) => {
+    let open = true
+    const finish = (settle: () => void): void => {
+      if (!open) return
+      open = false
+      silence.stop()
+      try { stream.cancel() } catch {}
+      settle()
+    }
+    const silence = guardSilence(client, w, o.probe, why => finish(() => reject(new StoreError('unavailable', o.op, why))))
+    o.onOpen(() => finish(() => resolve('stopped')))
+    stream.on('data', (res: IWatchResponse) => {
+      if (!open) return
+      silence.heard()
+      if (BigInt(res.compact_revision) > 0n) { finish(() => resolve('compacted')); return }
+      if (res.canceled) {
+        const reason = res.cancel_reason || 'no reason given'
+        noteStreamFailure(client, w, new Error(reason))
+        finish(() => reject(new StoreError('other', o.op, `${where} cancelled the watch: ${reason}`)))
+        return
+      }
+      if (res.created) { o.onCreated?.(); return }
+      // etcd 3.4 answers a progress request without waiting for the watches to catch up: such an
+      // answer is no resume point.
+      if (!o.watchIds.includes(res.watch_id)) return
+      o.onResponse(res)
+    })
+    stream.on('error', (err: unknown) => {
+      const typed = typedStreamError(err)
+      if (open) noteStreamFailure(client, w, typed)
+      finish(() => reject(typed))
+    })
+    stream.on('end', () => finish(() => reject(new StoreError('unavailable', o.op, `${where} ended the watch stream`))))
+    for (const r of o.requests) stream.write(r)
+  })
+}

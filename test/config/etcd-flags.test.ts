@@ -2,6 +2,7 @@
 // podmeshctl's parser accept and refuse the same values with the same message, read the same
 // environment variables, and list every flag in --help from the one table.
 import t from 'tap'
+import { assertHelpLists } from '../harness/help-lines'
 import { parseArgs } from 'node:util'
 import { ETCD_FIELDS, ETCD_FLAGS, type EtcdField } from '../../lib/config/etcd-flags'
 import type { EtcdOptions } from '../../lib/config/etcd-options'
@@ -108,18 +109,7 @@ t.test('the rules that matter hold in both', async t => {
 })
 
 t.test('both --help texts list every shared flag from the one table', async t => {
-  const daemonHelp = helpText().split('\n')
-  const ctlHelp = globalFlagsHelp().split('\n')
-  for (const f of ETCD_FIELDS) {
-    const s = ETCD_FLAGS[f]
-    for (const [who, lines] of [['podmeshd', daemonHelp], ['podmeshctl', ctlHelp]] as const) {
-      const line = lines.find(l => l.trimStart().startsWith(`--${s.flag} `))
-      t.ok(line !== undefined, `${who} lists --${s.flag}`)
-      t.match(line, s.env, `${who}: --${s.flag} names ${s.env}`)
-      t.match(line, s.help, `${who}: --${s.flag} has the table's help`)
-      if ('default' in s) t.match(line, s.default, `${who}: --${s.flag} shows its default`)
-    }
-  }
+  assertHelpLists(t, ETCD_FIELDS.map(f => ETCD_FLAGS[f]), [['podmeshd', helpText()], ['podmeshctl', globalFlagsHelp()]])
 })
 
 t.test('podmeshctl knows exactly the shared flags besides its own', async t => {

@@ -2,6 +2,7 @@
 // (lib/config/node-flags.ts): both accept and refuse the same values with the same message, read
 // the same environment variables, and list each flag in --help from the one table.
 import t from 'tap'
+import { assertHelpLists } from '../harness/help-lines'
 import { parseArgs } from 'node:util'
 import { NODE_FLAGS, type NodeField } from '../../lib/config/node-flags'
 import { helpText, parseDaemonOptions } from '../../lib/config/daemon-options'
@@ -55,15 +56,5 @@ t.test('podmeshd and podmeshctl diff/doctor agree on every value, from flags and
 })
 
 t.test('both --help texts list every shared node flag from the one table', async t => {
-  const ctlHelp = (diffHelp + doctorHelp).split('\n')
-  const daemonHelp = helpText().split('\n')
-  for (const s of Object.values(NODE_FLAGS)) {
-    for (const [who, lines] of [['podmeshd', daemonHelp], ['podmeshctl', ctlHelp]] as const) {
-      const line = lines.find(l => l.trimStart().startsWith(`--${s.flag} `))
-      t.ok(line !== undefined, `${who} lists --${s.flag}`)
-      t.match(line, s.env, `${who}: --${s.flag} names ${s.env}`)
-      t.match(line, s.help, `${who}: --${s.flag} has the table's help`)
-      if ('default' in s) t.match(line, s.default, `${who}: --${s.flag} shows its default`)
-    }
-  }
+  assertHelpLists(t, Object.values(NODE_FLAGS), [['podmeshd', helpText()], ['podmeshctl', diffHelp + doctorHelp]])
 })

@@ -96,6 +96,20 @@ t.test('routes: podmesh touches only its own', async t => {
     t.notMatch(await ns.ip(['route', 'show', '10.88.2.0/24']), /mtu/)
   })
 
+  t.test('a route moving to another device with an onlink next hop (IPv6) is deleted, then added', async t => {
+    // Mixed mode when a node changes location: WireGuard's route becomes VXLAN's via the peer's
+    // tunnel address. The kernel refuses that as a replace (EINVAL); as delete + add it works.
+    const other = lab.ifname('o')
+    await ns.ip(['link', 'add', other, 'type', 'veth', 'peer', 'name', lab.ifname('p')])
+    await ns.ip(['link', 'set', other, 'up'])
+    const before: Route = { family: 6, dst: 'fd00:88:7::/64', dev, src: 'fd00:88::1' }
+    const after: Route = { family: 6, dst: 'fd00:88:7::/64', dev: other, via: 'fd00:88:7::', src: 'fd00:88::1' }
+    await apply([before], [])
+    await apply([after], [before])
+    t.strictSame((await observe()).filter(r => r.dst === 'fd00:88:7::/64'), [after], 'moved to the other device, via the next hop')
+    await apply([], [after])
+  })
+
   t.test('an unknown device is refused before anything changes', async t => {
     const e = await agent.request('applyRoutes', { add: [r1, { family: 4, dst: '10.88.7.0/24', dev: 'nosuchdev0' }], del: [r2] }).catch(e => e)
     t.ok(isAgentError(e) && e.remote.problem === 'unknown-device', (e as Error).message)

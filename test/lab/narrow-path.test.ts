@@ -66,6 +66,9 @@ for (const v of variants) {
     // What the node found is reported: its status value (podmeshctl status) and doctor on the node.
     await waitFor('podmeshctl status to name node-1\'s narrow paths', 30_000, async () =>
       (await lab.ctl('status')).includes(`node-1: narrow paths: node-3 1400 (routes ${adapted}), node-4 1400 (routes ${adapted})`))
+    const rows = JSON.parse(await lab.ctl('status', 'node-1', '-o', 'json')) as Array<{ peers: Array<{ peer: string, pathMtu?: number }> }>
+    t.match(Object.fromEntries(rows[0]!.peers.map(p => [p.peer, p.pathMtu])), { 'node-2': 1500, 'node-3': 1400, 'node-4': 1400 }, 'status shows the path MTU toward each peer (node-2 on the link: its MTU)')
+    t.match(await lab.ctl('status', 'node-1'), /PATH MTU/, 'and the table has the column')
     const doctor = JSON.parse(await n1.ctl('doctor', '--public-address', n1.publicIp, '-o', 'json')) as Array<{ check: string, result: string, detail: string }>
     t.match(doctor.find(c => c.check === 'path mtu'), { result: 'OK', detail: `node-3 1400 (routes ${adapted}), node-4 1400 (routes ${adapted})` }, 'doctor on node-1 shows the paths its daemon found')
 

@@ -125,6 +125,11 @@ t.test('the device MTUs and the peer that limits one round-trip; malformed ones 
     { mtu: { ...mtu, narrowOmitted: -1 } }
   ]
   for (const bad of bads) t.throws(() => parseStatus('k', JSON.stringify({ ...s, ...bad })), { message: /field "mtu/ }, JSON.stringify(bad).slice(0, 80))
+  const withPaths = buildStatus({ node: 'node-1', version: '0.1.0', generation: 3, revision: '42', degraded: false, ready: true, mtu, observed, nodes, pathMtus: new Map([[s.peers[0]!.node, 1400]]) }, new Date(0))
+  t.equal(withPaths.peers[0]?.pathMtu, 1400, 'a known path MTU is on its peer')
+  t.ok(withPaths.peers.slice(1).every(p => p.pathMtu === undefined), 'and only there')
+  t.strictSame(parseStatus('k', JSON.stringify(withPaths)), withPaths, 'round-trips')
+  t.throws(() => parseStatus('k', JSON.stringify({ ...withPaths, peers: [{ ...withPaths.peers[0], pathMtu: 'big' }] })), { message: /field "peers\[0\]/ })
   const narrow = { ...mtu, narrow: [{ node: 'node-9', pathMtu: 1400, routeMtu: 1328 }], narrowOmitted: 3 }
   const withNarrow = buildStatus({ node: 'node-1', version: '0.1.0', generation: 3, revision: '42', degraded: false, ready: true, mtu: narrow, observed, nodes }, new Date(0))
   t.strictSame(parseStatus('k', JSON.stringify(withNarrow)).mtu, narrow, 'narrow paths round-trip')
