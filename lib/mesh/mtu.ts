@@ -119,8 +119,9 @@ const INNER_FLOOR: Readonly<Record<Family, number>> = { 4: 576, 6: 1280 }
  * narrow the outer packets are fragmented, which is the most that can be done.
  */
 export function narrowRouteMtu (o: { transport: Transport, outer: Family, pathMtu: number, deviceMtu: number, inner: Family }): number | undefined {
-  const pad = PLAINTEXT_PADDING[o.transport]
-  const fits = Math.floor(tunnelMtu(o.transport, o.outer, o.pathMtu) / pad) * pad
+  const fits = tunnelMtu(o.transport, o.outer, o.pathMtu)
+  // At or above the device's MTU the device decides (and WireGuard pads no further than it).
   if (fits >= o.deviceMtu) return undefined
-  return Math.max(fits, INNER_FLOOR[o.inner])
+  const pad = PLAINTEXT_PADDING[o.transport]
+  return Math.max(Math.floor(fits / pad) * pad, INNER_FLOOR[o.inner])
 }
