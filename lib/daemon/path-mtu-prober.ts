@@ -39,6 +39,8 @@ export interface PeerPath {
   unknown?: string
   /** The path drops big packets without a "too big": found by bisection. */
   blackHole?: boolean
+  /** The last probe could not run (no route, ping missing): why. Retried at the next interval. */
+  failed?: string
   probedAt?: number
 }
 
@@ -154,7 +156,12 @@ export class PathMtuProber extends EventEmitter<PathMtuProberEvents> {
         next = toPath(node, ip, await discoverPathMtu(ip, { localMtu: this.o.localMtu(), waitSeconds: this.o.waitSeconds }))
       }
     } catch (e) {
-      this.emit('probeFailed', { node, ip, error: e instanceof Error ? e : new Error(String(e)) })
+      // Tried again at the next interval, not on every resync; said once per distinct failure.
+      const error = e instanceof Error ? e : new Error(String(e))
+      const now = this.paths.get(node)
+      if (this.stopped || now === undefined || now.ip !== ip) return
+      this.paths.set(node, { node, ip, onLink: false, failed: error.message, probedAt: Date.now() })
+      if (now.failed !== error.message) this.emit('probeFailed', { node, ip, error })
       return
     }
     // The peer left or moved while it was probed: that result is about a path nobody uses.

@@ -2,7 +2,7 @@
 // a peer on the node's own link is not probed and carries the link's MTU; a routed peer is
 // probed when it appears (1400, v4 and v6); a resync check re-probes it when the kernel learned
 // a narrower path from a router, and only then; a peer that moves is probed at its new address;
-// one that leaves is forgotten.
+// one that leaves is forgotten; one the node has no route to fails once, without a retry per resync.
 import t from 'tap'
 import type { PeerPath } from '../../lib/daemon/path-mtu-prober'
 import { Lab } from '../harness/netns'
@@ -43,4 +43,13 @@ t.test('path-MTU prober', async t => {
   const k = await known()
   t.notOk('router' in k, 'a peer that left is forgotten')
   t.match(k, { far4: { ip: '198.51.100.12', mtu: 1300 } }, 'a moved peer is probed at its new address')
+
+  // A peer the node has no route to: the failure is said once, and not retried on every resync.
+  await a.ip(['-6', 'route', 'del', 'default'])
+  await agent.request('setPeers', { far4: '198.51.100.12', far6: '2001:db8:b::11', lost: '2001:db8:99::1' })
+  t.match(await agent.request('failures'), [/^lost: .*(unreachable|ENETUNREACH)/i], 'no route: one failure, naming the peer')
+  await agent.request('check')
+  await agent.request('check')
+  t.same(await agent.request('failures'), [], 'the resync checks do not retry it before the interval')
+  t.notOk('lost' in await known(), 'and its path MTU is not known')
 })
