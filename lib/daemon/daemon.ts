@@ -217,17 +217,24 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     if (!this.opts.pathMtuDiscovery) return undefined
     const underlayMtu = identity.underlay.mtu
     const p = new PathMtuProber({ rtnl, localMtu: () => underlayMtu, intervalMs: this.opts.pathMtuIntervalMs })
+    // Only a path narrower than the underlay changes a route: the thousands of on-link peers
+    // resolved at start must not each cost a pass.
+    const narrow = new Map<string, number>()
     p.on('changed', path => {
-      if (path.mtu !== undefined && path.mtu < underlayMtu) {
-        this.log.warn({ peer: path.node, peerUnderlay: path.ip, pathMtu: path.mtu, underlayMtu, blackHole: path.blackHole === true }, 'path toward peer is narrower than the underlay; its pod routes get a smaller MTU')
-      } else if (path.unknown !== undefined) {
-        this.log.info({ peer: path.node, peerUnderlay: path.ip, reason: path.unknown }, 'path MTU toward peer unknown; assuming the underlay\'s')
+      const was = narrow.get(path.node)
+      const now = path.mtu !== undefined && path.mtu < underlayMtu ? path.mtu : undefined
+      if (now !== undefined) {
+        narrow.set(path.node, now)
+        this.log.warn({ peer: path.node, peerUnderlay: path.ip, pathMtu: now, underlayMtu, blackHole: path.blackHole === true }, 'path toward peer is narrower than the underlay; its pod routes get a smaller MTU')
       } else {
-        this.log.debug({ peer: path.node, peerUnderlay: path.ip, pathMtu: path.mtu, onLink: path.onLink }, 'path MTU toward peer')
+        narrow.delete(path.node)
+        if (path.unknown !== undefined) this.log.info({ peer: path.node, peerUnderlay: path.ip, reason: path.unknown }, 'path MTU toward peer unknown; assuming the underlay\'s')
+        else this.log.debug({ peer: path.node, peerUnderlay: path.ip, pathMtu: path.mtu, onLink: path.onLink }, 'path MTU toward peer')
       }
-      this.reconciler?.trigger('path-mtu')
+      if (was !== now) this.reconciler?.trigger('path-mtu')
     })
-    p.on('probeFailed', f => this.log.warn({ peer: f.node, peerUnderlay: f.ip, error: f.error.message }, 'path MTU probe failed; will try again'))
+    p.on('probeFailed', f => this.log.warn({ peer: f.node, peerUnderlay: f.ip, error: f.error.message }, 'path MTU probe failed; will try again at the next interval'))
+    // The first pass hands the peers to the prober.
     this.reconciler?.trigger('path-mtu')
     return p
   }
