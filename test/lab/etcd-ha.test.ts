@@ -48,8 +48,13 @@ t.test('3-member etcd: leader SIGKILLed, then the leader partitioned; nodes join
   const stopAll = async (): Promise<void> => {
     if (results.length > 0) return
     streamedMs = Date.now() - streamsFrom
-    results = await Promise.all(streams.map(async s => await s.stop()))
-    ready = monitors.map(m => m.stop())
+    // The samplers stop whatever the streams report: a sampler left running keeps this test's
+    // process alive after a failure.
+    try {
+      results = await Promise.all(streams.map(async s => await s.stop()))
+    } finally {
+      ready = monitors.map(m => m.stop())
+    }
   }
   t.teardown(stopAll)
   await sleep(2000)

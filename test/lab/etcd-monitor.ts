@@ -16,7 +16,8 @@ export class PingStream {
       { stdio: ['ignore', 'pipe', 'ignore'] })
     lab.track(this.proc)
     this.proc.stdout?.on('data', d => { this.out += String(d) })
-    this.exited = new Promise(resolve => this.proc.once('exit', () => resolve()))
+    // 'close', not 'exit': the summary ping prints on SIGINT may still be in the pipe at 'exit'.
+    this.exited = new Promise(resolve => this.proc.once('close', () => resolve()))
   }
 
   /** Sequence numbers answered so far. */
