@@ -28,7 +28,8 @@ export function pingStream (ns: string, ip: string, count: number, intervalS: nu
     let out = ''
     p.stdout.on('data', d => { out += String(d) })
     p.on('error', reject)
-    p.on('exit', () => {
+    // 'close', not 'exit': ping's summary may still be in the pipe when it exits.
+    p.on('close', () => {
       const m = /(\d+) packets transmitted, (\d+) received/.exec(out)
       if (m === null) reject(new Error(`ping output not understood: ${out}`))
       else resolve({ sent: Number(m[1]), received: Number(m[2]) })
