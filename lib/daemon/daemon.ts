@@ -35,7 +35,7 @@ import { RegistrationPolicy } from './registration-policy'
 import { EXIT_STATUS, type ExitStatus } from './exit-status'
 import { type Conflict, type OwnClaims, describeConflict, ownClaimConflicts } from '../mesh/claims'
 import { IdentityClaimedError, claimedAtStart } from './identity-claim'
-import { countConflicts } from './metrics'
+import { countConflicts, setMtu } from './metrics'
 import { UnderlayFollower } from './underlay-follow'
 import { dropConnections, memberHealth } from '../store/client'
 import { parseEndpoint } from '../store/endpoint'
@@ -460,6 +460,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       }
     }
     this.mtu = m
+    setMtu(this.metrics, m)
     const pod = this.podNetwork
     if (pod === undefined || this.rtnl === undefined || pod.mtu === m.pod) return
     const next = { ...pod, mtu: m.pod }

@@ -3,6 +3,7 @@
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { CLAIM_KINDS, type Conflict } from '../mesh/claims'
+import type { MtuPlan } from '../mesh/desired'
 
 /** One WireGuard peer's last handshake as the last kernel read saw it (epoch seconds, 0 = never). */
 export interface PeerHandshake { peer: string, lastHandshake: number }
@@ -48,6 +49,8 @@ export function createMetrics (handshakes: () => Iterable<PeerHandshake> = () =>
     restoresDetected: new Counter({ name: 'podmesh_etcd_restores_total', help: 'Times etcd came back with an older revision or another cluster ID', registers: [registry] }),
     etcdMemberAvoided: new Counter({ name: 'podmesh_etcd_member_avoided_total', help: 'Times an etcd member was set aside for a while because it did not answer in time, lost its leader, or left the watch silent', labelNames: ['member'], registers: [registry] }),
     restoreRemovals: new Counter({ name: 'podmesh_restore_removed_nodes_total', help: 'Node records removed after an etcd restore because no live node re-asserted them', registers: [registry] }),
+    mtu: new Gauge({ name: 'podmesh_mtu_bytes', help: 'MTU the last pass gave each tunnel device in use (kind: wireguard, vxlan) and the pods (kind: pod)', labelNames: ['kind'], registers: [registry] }),
+    narrowPaths: new Gauge({ name: 'podmesh_narrow_paths', help: 'Peers behind a path narrower than their tunnel device needs, whose routes got a smaller MTU', registers: [registry] }),
     conflictingRecords: new Gauge({
       name: 'podmesh_conflicting_records',
       help: 'Node records skipped because an earlier record holds their WireGuard public key, VXLAN MAC or pod CIDR, by what they share',
@@ -63,6 +66,15 @@ export function createMetrics (handshakes: () => Iterable<PeerHandshake> = () =>
 /** Sets the conflict gauge from the watch's current conflicts (one per shared claim). */
 export function countConflicts (m: Metrics, conflicts: readonly Conflict[]): void {
   for (const what of CLAIM_KINDS) m.conflictingRecords.set({ what }, conflicts.filter(c => c.what === what).length)
+}
+
+/** Sets the MTU gauges from the last pass's plan; a device not in use has no series. */
+export function setMtu (m: Metrics, plan: MtuPlan): void {
+  m.mtu.reset()
+  if (plan.wireguard !== undefined) m.mtu.set({ kind: 'wireguard' }, plan.wireguard.mtu)
+  if (plan.vxlan !== undefined) m.mtu.set({ kind: 'vxlan' }, plan.vxlan.mtu)
+  m.mtu.set({ kind: 'pod' }, plan.pod)
+  m.narrowPaths.set(plan.narrow?.length ?? 0)
 }
 
 export type Metrics = ReturnType<typeof createMetrics>
