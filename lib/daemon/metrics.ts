@@ -60,6 +60,8 @@ export function createMetrics (handshakes: () => Iterable<PeerHandshake> = () =>
   }
   // Every series exists from the start, so an alert on > 0 needs no absent() special case.
   for (const what of CLAIM_KINDS) m.conflictingRecords.set({ what }, 0)
+  // A pass's first failure must show as an increase (rate/increase cannot see a series' first sample).
+  for (const result of ['ok', 'error']) m.reconciles.inc({ result }, 0)
   return m
 }
 

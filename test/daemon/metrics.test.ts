@@ -1,5 +1,6 @@
-// The MTU gauges follow the last pass's plan: devices in use, the pods' MTU, narrow paths; a
-// device that goes out of use loses its series (a stale 1440 would mislead a dashboard).
+// podmeshd's metrics: series the alerts need exist from the start; the MTU gauges follow the
+// last pass's plan (devices in use, the pods' MTU, narrow paths), and a device that goes out of
+// use loses its series (a stale 1440 would mislead a dashboard).
 import t from 'tap'
 import { createMetrics, setMtu } from '../../lib/daemon/metrics'
 
@@ -8,6 +9,13 @@ const series = async (m: ReturnType<typeof createMetrics>, name: string): Promis
   if (got === undefined) throw new Error(`${name} is not registered`)
   return Object.fromEntries(got.values.map(v => [String(v.labels.kind ?? ''), v.value]))
 }
+
+t.test('reconcile results exist at 0 from the start, so the first failure is an increase', async t => {
+  const m = createMetrics()
+  const text = await m.registry.metrics()
+  t.match(text, /^podmesh_reconcile_total\{result="error"\} 0$/m)
+  t.match(text, /^podmesh_reconcile_total\{result="ok"\} 0$/m)
+})
 
 t.test('MTU gauges', async t => {
   const m = createMetrics()
