@@ -1,6 +1,7 @@
 // The Prometheus rules and the Grafana dashboard in monitoring/: promtool accepts them, each
 // alert is proved by its promtool unit test, and every metric they name is one podmeshd's
 // registry exports. Each check is shown to fail on a broken copy.
+// (Against live daemons and a real Prometheus: test/lab/monitoring.test.ts.)
 import t from 'tap'
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
