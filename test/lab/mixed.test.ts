@@ -1,9 +1,10 @@
 // Mixed mode: WireGuard backend with vxlanWithinLocation — nodes sharing a location label talk
 // over VXLAN, nodes in different locations over WireGuard; a node moving location moves its
-// traffic between tunnels with at most a short interruption.
+// traffic between tunnels with at most a short interruption. The VXLAN side never floods.
 import t from 'tap'
 import { spawn } from 'node:child_process'
 import { Lab, nsExec, sleep, type LabNode } from './cluster'
+import { checkNoFlooding } from './vxlan-flooding'
 
 const txPackets = async (n: LabNode, dev: string): Promise<number> => {
   const out = await nsExec(n.ns, ['ip', '-s', '-j', 'link', 'show', 'dev', dev])
@@ -35,6 +36,10 @@ t.test('within a location traffic is VXLAN, across locations WireGuard', async t
   t.ok(await txPackets(n1, vx) - vx0 < 5, 'other location: VXLAN carried (almost) nothing')
   t.match(await n1.routes(), new RegExp(`dev ${vx} proto 211`), 'a route over VXLAN exists')
   t.match(await n1.routes(), new RegExp(`dev ${wg} proto 211`), 'a route over WireGuard exists')
+})
+
+t.test('no VXLAN flooding on any node: learning off, no all-zero FDB entry, one entry per peer in its location', async t => {
+  await checkNoFlooding(t, lab.nodes, n => lab.nodes.filter(p => p !== n && p.location === n.location))
 })
 
 t.test('a node moving location moves its traffic, interrupting pods for at most 2 s', async t => {
