@@ -7,7 +7,7 @@ import { delimiter, join } from 'node:path'
 import { release } from 'node:os'
 import type { EtcdOptions } from '../config/etcd-options'
 import type { NetworkConfig } from '../config/network'
-import type { StoreClient } from '../store/client'
+import { isStoreError, type StoreClient } from '../store/client'
 import { readConfig } from '../store/config-store'
 import { Rtnl } from '../dataplane/rtnl'
 import { findUnderlay } from '../dataplane/underlay'
@@ -180,14 +180,19 @@ export async function doctorChecks (client: StoreClient, prefix: string, etcd: E
   const checks: Check[] = []
   let config: NetworkConfig | undefined
   const tls = etcd.endpoints.some(e => e.startsWith('https://'))
+  // A handshake etcd refused (or we refused) is the TLS check's failure, not a pass beside a failed etcd check.
+  let handshake: Error | undefined
   try {
     const t0 = Date.now()
     config = await readConfig(client, prefix)
     checks.push({ check: 'etcd', result: 'OK', detail: `${etcd.endpoints.join(',')} answered in ${Date.now() - t0} ms; config at ${prefix}config` })
   } catch (e) {
+    if (isStoreError(e) && e.kind === 'tls') handshake = e
     checks.push({ check: 'etcd', result: 'FAIL', detail: (e as Error).message, fix: 'check --etcd-endpoints, credentials, that etcd runs, and that `podmeshctl init` was run' })
   }
-  if (tls) {
+  if (handshake !== undefined) {
+    checks.push({ check: 'etcd tls', result: 'FAIL', detail: handshake.message, fix: 'see "etcd over TLS" in docs/operations.md: --etcd-ca, --etcd-cert/--etcd-key, the server certificate\'s subjectAltName' })
+  } else if (tls) {
     checks.push(etcd.caFile !== undefined
       ? { check: 'etcd tls', result: 'OK', detail: `CA ${etcd.caFile}${etcd.certFile !== undefined ? `, client cert ${etcd.certFile}` : ''}` }
       : { check: 'etcd tls', result: 'WARN', detail: 'https endpoints verified against the system CAs', fix: 'pass --etcd-ca with the cluster CA' })

@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises'
 import * as etcd3 from 'etcd3'
 import type { EtcdOptions } from '../config/etcd-options'
 import { MemberHealth } from './member-health'
+import { describeTlsFailure } from './tls-failure'
 
 export type StoreClient = etcd3.Etcd3
 
@@ -13,7 +14,7 @@ export type StoreErrorKind =
   | 'auth' // wrong user/password or expired token
   | 'permission' // authenticated but not allowed
   | 'leaseLost' // the lease is gone (expired or revoked)
-  | 'tls' // TLS files unreadable
+  | 'tls' // TLS files unreadable, or a handshake no retry cures (tls-failure.ts): not trusted, wrong name, client certificate refused
   | 'closed' // the client was closed
   | 'other'
 
@@ -44,6 +45,9 @@ export function storeError (op: string, e: unknown): StoreError {
   else if (e instanceof etcd3.GRPCUnavailableError || e instanceof etcd3.GRPCDeadlineExceededError ||
     e instanceof etcd3.GRPCCancelledError || e instanceof etcd3.EtcdWatchStreamEnded ||
     (e instanceof Error && etcd3.isRecoverableError(e))) kind = 'unavailable'
+  // grpc calls a refused handshake UNAVAILABLE, like an etcd that is down; it is a setup error.
+  const tls = kind === 'unavailable' || kind === 'other' ? describeTlsFailure(msg) : undefined
+  if (tls !== undefined) return new StoreError('tls', op, tls.message, { cause: e })
   return new StoreError(kind, op, msg, { cause: e })
 }
 
