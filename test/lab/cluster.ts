@@ -1,5 +1,5 @@
 // The netns lab: a hub namespace is the underlay (a bridge with 192.0.2.1/24 and 2001:db8::1/64,
-// or only one of them, at the kernel's or a given MTU; etcd listening on it), each node is a namespace with a veth on that bridge running the compiled
+// or only one of them, at the kernel's or a given MTU; etcd listening on it, optionally over TLS), each node is a namespace with a veth on that bridge running the compiled
 // podmeshd, and each pod is a namespace attached through the CNI conflist that podmeshd wrote,
 // by the lab's CNI runtime. Everything is named per run and removed by destroy(), which also
 // kills every process the lab started (by PID) and every wireguard-go of its interfaces.
@@ -75,7 +75,15 @@ export interface LabOptions {
    * link of `narrowMtu` bytes while every node's own interface stays at 1500.
    */
   racks?: { rackB: number[], narrowMtu: number }
+  /**
+   * The single hub etcd serves https:// and requires client certificates (--client-cert-auth).
+   * The files are the test's (test/harness/pki.ts makes them); the server certificate must name
+   * 192.0.2.1. podmeshd, podmeshctl, etcdctl and the health check present the client certificate.
+   */
+  etcdTls?: LabEtcdTls
 }
+
+export interface LabEtcdTls { caFile: string, serverCertFile: string, serverKeyFile: string, clientCertFile: string, clientKeyFile: string }
 
 /** One etcd user and its password. */
 export interface EtcdCredential { user: string, password: string }
@@ -112,6 +120,7 @@ export class LabNode {
   daemonArgs (): string[] {
     return [
       '--etcd-endpoints', this.lab.etcdUrl,
+      ...this.lab.etcdTlsFlags,
       '--node-name', this.name,
       ...(this.followsUnderlay ? ['--public-interface', 'eth0'] : ['--public-address', this.publicIp]),
       '--wg-interface', this.wgIf,
@@ -194,7 +203,7 @@ export class LabNode {
 
   /** Runs podmeshctl (compiled) inside this node's namespace, as an operator on the node would. */
   async ctl (...args: string[]): Promise<string> {
-    return await nsExec(this.ns, [process.execPath, CTL, '--etcd-endpoints', this.lab.etcdUrl, ...args])
+    return await nsExec(this.ns, [process.execPath, CTL, '--etcd-endpoints', this.lab.etcdUrl, ...this.lab.etcdTlsFlags, ...args])
   }
 
   async routes (): Promise<string> { return await nsExec(this.ns, ['ip', '-d', 'route', 'show', 'table', 'main']) }
@@ -238,8 +247,20 @@ export class Lab {
   /** Every client URL of the lab's etcd. */
   get etcdEndpoints (): string[] {
     return this.etcdMembers.length === 0
-      ? [`http://${this.opts.underlay === 'ipv6' ? '[2001:db8::1]' : '192.0.2.1'}:${this.etcdPort}`]
+      ? [`${this.opts.etcdTls !== undefined ? 'https' : 'http'}://${this.opts.underlay === 'ipv6' ? '[2001:db8::1]' : '192.0.2.1'}:${this.etcdPort}`]
       : this.etcdMembers.map(m => `http://${m.ip}:2379`)
+  }
+
+  /** podmeshd's and podmeshctl's TLS flags for the lab's etcd (none without etcdTls). */
+  get etcdTlsFlags (): string[] {
+    const tls = this.opts.etcdTls
+    return tls === undefined ? [] : ['--etcd-ca', tls.caFile, '--etcd-cert', tls.clientCertFile, '--etcd-key', tls.clientKeyFile]
+  }
+
+  /** The same for etcdctl and curl. */
+  private get etcdClientTlsArgs (): string[] {
+    const tls = this.opts.etcdTls
+    return tls === undefined ? [] : ['--cacert', tls.caFile, '--cert', tls.clientCertFile, '--key', tls.clientKeyFile]
   }
 
   /** What --etcd-endpoints takes: the one URL, or every member's comma-separated. */
@@ -297,6 +318,7 @@ export class Lab {
     if (this.hasIpv6) await nsExec(this.hub, ['ip', 'addr', 'add', '2001:db8::1/64', 'dev', 'br0', 'nodad'])
     await nsExec(this.hub, ['ip', 'link', 'set', 'br0', 'up'])
     if (this.opts.racks !== undefined) await this.buildRacks(this.opts.racks.narrowMtu)
+    if ((this.opts.etcdMembers ?? 1) > 1 && this.opts.etcdTls !== undefined) throw new Error('etcdTls is for the single hub etcd only')
     if ((this.opts.etcdMembers ?? 1) > 1) await this.startEtcdCluster(this.opts.etcdMembers as number)
     else await this.startEtcd()
     const args = ['init', '--ipv4-cidr', '10.244.0.0/16', '--subnet-len4', '24']
@@ -371,15 +393,17 @@ export class Lab {
     const url = this.etcdUrl
     const peer = this.etcdPeerUrl
     const fd = openSync(join(this.dir, 'etcd.log'), 'a')
+    const tls = this.opts.etcdTls
+    const tlsArgs = tls === undefined ? [] : ['--cert-file', tls.serverCertFile, '--key-file', tls.serverKeyFile, '--trusted-ca-file', tls.caFile, '--client-cert-auth']
     this.etcd = spawn('ip', ['netns', 'exec', this.hub, 'etcd', '--name', this.id, '--data-dir', dataDir,
       '--listen-client-urls', url, '--advertise-client-urls', url,
       '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `${this.id}=${peer}`,
-      '--log-level', 'warn', '--logger', 'zap'], { stdio: ['ignore', fd, fd] })
+      ...tlsArgs, '--log-level', 'warn', '--logger', 'zap'], { stdio: ['ignore', fd, fd] })
     closeSync(fd)
     this.track(this.etcd)
     const deadline = Date.now() + 20_000
     while (Date.now() < deadline) {
-      const out = await nsExec(this.hub, ['curl', '-s', '-m', '1', `${url}/health`], { allowFail: true })
+      const out = await nsExec(this.hub, ['curl', '-s', '-m', '1', ...this.etcdClientTlsArgs, `${url}/health`], { allowFail: true })
       if (out.includes('"health":"true"')) return
       await sleep(100)
     }
@@ -417,7 +441,7 @@ export class Lab {
   /** Runs podmeshctl with the given etcd user (none: anonymous), the password in its environment. */
   async ctlAs (cred: EtcdCredential | undefined, ...args: string[]): Promise<string> {
     const env = cred === undefined ? [] : ['env', `PODMESH_ETCD_USERNAME=${cred.user}`, `PODMESH_ETCD_PASSWORD=${cred.password}`]
-    return await nsExec(this.hub, [...env, process.execPath, CTL, '--etcd-endpoints', this.etcdUrl, ...args])
+    return await nsExec(this.hub, [...env, process.execPath, CTL, '--etcd-endpoints', this.etcdUrl, ...this.etcdTlsFlags, ...args])
   }
 
   /** etcdctl against every endpoint (as root when auth is on). */
@@ -426,7 +450,7 @@ export class Lab {
   }
 
   async etcdctlAs (cred: EtcdCredential | undefined, ...args: string[]): Promise<string> {
-    return await nsExec(this.hub, ['env', 'ETCDCTL_API=3', 'etcdctl', '--endpoints', this.etcdUrl,
+    return await nsExec(this.hub, ['env', 'ETCDCTL_API=3', 'etcdctl', '--endpoints', this.etcdUrl, ...this.etcdClientTlsArgs,
       ...(cred === undefined ? [] : ['--user', `${cred.user}:${cred.password}`]), ...args])
   }
 
