@@ -10,7 +10,7 @@ import { desiredState } from '../mesh/desired'
 import { readCluster } from './cluster-read'
 import { identityOf } from './mesh-view'
 import { type OutputFormat, formatJson } from './output'
-import { NodeNotFoundError } from './node-remove'
+import { NodeNotFoundError } from './node-not-found'
 import { NODE_FLAGS } from '../config/node-flags'
 import { nodeArgOptions, nodeFlagsHelp } from './node-flags'
 
@@ -35,7 +35,7 @@ export async function computeDiff (client: StoreClient, prefix: string, o: DiffO
   const c = await readCluster(client, prefix)
   // A skipped record is still the node's own statement of who it is.
   const own = [...c.nodes, ...c.skipped].find(n => n.name === name)
-  if (own === undefined) throw new NodeNotFoundError(name)
+  if (own === undefined) throw new NodeNotFoundError(name, prefix)
   const devices = { wireguard: o.wgInterface ?? NODE_FLAGS.wgInterface.default, vxlan: o.vxlanInterface ?? NODE_FLAGS.vxlanInterface.default }
   const d = desiredState(c.config, c.nodes, identityOf(c.config, own, devices))
   const rtnl = Rtnl.open()

@@ -8,25 +8,14 @@ import { statusKey } from '../store/keys'
 import { type RemovedNode, removeNode } from '../store/node-remove'
 import { STATUS_STALE_MS } from './mesh-view'
 import { type OutputFormat, formatJson, formatTable } from './output'
+import { NodeNotFoundError } from './node-not-found'
 
 export const nodeRemoveHelp = 'podmeshctl node remove <name>   delete a node\'s record, subnet leases and status\n'
-
-/** Thrown when there was nothing to remove, so the CLI can exit non-zero. */
-export class NodeNotFoundError extends Error {
-  readonly code = 'ENODENOTFOUND'
-  readonly node: string
-  constructor (node: string) {
-    super(`node ${node}: no record, subnet lease or status in etcd`)
-    this.name = 'NodeNotFoundError'
-    this.node = node
-  }
-}
-export const isNodeNotFound = (e: unknown): e is NodeNotFoundError => e instanceof NodeNotFoundError
 
 export async function runNodeRemove (client: StoreClient, prefix: string, name: string, format: OutputFormat, now = Date.now()): Promise<string> {
   const running = await reportsRecently(client, prefix, name, now)
   const removed: RemovedNode = await removeNode(client, prefix, name)
-  if (!removed.record && removed.subnets.length === 0 && !removed.status) throw new NodeNotFoundError(name)
+  if (!removed.record && removed.subnets.length === 0 && !removed.status) throw new NodeNotFoundError(name, prefix, 'no record, subnet lease or status to remove')
   if (format === 'json') return formatJson({ ...removed, running })
   const table = formatTable([
     ['NODE', 'RECORD', 'SUBNETS', 'STATUS'],

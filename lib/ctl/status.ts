@@ -11,6 +11,7 @@ import { desiredFor, formatAge, formatBytes, healthOf, type Health } from './mes
 import { type OutputFormat, formatJson, formatTable } from './output'
 import { type Conflict, describeConflict } from '../mesh/claims'
 import { describeDeviceMtu, overrideTooLarge } from '../mesh/mtu'
+import { NodeNotFoundError } from './node-not-found'
 
 export const statusHelp = 'podmeshctl status [node]   per node and peer: handshake, transfer, match with the desired state\n'
 
@@ -119,10 +120,17 @@ export function statusRows (c: ClusterRead, now: number, only?: string): NodeSta
   return out.sort((a, b) => a.node < b.node ? -1 : a.node > b.node ? 1 : 0)
 }
 
+/** Whether the cluster read holds a record of that name (used or skipped). */
+export const hasNode = (c: ClusterRead, name: string): boolean => [...c.nodes, ...c.skipped].some(n => n.name === name)
+
 export async function runStatus (client: StoreClient, prefix: string, format: OutputFormat, only?: string): Promise<string> {
   const c = await readCluster(client, prefix)
-  if (only !== undefined && ![...c.nodes, ...c.skipped].some(n => n.name === only)) throw new Error(`node ${only}: no record in etcd`)
-  const now = Date.now()
+  if (only !== undefined && !hasNode(c, only)) throw new NodeNotFoundError(only, prefix)
+  return renderStatus(c, format, Date.now(), only)
+}
+
+/** The status of one cluster read as `status` prints it (table or JSON), ages as of `now`. */
+export function renderStatus (c: ClusterRead, format: OutputFormat, now: number, only?: string): string {
   const rows = statusRows(c, now, only)
   if (format === 'json') return formatJson(rows)
   // The PATH MTU column appears once some node reports path MTUs (path-MTU discovery).
