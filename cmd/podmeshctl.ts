@@ -15,7 +15,8 @@ import { nodeRemoveHelp, runNodeRemove } from '../lib/ctl/node-remove'
 import { isNodeNotFound } from '../lib/ctl/node-not-found'
 import type { OutputFormat } from '../lib/ctl/output'
 import { nodesHelp, runNodes } from '../lib/ctl/nodes'
-import { runStatus, statusHelp } from '../lib/ctl/status'
+import { runStatus, statusHelp, statusOptions } from '../lib/ctl/status'
+import { watchStatus } from '../lib/ctl/status-watch'
 import { runTopology, topologyHelp } from '../lib/ctl/topology'
 import { DIFF_FLAGS, diffHelp, diffOptions, runDiff } from '../lib/ctl/diff'
 import { DOCTOR_FLAGS, doctorHelp, doctorOptions, runDoctor } from '../lib/ctl/doctor'
@@ -32,7 +33,7 @@ commands:
   ${nodeCredentialsHelp.trimEnd()}
   ${authEnableHelp.trimEnd()}
   ${nodesHelp.trimEnd()}
-  ${statusHelp.trimEnd()}
+  ${statusHelp.trimEnd().replace(/\n/g, '\n  ')}
   ${topologyHelp.trimEnd()}
   ${diffHelp.trimEnd().replace(/\n/g, '\n  ')}
   ${doctorHelp.trimEnd().replace(/\n/g, '\n  ')}
@@ -45,7 +46,7 @@ type Values = Record<string, string | boolean | undefined>
 
 /** The subcommand words, found with a lenient pass (flags with values are known to parseArgs). */
 function commandOf (argv: string[]): string[] {
-  const { positionals } = parseArgs({ args: argv, options: { ...globalOptions, ...initOptions, ...diffOptions, ...doctorOptions }, strict: false, allowPositionals: true })
+  const { positionals } = parseArgs({ args: argv, options: { ...globalOptions, ...initOptions, ...diffOptions, ...doctorOptions, ...statusOptions }, strict: false, allowPositionals: true })
   return positionals
 }
 
@@ -67,7 +68,7 @@ const ONE_WORD = new Set(['init', 'nodes', 'status', 'topology', 'diff', 'doctor
 /** Everything that can be checked without etcd; a ConfigError here is bad usage (exit 2). */
 function plan (argv: string[], words: string[]): { action: Action, etcd: EtcdOptions } {
   const cmd = words.slice(0, ONE_WORD.has(words[0] ?? '') ? 1 : 2).join(' ')
-  const extra = cmd === 'init' ? initOptions : cmd === 'diff' ? diffOptions : cmd === 'doctor' ? doctorOptions : {}
+  const extra = cmd === 'init' ? initOptions : cmd === 'diff' ? diffOptions : cmd === 'doctor' ? doctorOptions : cmd === 'status' ? statusOptions : {}
   const { values, positionals } = strictParse(argv, extra)
   const output = (values.output ?? 'table') as string
   if (cmd === 'topology') {
@@ -106,9 +107,11 @@ function plan (argv: string[], words: string[]): { action: Action, etcd: EtcdOpt
     if (positionals.length > 1) throw new UsageError('nodes takes no arguments')
     action = async (client, prefix) => await runNodes(client, prefix, format)
   } else if (cmd === 'status') {
-    if (positionals.length > 2) throw new UsageError('usage: podmeshctl status [node]')
+    if (positionals.length > 2) throw new UsageError('usage: podmeshctl status [node] [-w]')
     const only = positionals[1]
-    action = async (client, prefix) => await runStatus(client, prefix, format, only)
+    action = values.watch === true
+      ? async (client, prefix) => { await watchUntilSignalled(client, prefix, format, only); return '' }
+      : async (client, prefix) => await runStatus(client, prefix, format, only)
   } else if (cmd === 'topology') {
     if (positionals.length > 1) throw new UsageError('topology takes no arguments')
     action = async (client, prefix) => await runTopology(client, prefix, output as 'dot' | 'json' | 'table')
@@ -128,6 +131,20 @@ function plan (argv: string[], words: string[]): { action: Action, etcd: EtcdOpt
     throw new UsageError(`unknown command "${words.join(' ')}" (commands: init, config show, node remove, node credentials, auth enable, nodes, status, topology, diff, doctor)`)
   }
   return { action, etcd }
+}
+
+/** `status -w` until SIGINT or SIGTERM (then it resolves: exit 0); an etcd failure rejects. */
+async function watchUntilSignalled (client: StoreClient, prefix: string, format: OutputFormat, only: string | undefined): Promise<void> {
+  const ended = new AbortController()
+  const end = (): void => ended.abort()
+  process.once('SIGINT', end)
+  process.once('SIGTERM', end)
+  try {
+    await watchStatus({ client, prefix, format, ...(only !== undefined ? { only } : {}), signal: ended.signal, tty: process.stdout.isTTY === true, write: text => process.stdout.write(text) })
+  } finally {
+    process.off('SIGINT', end)
+    process.off('SIGTERM', end)
+  }
 }
 
 async function main (argv: string[]): Promise<number> {

@@ -13,7 +13,11 @@ import { type Conflict, describeConflict } from '../mesh/claims'
 import { describeDeviceMtu, overrideTooLarge } from '../mesh/mtu'
 import { NodeNotFoundError } from './node-not-found'
 
-export const statusHelp = 'podmeshctl status [node]   per node and peer: handshake, transfer, match with the desired state\n'
+export const statusHelp = `podmeshctl status [node] [-w]   per node and peer: handshake, transfer, match with the desired state
+  ${'-w, --watch'.padEnd(25)} keep watching etcd; show the status again whenever it changes (Ctrl-C ends)
+`
+
+export const statusOptions = { watch: { type: 'boolean' as const, short: 'w' } }
 
 /** 'unlisted': the node's status left a healthy peer out to stay small (see MAX_STATUS_PEERS). */
 export type PeerState = 'ok' | 'missing' | 'unexpected' | 'endpoint-mismatch' | 'handshake-stale' | 'no-handshake' | 'unknown' | 'unlisted'
