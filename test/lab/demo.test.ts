@@ -7,8 +7,9 @@ import { spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { ROOT, sh } from './cluster'
-import { matrixSummary, renderMatrix, type MatrixResult } from './demo-matrix'
+import { randomBytes } from 'node:crypto'
+import { ROOT, nsExec, sh, waitFor } from './cluster'
+import { matrixSummary, renderMatrix, unsettledAddresses, type MatrixResult } from './demo-matrix'
 import type { LabPod } from './cluster'
 
 interface Run { code: number | null, stdout: string, stderr: string }
@@ -81,4 +82,18 @@ t.test('a pair that still fails after its retries is shown as FAIL and named', a
     '  node-1-p1  -          ok/FAIL\n' +
     '  node-2-p1  ok/ok      -\n')
   t.equal(matrixSummary(r), 'matrix: 3/4 ok in 3.4 s (1 answered on a retry)\n  FAIL node-1-p1 -> node-2-p1 fd00:1::2 (no reply to 3 pings)\n')
+})
+
+t.test('an IPv6 address in duplicate address detection counts as not usable until DAD is done', async t => {
+  const ns = `pmdad${randomBytes(2).toString('hex')}`
+  await sh('ip', ['netns', 'add', ns])
+  t.teardown(async () => { await sh('ip', ['netns', 'del', ns], { allowFail: true }) })
+  await nsExec(ns, ['ip', 'link', 'add', 'v0', 'type', 'veth', 'peer', 'name', 'v1'])
+  await nsExec(ns, ['ip', 'link', 'set', 'v1', 'up'])
+  await nsExec(ns, ['ip', 'link', 'set', 'v0', 'up'])
+  // Without nodad: the kernel runs DAD (about a second with the default one probe).
+  await nsExec(ns, ['ip', '-6', 'addr', 'add', '2001:db8:5::1/64', 'dev', 'v0'])
+  t.ok((await unsettledAddresses(ns, 'v0')).includes('2001:db8:5::1'), 'tentative right after it was added')
+  await waitFor('DAD done on v0', 20_000, async () => (await unsettledAddresses(ns, 'v0')).length === 0)
+  t.strictSame(await unsettledAddresses(ns, 'v0'), [], 'settled')
 })
