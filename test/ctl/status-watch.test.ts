@@ -135,3 +135,26 @@ t.test('the help names the watch flag', async t => {
   t.equal(other.code, 2, 'only status watches')
   t.match(other.stderr, /Unknown option '-w'/)
 })
+
+t.test('on a terminal, status -w clears the screen and redraws; Ctrl-C ends it with 0', async t => {
+  const { E, join } = await cluster(t)
+  await join(1)
+  // util-linux `script` (Debian's essential bsdutils) gives the CLI a real pseudo-terminal; a
+  // Ctrl-C written to it reaches the CLI as SIGINT through the terminal, as when typed.
+  const proc = spawn('script', ['-qfec', `exec '${process.execPath}' '${cli}' status -w ${E.join(' ')}`, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] })
+  let out = ''
+  proc.stdout.on('data', d => { out += String(d) })
+  proc.stderr.on('data', d => { out += String(d) })
+  const ended = new Promise<number | null>((resolve, reject) => { proc.on('error', reject); proc.on('close', code => resolve(code)) })
+  t.teardown(() => { if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL') })
+  const CLEAR = '\x1b[H\x1b[2J'
+  const frames = (): string[] => out.split(CLEAR).slice(1)
+  await waitFor('the first screen', 20_000, async () => /^node-1\s/m.test(frames()[0] ?? ''))
+  await join(2)
+  await waitFor('a screen with node-2', 20_000, async () => /^node-2\s/m.test(frames().at(-1) ?? ''))
+  t.ok(frames().length >= 2, `the screen was cleared for each table (${frames().length})`)
+  t.equal(out.split('# etcd revision').length - 1, frames().length, 'every table on a cleared screen, none appended')
+  t.notMatch(frames()[0], /node-2/, 'the first screen is from before node-2 joined')
+  proc.stdin.write('\x03')
+  t.equal(await ended, 0, 'Ctrl-C: exit 0')
+})
