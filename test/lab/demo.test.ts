@@ -1,5 +1,5 @@
-// The README's demo as a new user runs it: `scripts/lab up` (install check, build, lab, matrix)
-// then `scripts/lab down`, as child processes. The first matrix must show no FAIL and say how long
+// The README's demo as a new user runs it: `scripts/lab up` (lab, wait, matrix; the install check
+// and build are scripts/test's) then `scripts/lab down`, as child processes. The first matrix must show no FAIL and say how long
 // it and the whole `up` took; `down` must leave none of the lab's namespaces behind. The state
 // file lives in this test's temp dir (PODMESH_LAB_STATE), so a demo someone else runs is untouched.
 import t from 'tap'
@@ -8,8 +8,8 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
-import { ROOT, nsExec, sh, waitFor } from './cluster'
-import { matrixSummary, renderMatrix, unsettledAddresses, type MatrixResult } from './demo-matrix'
+import { Lab, ROOT, nsExec, sh, waitFor } from './cluster'
+import { matrixSummary, renderMatrix, runMatrix, unsettledAddresses, type MatrixResult } from './demo-matrix'
 import type { LabPod } from './cluster'
 
 interface Run { code: number | null, stdout: string, stderr: string }
@@ -17,7 +17,9 @@ interface Run { code: number | null, stdout: string, stderr: string }
 /** Runs scripts/lab with the test's state file; output read at 'close' (all of it is in by then). */
 async function lab (args: string[], state: string): Promise<Run> {
   return await new Promise((resolve, reject) => {
-    const p = spawn(join(ROOT, 'scripts', 'lab'), args, { env: { ...process.env, PODMESH_LAB_STATE: state }, stdio: ['ignore', 'pipe', 'pipe'] })
+    // PODMESH_LAB_SKIP_DEPS: scripts/test ran install-deps before tap, and building again here
+    // would rewrite dist/ under the lab tests that run beside this one.
+    const p = spawn(join(ROOT, 'scripts', 'lab'), args, { env: { ...process.env, PODMESH_LAB_STATE: state, PODMESH_LAB_SKIP_DEPS: '1' }, stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
     p.stdout.on('data', d => { stdout += String(d) })
@@ -96,4 +98,39 @@ t.test('an IPv6 address in duplicate address detection counts as not usable unti
   t.ok((await unsettledAddresses(ns, 'v0')).includes('2001:db8:5::1'), 'tentative right after it was added')
   await waitFor('DAD done on v0', 20_000, async () => (await unsettledAddresses(ns, 'v0')).length === 0)
   t.strictSame(await unsettledAddresses(ns, 'v0'), [], 'settled')
+})
+
+t.test('the bounded retry: a pod that answers again within the tries is ok on a retry, one that does not is FAIL', async t => {
+  t.setTimeout(5 * 60_000)
+  const lab = await Lab.create({ nodes: 2, podsPerNode: 1, backend: 'wireguard', dualStack: true })
+  t.teardown(async () => await lab.destroy())
+  const [a, b] = lab.nodes.map(n => n.pods[0]!)
+  if (a === undefined || b === undefined) throw new Error('the lab has no pods')
+  // b drops echo requests, counted per family, in its own namespace only.
+  const nft = async (script: string): Promise<void> => { await sh('ip', ['netns', 'exec', b.ns, 'nft', '-f', '-'], { input: script }) }
+  const block = 'table inet demotest {\n chain in {\n  type filter hook input priority 0;\n  icmp type echo-request counter drop\n  icmpv6 type echo-request counter drop\n }\n}\n'
+  const dropped = async (): Promise<number[]> => {
+    const out = await nsExec(b.ns, ['nft', '-j', 'list', 'table', 'inet', 'demotest'])
+    return (JSON.parse(out) as { nftables: Array<{ rule?: { expr: Array<{ counter?: { packets: number } }> } }> }).nftables
+      .flatMap(x => x.rule?.expr.flatMap(e => e.counter !== undefined ? [e.counter.packets] : []) ?? [])
+  }
+
+  // Unblocked once each family's first request was dropped: those pairs need a second try.
+  await nft(block)
+  const running = runMatrix(lab)
+  await waitFor('a dropped request per family', 30_000, async () => (await dropped()).every(n => n >= 1))
+  await nft('delete table inet demotest\n')
+  const retried = await running
+  const toB = retried.pairs.filter(p => p.to === b)
+  t.strictSame(toB.map(p => p.ok), [true, true], 'both of b\'s addresses answered in the end')
+  t.ok(toB.every(p => p.attempts >= 2), `on a retry (${toB.map(p => p.attempts).join(', ')} tries)`)
+  t.ok(retried.pairs.filter(p => p.to === a).every(p => p.ok), 'a answered b')
+  t.match(matrixSummary(retried), /^matrix: 4\/4 ok in \d+\.\d s \([234] answered on a retry\)\n$/)
+
+  // Blocked for good: after its 3 tries each of b's addresses is a FAIL, shown and named.
+  await nft(block)
+  const failed = await runMatrix(lab)
+  t.strictSame(failed.pairs.filter(p => p.to === b).map(p => [p.ok, p.attempts]), [[false, 3], [false, 3]])
+  t.match(renderMatrix([a, b], failed), new RegExp(`^  ${a.name} +- +FAIL/FAIL$`, 'm'))
+  t.match(matrixSummary(failed), new RegExp(`^matrix: 2/4 ok in \\d+\\.\\d s\n  FAIL ${a.name} -> ${b.name} ${b.ips[0]!.replace(/\./g, '\\.')} \\(no reply to 3 pings\\)\n`))
 })

@@ -16,7 +16,8 @@ const USAGE = `usage: scripts/lab up [wireguard|vxlan] | down
          stays up. Exit 1 if a pair still fails after its retries (the lab stays up to look at).
   down   removes the lab that up started (its processes by PID, its namespaces, its files)
 
-environment: PODMESH_LAB_STATE  where up records the lab for down (default /run/podmesh-lab.json)
+environment: PODMESH_LAB_STATE      where up records the lab for down (default /run/podmesh-lab.json)
+             PODMESH_LAB_SKIP_DEPS  1: up skips scripts/install-deps (already installed and built)
 `
 
 /** When `scripts/lab up` started (it sets PODMESH_LAB_STARTED before installing and building), else now. */
