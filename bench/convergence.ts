@@ -13,13 +13,14 @@ import { randomBytes } from 'node:crypto'
 import { Lab, nsExec, sleep, killWireguardGo, type LabNode } from '../test/lab/cluster'
 import { printReport, percentile, type Row } from './report'
 import { TS_LOADER } from './netns-run'
+import { sized } from './smoke'
 
 const arg = (name: string, def: number): number => {
   const i = process.argv.indexOf(name)
   return i >= 0 ? Number(process.argv[i + 1] ?? def) : def
 }
-const NODES = arg('--nodes', 10)
-const JOINS = arg('--joins', 20)
+const NODES = arg('--nodes', sized(10, 3))
+const JOINS = arg('--joins', sized(20, 2))
 const PREFIX = '/podmesh/default/'
 
 /** Streams a long-running command's stdout lines with their arrival time (ms, wall clock). */

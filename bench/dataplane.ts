@@ -18,6 +18,7 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Lab, nsExec, sh, sleep, killWireguardGo, type LabNode } from '../test/lab/cluster'
 import { printReport, type Row } from './report'
+import { sized } from './smoke'
 import { tunnelOverhead } from '../lib/mesh/mtu'
 
 const arg = (name: string, def: string): string => {
@@ -25,8 +26,8 @@ const arg = (name: string, def: string): string => {
   return i >= 0 ? process.argv[i + 1] ?? def : def
 }
 const BACKEND = arg('--backend', 'wireguard') === 'vxlan' ? 'vxlan' : 'wireguard'
-const ROUNDS = Number(arg('--rounds', '3'))
-const SECONDS = Number(arg('--seconds', '5'))
+const ROUNDS = Number(arg('--rounds', sized('3', '1')))
+const SECONDS = Number(arg('--seconds', sized('5', '1')))
 // The lab's underlay is IPv4: the overhead podmesh computes for an IPv4 outer header.
 const OVERHEAD = { wireguard: tunnelOverhead('wireguard', 4), vxlan: tunnelOverhead('vxlan', 4) } as const
 

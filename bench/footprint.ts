@@ -14,13 +14,14 @@ import { writeConfig } from '../lib/store/config-store'
 import { SCALE_CONFIG, syntheticNode, putNodes } from './synthetic'
 import { printReport, type Row } from './report'
 import { REPO, runInNetns, wireguardGoPids } from './netns-run'
+import { sized } from './smoke'
 
 const arg = (name: string, def: string): string => {
   const i = process.argv.indexOf(name)
   return i >= 0 ? process.argv[i + 1] ?? def : def
 }
-const sizes = arg('--sizes', '0,1000,5000').split(',').map(Number)
-const IDLE_S = Number(arg('--idle', '60'))
+const sizes = arg('--sizes', sized('0,1000,5000', '100')).split(',').map(Number)
+const IDLE_S = Number(arg('--idle', sized('60', '2')))
 /** Write a V8 CPU profile of each daemon to this dir (node --cpu-prof), to see where idle time goes. */
 const PROF_DIR = arg('--cpu-prof', '')
 const TAG = process.env.BENCH_TAG ?? 'bx'

@@ -12,12 +12,13 @@ import { nodesPrefix, prefixEnd } from '../lib/store/keys'
 import { SCALE_CONFIG, syntheticNode, putNodes } from './synthetic'
 import { printReport, ms, now, type Row } from './report'
 import { runInNetns } from './netns-run'
+import { sized } from './smoke'
 
 const arg = (name: string, def: string): string => {
   const i = process.argv.indexOf(name)
   return i >= 0 ? process.argv[i + 1] ?? def : def
 }
-const JUNK_MIB = Number(arg('--junk-mib', '300'))
+const JUNK_MIB = Number(arg('--junk-mib', sized('300', '8')))
 const PREFIX = '/podmesh/bench-list/'
 const MIB = 1024 * 1024
 

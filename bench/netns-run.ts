@@ -6,10 +6,12 @@
 import { spawn, execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { rmSync } from 'node:fs'
-import { resolve } from 'node:path'
+import { join, resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
 
 export const REPO = resolve(__dirname, '..')
-export const TS_LOADER = `file://${REPO}/node_modules/@tapjs/typescript/dist/esm/import.mjs`
+/** For `node --import=…`: tap's TypeScript loader, resolved from this checkout (see ts-loader.mjs). */
+export const TS_LOADER = pathToFileURL(join(REPO, 'bench', 'ts-loader.mjs')).href
 
 /** ≤ 6 characters: interface names are built from it and must stay ≤ 15. */
 export const benchTag = (): string => `b${randomBytes(2).toString('hex')}`

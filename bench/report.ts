@@ -1,6 +1,7 @@
 // How every benchmark reports: one table for people, one JSON document with --json for machines.
 // A row carries its floor and target so that a reader sees the comparison in the same run;
-// nothing here fails on a timing (benchmarks are not tests).
+// nothing here fails on a timing (benchmarks are not tests). A smoke run says so in its context.
+import { SMOKE } from './smoke'
 
 export interface Row {
   metric: string
@@ -24,7 +25,8 @@ export function met (r: Row): boolean | undefined {
   return r.targetKind === 'min' ? r.value >= r.target : r.value <= r.target
 }
 
-export function printReport (bench: string, rows: readonly Row[], context: Record<string, unknown> = {}): void {
+export function printReport (bench: string, rows: readonly Row[], givenContext: Record<string, unknown> = {}): void {
+  const context = SMOKE ? { ...givenContext, smoke: true } : givenContext
   if (wantsJson()) {
     process.stdout.write(JSON.stringify({ bench, context, rows: rows.map(r => ({ ...r, met: met(r) })) }, null, 2) + '\n')
     return

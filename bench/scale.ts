@@ -32,12 +32,13 @@ import type { NodeRecord } from '../lib/store/node-record'
 import { SCALE_CONFIG, syntheticNode, putNodes, putNode, deleteNode } from './synthetic'
 import { printReport, percentile, ms, now, type Row } from './report'
 import { runInNetns } from './netns-run'
+import { sized } from './smoke'
 
 const arg = (name: string, def: string): string => {
   const i = process.argv.indexOf(name)
   return i >= 0 ? process.argv[i + 1] ?? def : def
 }
-const sizes = arg('--sizes', '1000,5000').split(',').map(Number).filter(n => n > 0)
+const sizes = arg('--sizes', sized('1000,5000', '100')).split(',').map(Number).filter(n => n > 0)
 const TAG = process.env.BENCH_TAG ?? 'bx'
 const SELF_SUBNET = '10.0.0.0/24' // syntheticNode(i) starts at 10.0.1.0/24
 

@@ -18,12 +18,13 @@ import { nodeKey, statusKey } from '../lib/store/keys'
 import { SCALE_CONFIG, syntheticNode, putNodes } from './synthetic'
 import { printReport, type Row } from './report'
 import { REPO, runInNetns } from './netns-run'
+import { sized } from './smoke'
 
 const arg = (name: string, def: string): string => {
   const i = process.argv.indexOf(name)
   return i >= 0 ? process.argv[i + 1] ?? def : def
 }
-const SECONDS = Number(arg('--seconds', '10'))
+const SECONDS = Number(arg('--seconds', sized('10', '2')))
 const RATE = Number(arg('--rate', '500'))
 const TAG = process.env.BENCH_TAG ?? 'bx'
 const DAEMON = join(REPO, 'dist', 'cmd', 'podmeshd.js')

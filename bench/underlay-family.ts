@@ -9,13 +9,14 @@
 import { Lab, waitFor, type LabOptions } from '../test/lab/cluster'
 import { iperfMbps } from '../test/lab/traffic'
 import { printReport, type Row } from './report'
+import { sized } from './smoke'
 
 const arg = (name: string, def: string): string => {
   const i = process.argv.indexOf(name)
   return i >= 0 ? process.argv[i + 1] ?? def : def
 }
-const ROUNDS = Number(arg('--rounds', '7'))
-const SECONDS = Number(arg('--seconds', '3'))
+const ROUNDS = Number(arg('--rounds', sized('7', '1')))
+const SECONDS = Number(arg('--seconds', sized('3', '1')))
 
 const modes: Array<{ name: string, opts: Omit<LabOptions, 'underlay'>, iperf: [number, number] }> = [
   { name: 'wireguard', opts: { nodes: 2, podsPerNode: 1, backend: 'wireguard' }, iperf: [0, 1] },
