@@ -3,8 +3,9 @@
 // For each join, from the moment its record appears in etcd (an `etcdctl watch` in the hub) to
 // (a) its route in every other node's kernel (`ip monitor route` per node; podmesh sets the peer
 // before the route), (b) the first ping reply from a pod on every other node to the new node's pod
-// (`ping -D -i 0.01` running throughout). Floor: etcd watch delivery + one `wg set` + one route
-// add, measured in the same lab.
+// (`ping -D -i 0.01` running throughout); and for each leave (`podmeshctl node remove`), from
+// the record's deletion to (c) its route gone from every other node's kernel. Floor: etcd watch
+// delivery + one `wg set` + one route add, measured in the same lab.
 //
 //   npm run -s bench:convergence [-- --nodes 10 --joins 20] [--json]
 import { spawn, type ChildProcess } from 'node:child_process'
@@ -69,14 +70,16 @@ async function main (): Promise<void> {
     process.stderr.write(`convergence: ${NODES} nodes, joiner ${joiner.name} subnet ${subnet}, pod ${podIp}\n`)
 
     // Record appearances, seen from the hub (where etcd runs).
-    const recordAt: number[] = []
+    const recordAt: number[] = []; const deletedAt: number[] = []
     procs.push(stream('ip', ['netns', 'exec', lab.hub, 'env', 'ETCDCTL_API=3', 'etcdctl', '--endpoints', lab.etcdUrl,
-      'watch', `${PREFIX}nodes/${joiner.name}`], (l, at) => { if (l === 'PUT') recordAt.push(at) }))
-    // Route adds in every other node's kernel.
+      'watch', `${PREFIX}nodes/${joiner.name}`], (l, at) => { if (l === 'PUT') recordAt.push(at); if (l === 'DELETE') deletedAt.push(at) }))
+    // Route adds and deletes in every other node's kernel.
     const routeAt = new Map<string, number[]>(others.map(n => [n.name, []]))
+    const routeGoneAt = new Map<string, number[]>(others.map(n => [n.name, []]))
     for (const n of others) {
       procs.push(stream('ip', ['-n', n.ns, 'monitor', 'route'], (l, at) => {
         if (l.startsWith(`${subnet} dev`)) routeAt.get(n.name)?.push(at)
+        if (l.startsWith(`Deleted ${subnet} dev`)) routeGoneAt.get(n.name)?.push(at)
       }))
     }
     // Ping replies from a pod on every other node (timestamps from ping -D).
@@ -90,8 +93,9 @@ async function main (): Promise<void> {
       }))
     }
 
-    const routeLat: number[] = []; const pingLat: number[] = []; const missed: string[] = []
+    const routeLat: number[] = []; const pingLat: number[] = []; const goneLat: number[] = []; const missed: string[] = []
     for (let j = 0; j < JOINS; j++) {
+      const deletesBefore = deletedAt.length
       // Leave: stop the daemon (its bridge and pod stay) and decommission it from etcd; every other
       // node drops the peer and route. (--leave would also delete the pod bridge, cutting the pod off.)
       await joiner.stop()
@@ -99,6 +103,10 @@ async function main (): Promise<void> {
       const gone = Date.now() + 10_000
       while (Date.now() < gone && (await Promise.all(others.map(async n => (await n.routes()).includes(subnet)))).some(x => x)) await sleep(50)
       await sleep(300) // let the last replies drain, so that the next reply is the new join's
+      const tDel = deletedAt[deletesBefore]
+      const gones = others.map(n => (routeGoneAt.get(n.name) ?? []).find(x => tDel !== undefined && x >= tDel))
+      if (tDel !== undefined && gones.every(x => x !== undefined)) goneLat.push(Math.max(...(gones as number[])) - tDel)
+      else { missed.push(`leave ${j}: ${tDel === undefined ? 'no delete seen' : 'routes not gone in 10 s'}`); process.stderr.write(`${missed.at(-1)}\n`) }
       const before = recordAt.length
       await joiner.start()
       const deadline = Date.now() + 15_000
@@ -115,7 +123,7 @@ async function main (): Promise<void> {
       if (r.some(x => x === undefined) || p.some(x => x === undefined)) { missed.push(`join ${j}: not converged in 15 s`); process.stderr.write(`${missed.at(-1)}\n`); continue }
       routeLat.push(Math.max(...(r as number[])) - t0)
       pingLat.push(Math.max(...(p as number[])) - t0)
-      process.stderr.write(`join ${j + 1}/${JOINS}: routes ${routeLat.at(-1)} ms, ping ${pingLat.at(-1)?.toFixed(0)} ms\n`)
+      process.stderr.write(`join ${j + 1}/${JOINS}: routes ${routeLat.at(-1)} ms, ping ${pingLat.at(-1)?.toFixed(0)} ms; leave before it: routes gone ${goneLat.at(-1) ?? '?'} ms\n`)
     }
 
     const fl = await floorWgRoute(lab, others[0] as LabNode)
@@ -133,7 +141,10 @@ async function main (): Promise<void> {
       { metric: '(b) record→first ping from all p50', value: percentile(pingLat, 50), unit: 'ms', floor },
       { metric: '(b) record→first ping from all p99', value: percentile(pingLat, 99), unit: 'ms', floor, target: 1000 },
       { metric: '(b) record→first ping from all max', value: Math.max(...pingLat), unit: 'ms', floor },
-      { metric: 'joins measured', value: routeLat.length, unit: 'joins', target: JOINS, targetKind: 'min', note: missed.join('; ') }
+      { metric: '(c) record delete→route gone on all p50', value: percentile(goneLat, 50), unit: 'ms', floor },
+      { metric: '(c) record delete→route gone on all max', value: Math.max(...goneLat), unit: 'ms', floor },
+      { metric: 'joins measured', value: routeLat.length, unit: 'joins', target: JOINS, targetKind: 'min', note: missed.join('; ') },
+      { metric: 'leaves measured', value: goneLat.length, unit: 'leaves', target: JOINS, targetKind: 'min' }
     ]
     printReport('convergence', rows, { nodes: NODES, joins: JOINS, backend: 'wireguard (wireguard-go)', pingInterval: '10ms' })
   } finally {
