@@ -114,15 +114,19 @@ export function meshSuite (t: Test, opts: SuiteOptions): void {
     }
   })
 
-  t.test('a 4th node joins: every pod reaches its pods within 2 s, unchanged peers keep their handshakes', async t => {
+  // How fast a join converges is bench:convergence's to measure (record → route, record → first
+  // ping, p99 targets); here the join only has to happen: the wait guards against a hang.
+  t.test('a 4th node joins: every pod reaches its pods, unchanged peers keep their handshakes', async t => {
     const before = backend === 'wireguard' ? await Promise.all(lab.nodes.map(handshakes)) : []
     const n4 = await lab.addNode(4)
     await n4.start()
     const pod = await n4.addPod(1)
     const t0 = Date.now()
     const others = lab.nodes.flatMap(n => n.pods).filter(p => p.node !== n4)
-    await Promise.all(others.map(async p => await waitFor(`${p.name} -> ${pod.name}`, 2000, async () => await lab.ping(p.ns, pod.ips[0]!, { timeoutS: 1 }))))
-    t.ok(Date.now() - t0 <= 2000, `all pods reached the new pod after ${Date.now() - t0} ms`)
+    const unreached = await Promise.all(others.map(async p =>
+      await waitFor(`${p.name} -> ${pod.name}`, 30_000, async () => await lab.ping(p.ns, pod.ips[0]!, { timeoutS: 1 })).then(() => [], () => [p.name])))
+    t.strictSame(unreached.flat(), [], 'every pod reaches the new pod')
+    t.comment(`all pods reached the new pod after ${Date.now() - t0} ms (a figure: bench:convergence measures it)`)
     t.strictSame(await lab.podMatrix(), [], 'full pod matrix with the 4th node')
     if (backend === 'wireguard') {
       const after = await Promise.all(lab.nodes.slice(0, 3).map(handshakes))
@@ -135,17 +139,19 @@ export function meshSuite (t: Test, opts: SuiteOptions): void {
     }
   })
 
-  t.test('the 4th node leaves (decommission): its peer and routes are gone from every node within 2 s', async t => {
+  // As for the join, the leave's speed is bench:convergence's (record delete → routes gone).
+  t.test('the 4th node leaves (decommission): its peer and routes are gone from every node', async t => {
     const n4 = lab.nodes[3]!
     const cidr = (await lab.etcdctl('get', '--print-value-only', `/podmesh/default/nodes/${n4.name}`)).trim()
     const podCIDR = (JSON.parse(cidr) as { podCIDRs: string[] }).podCIDRs[0]!
     await n4.stop()
     await lab.ctl('node', 'remove', n4.name)
-    const ms = await waitFor('routes gone', 2000, async () => {
+    const ms = await waitFor('routes gone', 30_000, async () => {
       for (const n of lab.nodes.slice(0, 3)) if ((await n.routes()).includes(podCIDR)) return false
       return true
-    })
-    t.ok(ms <= 2000, `routes to ${podCIDR} gone from all nodes after ${ms} ms`)
+    }).catch(() => -1)
+    t.ok(ms >= 0, `routes to ${podCIDR} gone from all nodes${ms >= 0 ? ` after ${ms} ms` : ''}`)
+    for (const n of lab.nodes.slice(0, 3)) t.notMatch(await n.routes(), podCIDR, `${n.name}: no route to ${podCIDR}`)
     if (backend === 'wireguard') {
       for (const n of lab.nodes.slice(0, 3)) t.notMatch(await n.wg('allowed-ips'), podCIDR, `${n.name}: peer gone`)
     }
@@ -194,8 +200,10 @@ export function meshSuite (t: Test, opts: SuiteOptions): void {
     } else {
       await nsExec(a.ns, ['ip', 'neigh', 'flush', 'dev', `${a.wgIf}x`, 'nud', 'permanent'])
     }
-    const ms = await waitFor('drift repaired', 4000, async () => await lab.ping(a.pods[0]!.ns, b.pods[0]!.ips[0]!, { timeoutS: 1 }))
-    t.ok(ms < 4000, `repaired after ${ms} ms (resync interval 2 s)`)
+    // Only the periodic resync (every 2 s here) can see this drift: repair within it is the
+    // behaviour, kept as a bound, with the slack of 5 intervals for a loaded machine.
+    const ms = await waitFor('drift repaired', 10_000, async () => await lab.ping(a.pods[0]!.ns, b.pods[0]!.ips[0]!, { timeoutS: 1 })).catch(() => -1)
+    t.ok(ms >= 0, `repaired${ms >= 0 ? ` after ${ms} ms` : ''} (resync interval 2 s, bound 10 s)`)
     t.match(await a.routes(), bCidr)
   })
 

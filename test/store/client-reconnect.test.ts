@@ -19,6 +19,8 @@ t.test('after dropConnections the next call uses a new connection', async t => {
   const t0 = Date.now()
   await client.put('/podmesh/reconnect/probe').value('2')
   const ms = Date.now() - t0
-  t.ok(ms < 5000, `the put went through a new connection in ${ms} ms (the silent one holds it until grpc's keepalive gives up, ~15 s)`)
+  // A behaviour bound, not a speed: a fresh dial takes milliseconds, the silent connection holds a
+  // call until grpc's keepalive gives up (~15 s); 10 s separates the two with room for a loaded machine.
+  t.ok(ms < 10_000, `the put went through a new connection in ${ms} ms (the silent one holds it until grpc's keepalive gives up, ~15 s)`)
   t.equal(await client.get('/podmesh/reconnect/probe').string(), '2')
 })
