@@ -188,7 +188,7 @@ export function meshSuite (t: Test, opts: SuiteOptions): void {
     t.strictSame(await lab.podMatrix(), [], 'full matrix after the outage')
   })
 
-  t.test('drift: a podmesh route and a peer deleted by hand come back within one resync', async t => {
+  t.test('drift: a podmesh route and a peer deleted by hand come back through the periodic resync', async t => {
     const [a, b] = lab.nodes as [LabNode, LabNode]
     const bCidr = (JSON.parse((await lab.etcdctl('get', '--print-value-only', `/podmesh/default/nodes/${b.name}`)).trim()) as { podCIDRs: string[] }).podCIDRs[0]!
     await nsExec(a.ns, ['ip', 'route', 'del', bCidr])
