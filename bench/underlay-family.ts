@@ -5,7 +5,8 @@
 // moves a single userspace-WireGuard run by 2× within seconds, so only close transfers are
 // compared. Prints the figures and the 0.9× target; never fails on them.
 //
-//   npm run -s bench:underlay-family [-- --rounds 7 --seconds 3] [--json]
+//   npm run -s bench:underlay-family [-- --rounds 7 --seconds 3 --modes wireguard,vxlan,mixed] [--json]
+// (smoke: mixed only — it runs both tunnels — 1 round of 1 s)
 import { Lab, waitFor, type LabOptions } from '../test/lab/cluster'
 import { iperfMbps } from '../test/lab/traffic'
 import { printReport, type Row } from './report'
@@ -18,11 +19,15 @@ const arg = (name: string, def: string): string => {
 const ROUNDS = Number(arg('--rounds', sized('7', '1')))
 const SECONDS = Number(arg('--seconds', sized('3', '1')))
 
-const modes: Array<{ name: string, opts: Omit<LabOptions, 'underlay'>, iperf: [number, number] }> = [
+const allModes: Array<{ name: string, opts: Omit<LabOptions, 'underlay'>, iperf: [number, number] }> = [
   { name: 'wireguard', opts: { nodes: 2, podsPerNode: 1, backend: 'wireguard' }, iperf: [0, 1] },
   { name: 'vxlan', opts: { nodes: 2, podsPerNode: 1, backend: 'vxlan' }, iperf: [0, 1] },
   { name: 'mixed', opts: { nodes: 3, podsPerNode: 1, backend: 'wireguard', vxlanWithinLocation: true, locations: ['east', 'east', 'west'] }, iperf: [0, 2] }
 ]
+const MODE_NAMES = arg('--modes', sized('wireguard,vxlan,mixed', 'mixed')).split(',')
+const unknownModes = MODE_NAMES.filter(n => !allModes.some(m => m.name === n))
+if (unknownModes.length > 0) { process.stderr.write(`underlay-family: --modes: unknown ${unknownModes.join(', ')} (known: ${allModes.map(m => m.name).join(', ')})\n`); process.exit(2) }
+const modes = allModes.filter(m => MODE_NAMES.includes(m.name))
 
 async function main (): Promise<void> {
   const rows: Row[] = []
@@ -54,7 +59,7 @@ async function main (): Promise<void> {
       for (const l of labs) await l.destroy()
     }
   }
-  printReport('underlay-family', rows, { rounds: ROUNDS, seconds: SECONDS })
+  printReport('underlay-family', rows, { rounds: ROUNDS, seconds: SECONDS, modes: MODE_NAMES.join(',') })
 }
 
 main().catch(e => { console.error(e); process.exit(1) })
