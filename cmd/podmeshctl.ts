@@ -19,7 +19,8 @@ import { runStatus, statusHelp, statusOptions } from '../lib/ctl/status'
 import { watchStatus } from '../lib/ctl/status-watch'
 import { runTopology, topologyHelp } from '../lib/ctl/topology'
 import { DIFF_FLAGS, diffHelp, diffOptions, runDiff } from '../lib/ctl/diff'
-import { DOCTOR_FLAGS, doctorHelp, doctorOptions, runDoctor } from '../lib/ctl/doctor'
+import { CONTAINERD_CONFIG_FLAG, DOCTOR_FLAGS, doctorHelp, doctorOptions, runDoctor } from '../lib/ctl/doctor'
+import { NODE_FLAGS } from '../lib/config/node-flags'
 import { nodeFlagValues } from '../lib/ctl/node-flags'
 import { authEnableHelp, nodeCredentialsHelp, runAuthEnable, runNodeCredentials } from '../lib/ctl/auth'
 import { isStatusValueError } from '../lib/store/status-value'
@@ -122,11 +123,17 @@ function plan (argv: string[], words: string[]): { action: Action, etcd: EtcdOpt
     action = async (client, prefix) => await runDiff(client, prefix, format, { ...(node !== undefined ? { node } : {}), ...devices })
   } else if (cmd === 'doctor') {
     if (positionals.length > 1) throw new UsageError('doctor takes no arguments')
-    const underlay = nodeFlagValues(DOCTOR_FLAGS, values, process.env)
+    const node = nodeFlagValues(DOCTOR_FLAGS, values, process.env)
+    const flag = values[CONTAINERD_CONFIG_FLAG.flag]
+    const runtime = {
+      containerdConfig: typeof flag === 'string' ? flag : process.env[CONTAINERD_CONFIG_FLAG.env] ?? CONTAINERD_CONFIG_FLAG.default,
+      cniConfDir: node.cniConfDir ?? NODE_FLAGS.cniConfDir.default,
+      cniNetwork: node.cniNetwork ?? NODE_FLAGS.cniNetwork.default
+    }
     action = async (client, prefix) => await runDoctor(client, prefix, format, etcdOf(), {
-      ...(underlay.publicAddress !== undefined ? { address: underlay.publicAddress } : {}),
-      ...(underlay.publicInterface !== undefined ? { interface: underlay.publicInterface } : {})
-    })
+      ...(node.publicAddress !== undefined ? { address: node.publicAddress } : {}),
+      ...(node.publicInterface !== undefined ? { interface: node.publicInterface } : {})
+    }, runtime)
   } else {
     throw new UsageError(`unknown command "${words.join(' ')}" (commands: init, config show, node remove, node credentials, auth enable, nodes, status, topology, diff, doctor)`)
   }

@@ -62,8 +62,8 @@ export const OPTION_SPECS = {
   wgMode: { flag: 'wg-mode', kind: 'string', help: 'kernel WireGuard, userspace wireguard-go, or auto', default: 'auto', choices: ['auto', 'kernel', 'userspace'] },
   vxlanInterface: nodeSpec('vxlanInterface'),
   stateDir: { flag: 'state-dir', kind: 'string', help: 'private key, subnet and VTEP MAC survive restarts here', default: '/var/lib/podmesh' },
-  cniConfDir: { flag: 'cni-conf-dir', kind: 'string', help: 'where the CNI conflist is written', default: '/etc/cni/net.d' },
-  cniNetwork: { flag: 'cni-network', kind: 'string', help: 'CNI network name (file 10-<name>.conflist)', default: 'podmesh' },
+  cniConfDir: nodeSpec('cniConfDir'),
+  cniNetwork: nodeSpec('cniNetwork'),
   cniBridge: { flag: 'cni-bridge', kind: 'string', help: 'pod bridge name', default: 'podmesh-br0' },
   cniDataDir: { flag: 'cni-data-dir', kind: 'string', help: 'host-local IPAM state dir (default: the plugin\'s own)' },
   masquerade: { flag: 'masquerade', kind: 'bool', help: 'masquerade pod traffic to destinations outside all pod CIDRs', default: false },
@@ -253,7 +253,7 @@ export function parseDaemonOptions (src: OptionSources): DaemonOptions | 'help' 
   // So do the node-local flags podmeshctl diff and doctor share (node-flags.ts).
   const publicAddress = get<string | undefined>('publicAddress')
   if (publicAddress !== undefined) asOptionsError(() => checkNodeFlag('publicAddress', publicAddress))
-  for (const n of ['wgInterface', 'vxlanInterface'] as const) asOptionsError(() => checkNodeFlag(n, get<string>(n)))
+  for (const n of ['wgInterface', 'vxlanInterface', 'cniConfDir', 'cniNetwork'] as const) asOptionsError(() => checkNodeFlag(n, get<string>(n)))
   const bridge = get<string>('cniBridge')
   if (!isInterfaceName(bridge)) throw new OptionsError(`--cni-bridge: "${bridge}" is not a valid interface name (${INTERFACE_NAME_RULE})`)
   const resyncIntervalMs = parseDuration(String(get('resyncInterval')), '--resync-interval')

@@ -1,9 +1,10 @@
 // `podmeshctl doctor`: checks a node for what podmeshd needs — WireGuard (kernel module or
 // wireguard-go), forwarding, rp_filter, underlay MTU, etcd reachability and TLS, CNI plugins,
-// clock skew with etcd. Each check prints OK/WARN/FAIL with the fix; any FAIL exits 1.
-import { access, readFile } from 'node:fs/promises'
+// clock skew with etcd, where containerd looks for CNI plugins and configs. Each check prints
+// OK/WARN/FAIL with the fix; any FAIL exits 1.
+import { access, readFile, readdir, realpath } from 'node:fs/promises'
 import { constants } from 'node:fs'
-import { delimiter, join } from 'node:path'
+import { basename, delimiter, join } from 'node:path'
 import { release } from 'node:os'
 import type { EtcdOptions } from '../config/etcd-options'
 import type { NetworkConfig } from '../config/network'
@@ -18,14 +19,27 @@ import { type ClusterRead, readCluster } from './cluster-read'
 import { parseEndpoint } from '../store/endpoint'
 import { type OutputFormat, formatJson, formatTable } from './output'
 import { nodeArgOptions, nodeFlagsHelp } from './node-flags'
+import { CONTAINERD_CONFIG, checkRuntimeCni, conflistPluginTypes, containerdCniConfig, dirsToList } from './runtime-cni'
+import { conflistPath } from '../dataplane/cni/conflist-file'
 
-/** The daemon's underlay flags: doctor checks the underlay podmeshd would use (default: the default route's). */
-export const DOCTOR_FLAGS = ['publicAddress', 'publicInterface'] as const
+/**
+ * The daemon's underlay and conflist flags: doctor checks the underlay podmeshd would use
+ * (default: the default route's) and that containerd reads the conflist podmeshd writes.
+ */
+export const DOCTOR_FLAGS = ['publicAddress', 'publicInterface', 'cniConfDir', 'cniNetwork'] as const
+
+/** doctor's own flag: containerd's config file (where its CRI plugin's bin_dir and conf_dir are set). */
+export const CONTAINERD_CONFIG_FLAG = { flag: 'containerd-config', env: 'PODMESH_CONTAINERD_CONFIG', default: CONTAINERD_CONFIG } as const
 
 export const doctorHelp = `podmeshctl doctor   check this node's prerequisites (OK/WARN/FAIL with the fix; exit 1 on FAIL);
-                     the underlay is podmeshd's, from these flags, else the default route's
-${nodeFlagsHelp(DOCTOR_FLAGS)}`
-export const doctorOptions = nodeArgOptions(DOCTOR_FLAGS)
+                     the underlay and the conflist are podmeshd's, from these flags (else the
+                     default route's and podmeshd's defaults)
+${nodeFlagsHelp(DOCTOR_FLAGS)}  ${`--${CONTAINERD_CONFIG_FLAG.flag} FILE`.padEnd(25)} containerd's config: where it looks for CNI plugins and configs [${CONTAINERD_CONFIG_FLAG.env}] (default ${CONTAINERD_CONFIG_FLAG.default})
+`
+export const doctorOptions = { ...nodeArgOptions(DOCTOR_FLAGS), [CONTAINERD_CONFIG_FLAG.flag]: { type: 'string' as const } }
+
+/** Where podmeshd writes its conflist and where containerd's config is (doctor's defaults: podmeshd's and containerd's). */
+export interface RuntimeCniOptions { containerdConfig: string, cniConfDir: string, cniNetwork: string }
 
 export type CheckResult = 'OK' | 'WARN' | 'FAIL'
 export interface Check { check: string, result: CheckResult, detail: string, fix?: string }
@@ -157,6 +171,44 @@ async function checkCni (): Promise<Check> {
   return { check: 'cni plugins', result: 'OK', detail: found.join(' ') }
 }
 
+async function executables (dir: string): Promise<string[]> {
+  const names = await readdir(dir).catch(() => [] as string[])
+  const ok = await Promise.all(names.map(async n => await exists(join(dir, n), constants.X_OK)))
+  return names.filter((_, i) => ok[i] === true)
+}
+
+/** Same directory, through symlinks when both exist (/etc/cni/net.d may link to podmesh's dir). */
+async function sameDir (a: string, b: string): Promise<boolean> {
+  const real = async (p: string): Promise<string> => await realpath(p).catch(() => p.replace(/\/+$/, ''))
+  return await real(a) === await real(b)
+}
+
+/** The thin edge of the containerd check (runtime-cni.ts decides): reads the config, the dirs, the conflist. */
+async function checkContainerdCni (o: RuntimeCniOptions): Promise<Check> {
+  let configText: string | undefined
+  try {
+    configText = await readFile(o.containerdConfig, 'utf8')
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') return { check: 'containerd cni', result: 'WARN', detail: `cannot read ${o.containerdConfig}: ${(e as Error).message}`, fix: 'run doctor as root' }
+  }
+  const config = containerdCniConfig(configText)
+  const listed = new Map<string, string[]>()
+  for (const d of dirsToList(config)) listed.set(d, await executables(d))
+  const ours = conflistPath(o.cniConfDir, o.cniNetwork)
+  const conflistText = await readFile(ours, 'utf8').catch(() => undefined)
+  return checkRuntimeCni({
+    configPath: o.containerdConfig,
+    configText,
+    installed: (await onPath('containerd')) !== undefined,
+    podmeshConfDir: o.cniConfDir,
+    conflistFile: basename(ours),
+    conflistPlugins: conflistText === undefined ? undefined : conflistPluginTypes(conflistText),
+    executables: listed,
+    confDirIsPodmesh: await sameDir(config.confDir, o.cniConfDir),
+    confDirFiles: await readdir(config.confDir).catch(() => undefined)
+  })
+}
+
 /** etcd's HTTP answers carry a Date header (second resolution): compare it with the local clock. */
 async function checkClock (etcd: EtcdOptions): Promise<Check> {
   const url = etcd.endpoints.find(e => e.startsWith('http://'))
@@ -176,7 +228,7 @@ async function checkClock (etcd: EtcdOptions): Promise<Check> {
   }
 }
 
-export async function doctorChecks (client: StoreClient, prefix: string, etcd: EtcdOptions, want: { address?: string, interface?: string }): Promise<Check[]> {
+export async function doctorChecks (client: StoreClient, prefix: string, etcd: EtcdOptions, want: { address?: string, interface?: string }, runtime: RuntimeCniOptions): Promise<Check[]> {
   const checks: Check[] = []
   let config: NetworkConfig | undefined
   const tls = etcd.endpoints.some(e => e.startsWith('https://'))
@@ -209,12 +261,13 @@ export async function doctorChecks (client: StoreClient, prefix: string, etcd: E
   const path = await checkPathMtu(config, want, cluster)
   if (path !== undefined) checks.push(path)
   checks.push(await checkCni())
+  checks.push(await checkContainerdCni(runtime))
   checks.push(await checkClock(etcd))
   return checks
 }
 
-export async function runDoctor (client: StoreClient, prefix: string, format: OutputFormat, etcd: EtcdOptions, want: { address?: string, interface?: string }): Promise<{ text: string, exitCode: number }> {
-  const checks = await doctorChecks(client, prefix, etcd, want)
+export async function runDoctor (client: StoreClient, prefix: string, format: OutputFormat, etcd: EtcdOptions, want: { address?: string, interface?: string }, runtime: RuntimeCniOptions): Promise<{ text: string, exitCode: number }> {
+  const checks = await doctorChecks(client, prefix, etcd, want, runtime)
   const exitCode = checks.some(c => c.result === 'FAIL') ? 1 : 0
   if (format === 'json') return { text: formatJson(checks), exitCode }
   return { text: formatTable([['CHECK', 'RESULT', 'DETAIL', 'FIX'], ...checks.map(c => [c.check, c.result, c.detail, c.fix ?? ''])]), exitCode }

@@ -38,7 +38,9 @@ const rows: Array<[NodeField, string]> = [
   ['publicAddress', '192.0.2.11'], ['publicAddress', '2001:db8::11'], ['publicAddress', '192.0.2.300'], ['publicAddress', 'eth0'], ['publicAddress', ''],
   ['publicInterface', 'eth0'], ['publicInterface', 'eth0.100'],
   ['wgInterface', 'wg0'], ['wgInterface', 'a-very-long-ifname'], ['wgInterface', 'wg:0'], ['wgInterface', ''],
-  ['vxlanInterface', 'vx0'], ['vxlanInterface', 'vx/0'], ['vxlanInterface', '..']
+  ['vxlanInterface', 'vx0'], ['vxlanInterface', 'vx/0'], ['vxlanInterface', '..'],
+  ['cniConfDir', '/etc/cni/net.d'], ['cniConfDir', '/var/lib/podmesh/cni'], ['cniConfDir', 'cni/net.d'], ['cniConfDir', ''],
+  ['cniNetwork', 'podmesh'], ['cniNetwork', 'pod.mesh-2'], ['cniNetwork', 'pod mesh'], ['cniNetwork', '../x']
 ]
 
 t.test('podmeshd and podmeshctl diff/doctor agree on every value, from flags and from the environment', async t => {
