@@ -6,8 +6,8 @@
 // and /etc/cni/net.d); Debian's containernetworking-plugins installs into /usr/lib/cni, so with
 // the defaults the plugins are not where containerd looks. Only the few TOML keys needed are
 // read: the [plugins."io.containerd.grpc.v1.cri".cni] table (config version 2; `plugins.cri.cni`
-// in version 1, `plugins."io.containerd.cri.v1.runtime".cni` in containerd 2's version 3), its
-// bin_dir (or bin_dirs) and conf_dir, and disabled_plugins.
+// in version 1, `plugins.'io.containerd.cri.v1.runtime'.cni` in containerd 2's version 3), its
+// bin_dir (or 2.1's bin_dirs) and conf_dir, and disabled_plugins.
 
 import type { Check } from './doctor'
 
@@ -72,7 +72,8 @@ export function containerdCniConfig (text: string | undefined): ContainerdCniCon
     const line = stripComment(raw).trim()
     if (line === '') continue
     const header = /^\[([^[\]]+)\]$/.exec(line)
-    if (header !== null) { table = (header[1] as string).replace(/\s+/g, ''); continue }
+    // Quoted keys compare by content: containerd 2 writes plugins.'io.containerd.cri.v1.runtime'.cni.
+    if (header !== null) { table = (header[1] as string).replace(/\s+/g, '').replace(/'/g, '"'); continue }
     const kv = /^([A-Za-z0-9_-]+)\s*=\s*(.*)$/.exec(line)
     if (kv === null) continue
     const [, key, rawValue] = kv as unknown as [string, string, string]

@@ -27,8 +27,8 @@ t.test('containerd config → CNI dirs', async t => {
     { name: 'bin_dir in another table is not the CRI\'s', text: '[plugins."io.containerd.internal.v1.opt"]\nbin_dir = "/usr/lib/cni"\n', want: { binDirs: ['/opt/cni/bin'], confDir: '/etc/cni/net.d', criDisabled: false } },
     { name: 'version 1 (plugins.cri.cni)', text: 'version = 1\n[plugins.cri.cni]\nbin_dir = "/usr/lib/cni"\n', want: { binDirs: ['/usr/lib/cni'], confDir: '/etc/cni/net.d', criDisabled: false } },
     {
-      name: 'containerd 2 (version 3, bin_dirs)',
-      text: 'version = 3\n[plugins."io.containerd.cri.v1.runtime".cni]\nbin_dirs = ["/usr/lib/cni", "/opt/cni/bin"]\nconf_dir = "/etc/cni/net.d"\n',
+      name: 'containerd 2.1 (version 3, single-quoted table key, bin_dirs)',
+      text: 'version = 3\n[plugins.\'io.containerd.cri.v1.runtime\'.cni]\n  bin_dirs = [\'/usr/lib/cni\', \'/opt/cni/bin\']\n  conf_dir = \'/etc/cni/net.d\'\n',
       want: { binDirs: ['/usr/lib/cni', '/opt/cni/bin'], confDir: '/etc/cni/net.d', criDisabled: false }
     },
     { name: 'CRI disabled (Docker\'s containerd)', text: 'disabled_plugins = ["cri"]\n', want: { binDirs: ['/opt/cni/bin'], confDir: '/etc/cni/net.d', criDisabled: true } },
