@@ -11,7 +11,8 @@
 // (it calls go-cni's Setup with none), so the mapping is made as the CRI plugin makes it: the
 // node's conflist ADDed for the container's network namespace with runtimeConfig.portMappings,
 // plugins from /usr/lib/cni (the CRI bin_dir the README documents); a connection to the node's
-// address from another node is then answered from inside the container.
+// address from another node is then answered from inside the container, and from a container on
+// another node once that node masquerades (without it the DNATed reply does not come back).
 import t from 'tap'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -131,6 +132,13 @@ t.test('containerd ctr run --cni on podmeshd\'s conflist', { skip: missing.lengt
     try {
       const answer = await eventually(async () => (await fetchFrom(n1, n2.underlayIp, HOST_PORT)).includes(` ${hpIp ?? '-'}/`))
       t.ok(answer, `node-1 → node-2 ${n2.underlayIp}:${HOST_PORT} answered by the container (${hpIp ?? '-'})`)
+      // From a container on node-1 the request leaves with its pod address; the DNATed reply
+      // then goes back through the tunnel with node-2's underlay address as its source.
+      const fromC1 = async (): Promise<string> => await r1.exec('c1', ['nc', '-w', '3', n2.underlayIp, String(HOST_PORT)]).catch(() => '')
+      t.equal(await fromC1(), '', 'without --masquerade a container on node-1 gets no answer')
+      await n1.stop()
+      await n1.start(['--masquerade'])
+      t.ok(await eventually(async () => (await fromC1()).includes(` ${hpIp ?? '-'}/`)), 'with --masquerade on node-1 the container there is answered from the hostPort container')
     } finally {
       await cniDel(cni)
     }
