@@ -97,7 +97,6 @@ export class ContainerdNode {
   get socket (): string { return join(this.opts.dir, 'containerd.sock') }
   get configPath (): string { return join(this.opts.dir, 'config.toml') }
   get logFile (): string { return join(this.opts.dir, 'containerd.log') }
-  get pid (): number | undefined { return this.proc?.pid }
 
   /** The config: everything under the run's dir, the CRI plugin off (ctr does not use it). */
   private configText (): string {
