@@ -207,15 +207,23 @@ export class LabNode {
   }
 
   async routes (): Promise<string> { return await nsExec(this.ns, ['ip', '-d', 'route', 'show', 'table', 'main']) }
-  async wg (...args: string[]): Promise<string> { return await nsExec(this.ns, ['wg', 'show', this.wgIf, ...args], { allowFail: true }) }
+  /** `wg show <device> …`; a failure (no device, no wg, no namespace) throws: see linkExists for "is it there". */
+  async wg (...args: string[]): Promise<string> { return await nsExec(this.ns, ['wg', 'show', this.wgIf, ...args]) }
+  /**
+   * Whether the node's namespace has a link of that name, read from the full link list: absence
+   * is an answer, while a failed `ip` (no namespace, no binary) throws instead of reading as absent.
+   */
+  async linkExists (dev: string): Promise<boolean> {
+    const links = JSON.parse(await nsExec(this.ns, ['ip', '-j', 'link', 'show'])) as Array<{ ifname: string }>
+    return links.some(l => l.ifname === dev)
+  }
+
   /** The node's own address in its pod subnets (the tunnel address), per family. */
   async tunnelAddresses (): Promise<string[]> {
-    const found: string[] = []
-    for (const dev of [this.wgIf, `${this.wgIf}x`]) {
-      const out = await nsExec(this.ns, ['ip', '-j', 'addr', 'show', 'dev', dev], { allowFail: true })
-      const parsed = out.trim() === '' ? [] : JSON.parse(out) as Array<{ addr_info: Array<{ local: string, scope: string }> }>
-      found.push(...parsed.flatMap(l => l.addr_info.filter(a => a.scope === 'global').map(a => a.local)))
-    }
+    // Every link's addresses at once: the backend's other device may not exist, and that is no error.
+    const links = JSON.parse(await nsExec(this.ns, ['ip', '-j', 'addr', 'show'])) as Array<{ ifname: string, addr_info: Array<{ local: string, scope: string }> }>
+    const found = [this.wgIf, `${this.wgIf}x`].flatMap(dev => links.filter(l => l.ifname === dev))
+      .flatMap(l => l.addr_info.filter(a => a.scope === 'global').map(a => a.local))
     return [...new Set(found)]
   }
 }

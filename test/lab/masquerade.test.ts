@@ -20,9 +20,20 @@ t.test('pod to remote pod keeps the pod source address', async t => {
   t.equal(await remoteAddressSeen(lab, n2.pods[0]!.ns, n2.pods[0]!.ips[0]!, n1.pods[0]!.ns), n1.pods[0]!.ips[0])
 })
 
+/**
+ * The whole nat table of one family, as `-S` prints it. Listing the table, not the chain, makes
+ * absence an answer: a failed command (no binary, no namespace) throws instead of reading as "no chain".
+ */
+const natTable = async (n: LabNode, bin: 'iptables' | 'ip6tables'): Promise<string> => await nsExec(n.ns, [bin, '-t', 'nat', '-S'])
+
 t.test('without --masquerade the chain is absent', async t => {
   const [, n2] = lab.nodes as [LabNode, LabNode]
+  for (const bin of ['iptables', 'ip6tables'] as const) t.match(await natTable(n2, bin), /^-N PODMESH-MASQ$/m, `${bin}: node-2 has the chain while it runs with --masquerade`)
   await n2.stop()
   await n2.start(['--masquerade=false'])
-  t.equal(await nsExec(n2.ns, ['iptables', '-t', 'nat', '-S', 'PODMESH-MASQ'], { allowFail: true }), '')
+  for (const bin of ['iptables', 'ip6tables'] as const) {
+    const table = await natTable(n2, bin)
+    t.match(table, /^-P POSTROUTING ACCEPT$/m, `${bin}: the nat table was listed`)
+    t.notMatch(table, /PODMESH-MASQ/, `${bin}: no PODMESH-MASQ chain and no jump to it`)
+  }
 })

@@ -2,9 +2,9 @@
 // over VXLAN, nodes in different locations over WireGuard; a node moving location moves its
 // traffic between tunnels with at most a short interruption. The VXLAN side never floods.
 import t from 'tap'
-import { spawn } from 'node:child_process'
 import { Lab, nsExec, sleep, type LabNode } from './cluster'
 import { checkNoFlooding } from './vxlan-flooding'
+import { pingAcrossRestart } from './restart-stream'
 
 const txPackets = async (n: LabNode, dev: string): Promise<number> => {
   const out = await nsExec(n.ns, ['ip', '-s', '-j', 'link', 'show', 'dev', dev])
@@ -46,27 +46,17 @@ t.test('no VXLAN flooding on any node: learning off, no all-zero FDB entry, one 
 // stream runs until 5 s after n2 is ready in its new location, and must have resumed by then.
 t.test('a node moving location moves its traffic: pods are interrupted briefly, then reach it again', async t => {
   const [n1, n2] = lab.nodes as [LabNode, LabNode]
-  const ping = spawn('ip', ['netns', 'exec', n1.pods[0]!.ns, 'ping', '-n', '-i', '0.05', '-W', '1', n2.pods[0]!.ips[0]!], { stdio: ['ignore', 'pipe', 'ignore'] })
-  let out = ''
-  ping.stdout.on('data', d => { out += String(d) })
-  const done = new Promise(resolve => ping.once('close', resolve))
-  const seqs = (): number[] => [...out.matchAll(/icmp_seq=(\d+)/g)].map(m => Number(m[1]))
-  await sleep(1000)
-  const beforeMove = Math.max(0, ...seqs())
-  await n2.stop()
-  // n2 restarts in the other location: its record's label changes and every node re-plans.
-  n2.location = 'west'
-  await n2.start()
-  const readyAt = Math.max(0, ...seqs())
-  await sleep(5000)
-  ping.kill('SIGINT')
-  await done
-  const answered = seqs()
-  const m = /(\d+) packets transmitted, (\d+) received/.exec(out)
-  const lost = Number(m?.[1]) - Number(m?.[2])
-  t.ok(beforeMove > 0, `pings were answered before the move (up to icmp_seq ${beforeMove})`)
-  t.ok(answered.some(s => s > readyAt), `pings are answered again after n2 is ready in its new location (icmp_seq > ${readyAt})`)
-  t.comment(`${lost} packets lost at 20/s: ${lost * 50} ms of interruption (a figure, not a bound)`)
+  // n2 restarts in the other location: its record's label changes and every node re-plans. The
+  // stream is stopped only 5 s after n2's first apply there, so it spans the move.
+  const { ping, restartAt, firstApplyMs } = await pingAcrossRestart(n2, n1.pods[0]!.ns, n2.pods[0]!.ips[0]!, async () => {
+    await n2.stop()
+    n2.location = 'west'
+    await n2.start()
+  }, { intervalS: 0.05, marginMs: 5000 })
+  t.ok(ping.firstReplyMs < restartAt, 'pings were answered before n2 stopped')
+  t.ok(ping.firstReplyMs < firstApplyMs && firstApplyMs < ping.lastReplyMs, 'the stream spans n2\'s first apply in its new location: pings are answered again after it')
+  t.ok(ping.inFlight <= 10, `${ping.inFlight} requests unanswered when the stream was stopped, 5 s after n2's first apply: traffic has resumed`)
+  t.comment(`${ping.lost.length} of ${ping.sent} packets lost at 20/s: ${ping.lost.length * 50} ms of interruption (a figure, not a bound)`)
   const wg0 = await txPackets(n1, n1.wgIf)
   t.ok(await lab.ping(n1.pods[0]!.ns, n2.pods[0]!.ips[0]!, { count: 10, interval: '0.05' }))
   t.ok(await txPackets(n1, n1.wgIf) - wg0 >= 10, 'n1 → n2 now goes over WireGuard')
