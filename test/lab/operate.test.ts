@@ -92,8 +92,10 @@ t.test('operate a 3-node lab', async t => {
     t.equal(drift.code, 1, 'diff exits 1 on drift')
     t.match(drift.stdout, `node-1: route ${dst} dev ${n1.wgIf}`)
     t.match(drift.stdout, /: add$/m)
-    await waitForValue('resync repairs the route', 12_000, async () => (await ctlIn(lab, n1.ns, diffArgs(n1))).code === 0)
-    t.pass('diff exits 0 after the resync')
+    await waitForValue('resync repairs the route', 12_000, async () => (await ctlIn(lab, n1.ns, diffArgs(n1))).code === 0).catch(() => undefined)
+    const repaired = await ctlIn(lab, n1.ns, diffArgs(n1))
+    t.equal(repaired.code, 0, 'diff exits 0 after the resync', { stdout: repaired.stdout })
+    t.match(await n1.routes(), `${dst} dev ${n1.wgIf}`, 'the route is back')
   })
 
   await t.test('/metrics and /readyz', async t => {
