@@ -170,7 +170,7 @@ export function meshSuite (t: Test, opts: SuiteOptions): void {
       await b.stop()
       await b.start()
     }, { intervalS: 0.02 })
-    t.comment(`${ping.sent} pings; replies from ${restartAt - ping.firstReplyMs} ms before the restart to ${ping.lastReplyMs - firstApplyMs} ms after the new podmeshd's first apply`)
+    t.comment(`${ping.sent} pings; replies from ${Math.round(restartAt - ping.firstReplyMs)} ms before the restart to ${Math.round(ping.lastReplyMs - firstApplyMs)} ms after the new podmeshd's first apply`)
     t.ok(ping.firstReplyMs < restartAt, 'the stream had replies before the old podmeshd stopped')
     t.ok(ping.firstReplyMs < firstApplyMs && firstApplyMs < ping.lastReplyMs, 'the stream spans the new podmeshd\'s first apply')
     t.strictSame(ping.lost, [], `${ping.lost.length} packets lost across the restart`)
@@ -199,7 +199,7 @@ export function meshSuite (t: Test, opts: SuiteOptions): void {
     } finally {
       r = await stream.stop()
     }
-    t.ok(r.firstReplyMs < downAt && backAt < r.lastReplyMs, `the stream spans the outage (replies ${downAt - r.firstReplyMs} ms before etcd stopped to ${r.lastReplyMs - backAt} ms after it was back)`)
+    t.ok(r.firstReplyMs < downAt && backAt < r.lastReplyMs, `the stream spans the outage (replies ${Math.round(downAt - r.firstReplyMs)} ms before etcd stopped to ${Math.round(r.lastReplyMs - backAt)} ms after it was back)`)
     t.strictSame(r.lost, [], `${r.lost.length} of ${r.sent} packets lost during the outage`)
     t.ok(r.inFlight <= IN_FLIGHT, `${r.inFlight} requests unanswered when the stream was stopped (in flight)`)
     // Every node must see the newcomer soon after etcd returns (its watch re-dials within ~1 s).

@@ -82,44 +82,78 @@ async function matrix (lab: VmLab): Promise<{ failures: string[], pings: number 
  */
 const IN_FLIGHT = 10
 
-async function startPing (lab: VmLab, vm: VmState, from: string, ip: string): Promise<() => Promise<{ sent: number, lost: number[] }>> {
+/** The highest sequence number ping has an answer for in its output so far (0: none yet). */
+const lastAnswered = (out: string): number => Math.max(0, ...[...out.matchAll(/icmp_seq=(\d+) /g)].map(x => Number(x[1])))
+
+interface GuestPing {
+  /** The highest answered sequence number so far (ping writes a line per reply). */
+  answered: () => Promise<number>
+  stop: () => Promise<{ sent: number, lost: number[], lastAnswered: number }>
+}
+
+async function startPing (lab: VmLab, vm: VmState, from: string, ip: string): Promise<GuestPing> {
   const file = `/run/lab-ping-${from}-${ip.replace(/[:.]/g, '_')}`
   const pid = (await lab.ssh(vm, `setsid ip netns exec ${from} ping ${v6(ip) ? '-6 ' : ''}-i 0.05 -W 2 ${ip} >${file} 2>&1 </dev/null & echo $!`)).trim()
-  return async () => {
-    const out = await lab.ssh(vm, `kill -INT ${pid}; while kill -0 ${pid} 2>/dev/null; do sleep 0.1; done; cat ${file}`, { timeoutMs: 30_000 })
-    const m = /(\d+) packets transmitted, (\d+) received/.exec(out)
-    if (m === null) fail(`ping ${ip} in ${vm.name}/${from}: output not understood: ${out.slice(-500)}`)
-    const sent = Number(m?.[1])
-    const got = new Set([...out.matchAll(/icmp_seq=(\d+) /g)].map(x => Number(x[1])))
-    const lastAnswered = Math.max(0, ...got)
-    const lost: number[] = []
-    // ping numbers from 1 (iputils): 1..sent were sent.
-    const counted = sent - lastAnswered > IN_FLIGHT ? sent : lastAnswered
-    for (let seq = 1; seq <= counted; seq++) if (!got.has(seq)) lost.push(seq)
-    return { sent, lost }
+  return {
+    answered: async () => lastAnswered(await lab.ssh(vm, `cat ${file}`)),
+    stop: async () => {
+      const out = await lab.ssh(vm, `kill -INT ${pid}; while kill -0 ${pid} 2>/dev/null; do sleep 0.1; done; cat ${file}`, { timeoutMs: 30_000 })
+      const m = /(\d+) packets transmitted, (\d+) received/.exec(out)
+      if (m === null) fail(`ping ${ip} in ${vm.name}/${from}: output not understood: ${out.slice(-500)}`)
+      const sent = Number(m?.[1])
+      const got = new Set([...out.matchAll(/icmp_seq=(\d+) /g)].map(x => Number(x[1])))
+      const last = lastAnswered(out)
+      const lost: number[] = []
+      // ping numbers from 1 (iputils): 1..sent were sent.
+      const counted = sent - last > IN_FLIGHT ? sent : last
+      for (let seq = 1; seq <= counted; seq++) if (!got.has(seq)) lost.push(seq)
+      return { sent, lost, lastAnswered: last }
+    }
   }
 }
 
-/** Pings pod→pod on both families (20/s each) from before `action` until 2 s after it; nothing may be lost. */
+/** The count of "data plane applied; ready" lines podmeshd wrote to `vm`'s journal since `since` (epoch seconds, the guest's clock). */
+async function readyLines (lab: VmLab, vm: VmState, since: string): Promise<number> {
+  const out = await lab.ssh(vm, `journalctl _SYSTEMD_UNIT=podmeshd.service --since @${since} -o cat --no-pager`)
+  return out.split('\n').filter(l => l.includes('"msg":"data plane applied; ready"')).length
+}
+
+/**
+ * Pings pod→pod on both families (20/s each) from before `action` (a restart of `to`'s podmeshd)
+ * until 2 s after the new podmeshd's first apply ("data plane applied; ready" in `to`'s journal
+ * since the action); nothing may be lost. That the streams span the new podmeshd's first apply is
+ * shown by order, not by clocks (guests' clocks differ): each stream had answers before the
+ * action, and answers to requests numbered after the ones it had when the apply was seen.
+ */
 async function noLossAcross (lab: VmLab, from: VmState, to: VmState, action: () => Promise<void>): Promise<string> {
   const src = pod(lab, from)
   const dst = pod(lab, to)
-  const stops = await Promise.all(dst.ips.map(async ip => await startPing(lab, from, src.name, ip)))
-  await sleep(2000)
+  const streams = await Promise.all(dst.ips.map(async ip => await startPing(lab, from, src.name, ip)))
+  let results: Array<{ sent: number, lost: number[], lastAnswered: number }> = []
+  let before: number[] = []
+  let atApply: number[] = []
   const t0 = Date.now()
   try {
-    await action()
-  } finally {
     await sleep(2000)
+    before = await Promise.all(streams.map(async s => await s.answered()))
+    const since = (await lab.ssh(to, 'date +%s')).trim()
+    await action()
+    await waitFor(`${to.name}: the new podmeshd's first apply in the journal`, 90_000, async () => await readyLines(lab, to, since) > 0, 500)
+    atApply = await Promise.all(streams.map(async s => await s.answered()))
+    await sleep(2000)
+  } finally {
+    results = await Promise.all(streams.map(async s => await s.stop()))
   }
-  const actionS = (Date.now() - 2000 - t0) / 1000
-  const results = await Promise.all(stops.map(async stop => await stop()))
+  const seconds = (Date.now() - t0) / 1000
   const said = results.map((r, i) => `${dst.ips[i] ?? ''}: ${r.lost.length} of ${r.sent} lost`)
-  for (const r of results) {
-    expect(r.sent > (actionS + 3) * 15, `pings ${from.name}/${src.name} -> ${to.name}/${dst.name}: only ${r.sent} sent in ${actionS + 4} s`)
-    expect(r.lost.length === 0, `pings ${from.name}/${src.name} -> ${to.name}/${dst.name} lost packets: ${said.join(', ')} (lost seq ${r.lost.slice(0, 20).join(',')})`)
-  }
-  return `${said.join(', ')}`
+  results.forEach((r, i) => {
+    const what = `pings ${from.name}/${src.name} -> ${to.name}/${dst.name} ${dst.ips[i] ?? ''}`
+    expect((before[i] ?? 0) > 0, `${what}: no answer before the restart`)
+    expect(r.lastAnswered > (atApply[i] ?? Infinity), `${what}: no answer after the new podmeshd's first apply was seen (last answered seq ${r.lastAnswered}, ${atApply[i] ?? '?'} then)`)
+    expect(r.sent > (seconds - 1) * 15, `${what}: only ${r.sent} sent in ${seconds.toFixed(0)} s`)
+    expect(r.lost.length === 0, `${what} lost packets: ${said.join(', ')} (lost seq ${r.lost.slice(0, 20).join(',')})`)
+  })
+  return `${said.join(', ')}; answered seq ${before.join('/')} before the restart, ${atApply.join('/')} at the first apply, ${results.map(r => r.lastAnswered).join('/')} at the end`
 }
 
 /** A tcpdump on the lab bridge in the host namespace, for as long as `traffic` runs. */
