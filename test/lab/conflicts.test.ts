@@ -47,7 +47,8 @@ function pingLoop (ns: string, ip: string): { stop: () => Promise<{ sent: number
   const p = spawn('ip', ['netns', 'exec', ns, 'ping', '-q', '-i', '0.1', '-W', '1', ip], { stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   p.stdout.on('data', d => { out += String(d) })
-  const exited = new Promise(resolve => p.once('exit', resolve))
+  // 'close', not 'exit': ping's summary may still be in the pipe when it exits.
+  const exited = new Promise(resolve => p.once('close', resolve))
   return {
     stop: async () => {
       p.kill('SIGINT')

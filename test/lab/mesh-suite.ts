@@ -137,6 +137,8 @@ export function meshSuite (t: Test, opts: SuiteOptions): void {
     if (backend === 'wireguard') {
       const after = await Promise.all(lab.nodes.slice(0, 3).map(handshakes))
       for (let i = 0; i < 3; i++) {
+        // Without handshakes before, the loop below would check nothing: every pair has talked (the matrix).
+        t.equal([...before[i]!.values()].filter(ts => ts > 0).length, 2, `node-${i + 1}: handshakes with both other nodes before the join`)
         for (const [key, ts] of before[i]!) {
           if (ts === 0) continue
           t.equal(after[i]!.get(key), ts, `node-${i + 1}: handshake with ${key.slice(0, 8)} untouched`)
@@ -159,7 +161,11 @@ export function meshSuite (t: Test, opts: SuiteOptions): void {
     t.ok(ms >= 0, `routes to ${podCIDR} gone from all nodes${ms >= 0 ? ` after ${ms} ms` : ''}`)
     for (const n of lab.nodes.slice(0, 3)) t.notMatch(await n.routes(), podCIDR, `${n.name}: no route to ${podCIDR}`)
     if (backend === 'wireguard') {
-      for (const n of lab.nodes.slice(0, 3)) t.notMatch(await n.wg('allowed-ips'), podCIDR, `${n.name}: peer gone`)
+      for (const n of lab.nodes.slice(0, 3)) {
+        const allowed = await n.wg('allowed-ips')
+        t.equal(allowed.trim().split('\n').filter(l => l !== '').length, 2, `${n.name}: its two other peers are listed`)
+        t.notMatch(allowed, podCIDR, `${n.name}: peer gone`)
+      }
     }
     lab.nodes.pop()
   })
