@@ -48,6 +48,9 @@ t.test('systemd-analyze verify passes', { skip: existsSync(ANALYZE) ? false : `$
   // The check can fail: a unit with a bad setting does not verify.
   const bad = await verify(adjusted.replace('Type=notify', 'Type=notifyy').replace(/^ExecStart=.*$/m, 'ExecStart=/nonexistent/podmeshd'))
   t.not(bad.code, 0, 'a broken unit is rejected')
+  // By systemd-analyze, for what is broken: not by a failure to run it at all (that too is a non-zero code).
+  t.match(bad.output, /Failed to parse service type, ignoring: notifyy/, 'it names the bad setting')
+  t.match(bad.output, /\/nonexistent\/podmeshd is not executable/, 'and the missing binary')
 })
 
 t.test('unit settings', async t => {
