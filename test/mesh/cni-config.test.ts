@@ -111,7 +111,10 @@ const bad: Array<{ name: string, input: Partial<ConflistInput>, field: string }>
 for (const c of bad) {
   t.test(`rejects: ${c.name}`, async t => {
     t.throws(() => renderConflist({ ...base, ...c.input }), { code: 'ECNICONFIG', field: c.field })
-    try { renderConflist({ ...base, ...c.input }) } catch (e) { t.ok(isCniConfigError(e), 'typed error') }
+    // Asserted outside the catch: were nothing thrown, a check inside it would never run.
+    let err: unknown
+    try { renderConflist({ ...base, ...c.input }) } catch (e) { err = e }
+    t.ok(isCniConfigError(err), 'typed error')
   })
 }
 
