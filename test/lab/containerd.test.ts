@@ -21,6 +21,7 @@ import { ContainerdNode } from './containerd-node'
 import { buildBusyboxImage, BUSYBOX } from './oci-image'
 import { cniAdd, cniDel, type CniOptions } from './cni-runtime'
 import { containsIp, parseCidr, parseIp } from '../../lib/ipam/cidr'
+import { isShError } from '../harness/netns'
 
 t.setTimeout(10 * 60_000)
 
@@ -43,9 +44,25 @@ async function eventually (probe: () => Promise<boolean>, ms = 20_000): Promise<
   }
 }
 
+/** busybox nc's own words for "nothing answered": refused, or no answer within -w. */
+const NO_ANSWER = /nc: (can't connect to remote host|timed out)/
+
+/**
+ * What a busybox nc run sent back, '' when nc says nothing answered. Any other failure (no
+ * busybox, no namespace, ctr failing) throws: it must not read as "nothing answers".
+ */
+async function answerOf (nc: Promise<string>): Promise<string> {
+  try {
+    return await nc
+  } catch (e) {
+    if (isShError(e) && NO_ANSWER.test(e.stderr)) return ''
+    throw e
+  }
+}
+
 /** One TCP exchange from a node's namespace with busybox nc; what the other end sent, '' when nothing answered. */
 async function fetchFrom (node: LabNode, ip: string, port: number): Promise<string> {
-  return await sh('ip', ['netns', 'exec', node.ns, BUSYBOX, 'nc', '-w', '3', ip, String(port)], { allowFail: true, timeoutMs: 15_000 })
+  return await answerOf(sh('ip', ['netns', 'exec', node.ns, BUSYBOX, 'nc', '-w', '3', ip, String(port)], { timeoutMs: 15_000 }))
 }
 
 t.test('containerd ctr run --cni on podmeshd\'s conflist', { skip: missing.length > 0 || !runcFound ? `containerd cannot run here: missing ${[...missing, ...(runcFound ? [] : ['runc'])].join(', ')} (scripts/install-deps installs containerd and busybox-static)` : false }, async t => {
@@ -134,7 +151,7 @@ t.test('containerd ctr run --cni on podmeshd\'s conflist', { skip: missing.lengt
       t.ok(answer, `node-1 → node-2 ${n2.underlayIp}:${HOST_PORT} answered by the container (${hpIp ?? '-'})`)
       // From a container on node-1 the request leaves with its pod address; the DNATed reply
       // then goes back through the tunnel with node-2's underlay address as its source.
-      const fromC1 = async (): Promise<string> => await r1.exec('c1', ['nc', '-w', '3', n2.underlayIp, String(HOST_PORT)]).catch(() => '')
+      const fromC1 = async (): Promise<string> => await answerOf(r1.exec('c1', ['nc', '-w', '3', n2.underlayIp, String(HOST_PORT)]))
       t.equal(await fromC1(), '', 'without --masquerade a container on node-1 gets no answer')
       await n1.stop()
       await n1.start(['--masquerade'])
