@@ -1,13 +1,15 @@
 // The data plane as the daemon sees it: read the kernel into an ObservedState, apply a Plan.
 // It composes the backends (wireguard/, vxlan/) and the route reconciler; the daemon never
 // learns which backend runs. An observe costs one netlink dump per object kind and at most one
-// `wg show dump`; an apply at most one `wg` invocation.
+// `wg show dump` (re-parsing only the peer lines that changed since the last); an apply at most
+// one `wg` invocation.
 
 import type { ObservedState, Plan } from '../mesh/types'
 import type { Rtnl } from './rtnl'
 import { observeRoutes, applyRoutes } from './routes'
 import { observeWireguard, prepareWireguard, deleteDevice as deleteWireguardDevice, type WireguardMode } from './wireguard/device'
 import { observeVxlan, applyVxlan } from './vxlan/device'
+import { DumpReader } from './wireguard/conf'
 
 export interface KernelOptions {
   rtnl: Rtnl
@@ -18,6 +20,9 @@ export interface KernelOptions {
 }
 
 export class Kernel {
+  /** The WireGuard dump of the previous observe: a resync re-parses only the peer lines that changed. */
+  private readonly wgDumps = new DumpReader()
+
   constructor (private readonly o: KernelOptions) {}
 
   async observe (): Promise<ObservedState> {
@@ -25,7 +30,7 @@ export class Kernel {
     const names = new Map(links.map(l => [l.index, l.name]))
     const hasWg = links.some(l => l.name === this.o.devices.wireguard)
     const [wireguard, vxlan, routes] = await Promise.all([
-      hasWg ? observeWireguard(this.o.devices.wireguard, this.o.rtnl) : Promise.resolve(undefined),
+      hasWg ? observeWireguard(this.o.devices.wireguard, this.o.rtnl, this.wgDumps) : Promise.resolve(undefined),
       observeVxlan(this.o.rtnl, this.o.devices.vxlan, links),
       observeRoutes(this.o.rtnl, names)
     ])

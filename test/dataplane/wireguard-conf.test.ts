@@ -1,10 +1,11 @@
-// Table tests for the pure WireGuard text formats: parsing `wg show <if> dump` and rendering the
+// Table tests for the pure WireGuard text formats: parsing `wg show <if> dump` (at once, and
+// again and again through a DumpReader that re-parses only changed lines) and rendering the
 // `wg` invocations of a plan (including the split of plans too large for one argv).
 
 import t from 'tap'
 import type { Peer, WireguardPlan } from '../../lib/mesh/types'
 import {
-  ARGV_LIMIT, argvBytes, isWireguardDumpError, parseDump, renderAddconf, renderInvocations, renderSetArgs
+  ARGV_LIMIT, argvBytes, DumpReader, isWireguardDumpError, parseDump, renderAddconf, renderInvocations, renderSetArgs
 } from '../../lib/dataplane/wireguard/conf'
 
 const PRIV = 'yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk='
@@ -73,6 +74,53 @@ t.test('parseDump', async t => {
       t.notMatch(String((e as Error).message), PRIV, 'the message never quotes the private key')
     })
   }
+})
+
+t.test('DumpReader: every read equals parseDump of the same text, whatever changed since the last', async t => {
+  const head = [PRIV, PUB, '51820', 'off']
+  const p1 = [K1, '(none)', '192.0.2.2:51820', '10.244.2.0/24,fd00:0:0:2:0:0:0:0/64', '1700000000', '1234', '5678', '25']
+  const p2 = [K2, '(none)', '192.0.2.3:51820', '10.244.3.0/24', '0', '0', '0', 'off']
+  const p3 = [K3, '(none)', '(none)', '10.244.4.0/24', '0', '0', '0', 'off']
+  const at = (line: string[], i: number, v: string): string[] => line.map((x, j) => j === i ? v : x)
+  // Each step is read after the previous one by the same reader.
+  const steps: Array<{ name: string, text: string }> = [
+    { name: 'first read', text: dumpOf(head, p1, p2) },
+    { name: 'nothing changed', text: dumpOf(head, p1, p2) },
+    { name: 'only handshake and counters moved', text: dumpOf(head, at(at(at(p1, 4, '1700000120'), 5, '99999'), 6, '88888'), p2) },
+    { name: "a peer's allowed IPs altered by hand", text: dumpOf(head, at(p1, 3, '10.244.2.0/24'), p2) },
+    { name: 'and put back', text: dumpOf(head, p1, p2) },
+    { name: 'an endpoint changed (roaming)', text: dumpOf(head, p1, at(p2, 2, '198.51.100.7:40000')) },
+    { name: 'a keepalive changed', text: dumpOf(head, p1, at(p2, 7, '25')) },
+    { name: 'a peer removed by hand', text: dumpOf(head, p2) },
+    { name: 'a peer added, order changed', text: dumpOf(head, p3, p2, p1) },
+    { name: 'the device re-keyed and its port moved', text: dumpOf([PRIV, K3, '51821', 'off'], p3, p2, p1) },
+    { name: 'all peers gone', text: dumpOf(head) },
+    { name: 'peers back after an empty read', text: dumpOf(head, p1, p2) }
+  ]
+  const reader = new DumpReader()
+  for (const s of steps) {
+    t.test(s.name, async t => {
+      t.strictSame(reader.read(s.text), parseDump(s.text))
+    })
+  }
+
+  t.test('an unchanged line reuses its parsed configuration; a changed one does not', async t => {
+    const r = new DumpReader()
+    const first = r.read(dumpOf(head, p1, p2))
+    const again = r.read(dumpOf(head, at(p1, 5, '4242'), at(p2, 3, '10.244.9.0/24')))
+    t.equal(again.peers[0]?.allowedIps, first.peers[0]?.allowedIps, 'same configuration text: same (frozen) allowed-IPs array')
+    t.equal(again.peers[0]?.rxBytes, 4242, 'counters are read from every line')
+    t.not(again.peers[1]?.allowedIps, first.peers[1]?.allowedIps, 'changed allowed IPs are parsed afresh')
+    t.strictSame(again.peers[1]?.allowedIps, ['10.244.9.0/24'])
+    t.ok(Object.isFrozen(first.peers[0]?.allowedIps), 'shared arrays cannot be changed by one reader of them')
+  })
+
+  t.test('a malformed changed line is still rejected, with its line number', async t => {
+    const r = new DumpReader()
+    r.read(dumpOf(head, p1, p2))
+    const e = (() => { try { r.read(dumpOf(head, p1, at(p2, 3, '10.244.3.1/24'))); return undefined } catch (e) { return e } })()
+    t.match(e, { code: 'EWGDUMP', line: 3 })
+  })
 })
 
 const peer = (publicKey: string, over: Partial<Peer> = {}): Peer => ({

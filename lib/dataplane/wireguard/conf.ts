@@ -58,12 +58,69 @@ function count (text: string, line: number, what: string): number {
   return Number(text)
 }
 
+/** A peer line's configuration: everything but the handshake time and the byte counters. */
+type PeerConfig = Pick<ObservedWireguard['peers'][number], 'publicKey' | 'endpoint' | 'allowedIps' | 'persistentKeepalive'>
+
+function parsePeerConfig (f: readonly string[], n: number): PeerConfig {
+  const [key, , endpoint, allowed, , , , keepalive] = f as [string, string, string, string, string, string, string, string]
+  let allowedIps: string[]
+  try {
+    allowedIps = none(allowed) ? [] : allowed.split(',').map(canonicalCidr).sort()
+  } catch (e) {
+    throw new WireguardDumpError(n, `allowed IPs "${allowed}" malformed`, e)
+  }
+  // Shared between successive reads (DumpReader): frozen, so no reader can change another's view.
+  Object.freeze(allowedIps)
+  return {
+    publicKey: key,
+    endpoint: none(endpoint) ? '' : endpoint,
+    allowedIps,
+    persistentKeepalive: keepalive === 'off' ? 0 : count(keepalive, n, 'persistent keepalive')
+  }
+}
+
+/**
+ * The exact text of a peer line's configuration fields (public key, endpoint, allowed IPs,
+ * keepalive), without the preshared key, the handshake time and the counters. Two lines with the
+ * same text parse to the same configuration; it is the text itself, not a hash of it, so no two
+ * different configurations can share it.
+ */
+const configText = (f: readonly string[]): string => `${f[0] ?? ''}\t${f[2] ?? ''}\t${f[3] ?? ''}\t${f[7] ?? ''}`
+
+/**
+ * Reads `wg show <if> dump` again and again (the resync's), parsing only what changed: a peer
+ * line whose configuration text equals one in the previous read reuses that read's parsed
+ * configuration (canonicalising thousands of allowed IPs was most of a resync's parse); only the
+ * handshake time and the counters, which move all the time, are read from every line. A line
+ * that differs in any configuration character is parsed afresh, so the result is always what
+ * `parseDump` would return. Keeps only the previous read's lines: memory stays O(peers).
+ */
+export class DumpReader {
+  private configs = new Map<string, PeerConfig>()
+
+  read (text: string): WireguardDump {
+    const next = new Map<string, PeerConfig>()
+    const dump = parseDumpWith(text, (f, n) => {
+      const key = configText(f)
+      const config = this.configs.get(key) ?? parsePeerConfig(f, n)
+      next.set(key, config)
+      return config
+    })
+    this.configs = next
+    return dump
+  }
+}
+
 /**
  * Parses `wg show <if> dump`: one tab-separated interface line (private key, public key, listen
  * port, fwmark), then one line per peer (public key, preshared key, endpoint, allowed IPs, latest
  * handshake, rx bytes, tx bytes, persistent keepalive). The private and preshared keys are dropped.
  */
 export function parseDump (text: string): WireguardDump {
+  return parseDumpWith(text, parsePeerConfig)
+}
+
+function parseDumpWith (text: string, peerConfig: (fields: readonly string[], line: number) => PeerConfig): WireguardDump {
   const lines = text.split('\n').filter(l => l.trim() !== '')
   const head = lines[0]
   if (head === undefined) throw new WireguardDumpError(1, 'empty dump')
@@ -75,21 +132,12 @@ export function parseDump (text: string): WireguardDump {
     const n = i + 2
     const f = l.split('\t')
     if (f.length !== 8) throw new WireguardDumpError(n, `peer line has ${f.length} fields, want 8`)
-    const [key, , endpoint, allowed, handshake, rx, tx, keepalive] = f as [string, string, string, string, string, string, string, string]
-    let allowedIps: string[]
-    try {
-      allowedIps = none(allowed) ? [] : allowed.split(',').map(canonicalCidr).sort()
-    } catch (e) {
-      throw new WireguardDumpError(n, `allowed IPs "${allowed}" malformed`, e)
-    }
+    const config = peerConfig(f, n)
     return {
-      publicKey: key,
-      endpoint: none(endpoint) ? '' : endpoint,
-      allowedIps,
-      persistentKeepalive: keepalive === 'off' ? 0 : count(keepalive, n, 'persistent keepalive'),
-      lastHandshake: count(handshake, n, 'latest handshake'),
-      rxBytes: count(rx, n, 'rx bytes'),
-      txBytes: count(tx, n, 'tx bytes')
+      ...config,
+      lastHandshake: count(f[4] as string, n, 'latest handshake'),
+      rxBytes: count(f[5] as string, n, 'rx bytes'),
+      txBytes: count(f[6] as string, n, 'tx bytes')
     }
   })
   return { publicKey, listenPort, peers }

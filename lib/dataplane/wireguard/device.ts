@@ -10,7 +10,7 @@ import { parseIp } from '../../ipam/cidr'
 import type { ObservedWireguard, WireguardPlan } from '../../mesh/types'
 import { isCommandError, run } from '../exec'
 import { isRtnlError, type Address, type Link, type Rtnl } from '../rtnl'
-import { parseDump, renderInvocations, type WgInvocation } from './conf'
+import { DumpReader, renderInvocations, type WgInvocation } from './conf'
 import { findWireguardGo, reapWireguardGo, socketAnswers, startWireguardGo, waitForSocket } from './wireguard-go'
 
 export type WireguardMode = 'auto' | 'kernel' | 'userspace'
@@ -97,8 +97,12 @@ export async function deleteDevice (ifname: string, rtnl: Rtnl): Promise<void> {
   await reapWireguardGo(pids)
 }
 
-/** The device as the kernel holds it, or undefined when there is no such WireGuard device. */
-export async function observeWireguard (ifname: string, rtnl: Rtnl): Promise<ObservedWireguard | undefined> {
+/**
+ * The device as the kernel holds it, or undefined when there is no such WireGuard device. A
+ * caller that observes the same device again and again (the daemon's resync) passes its own
+ * `dumps` reader, which parses only the peer lines that changed since its last read.
+ */
+export async function observeWireguard (ifname: string, rtnl: Rtnl, dumps: DumpReader = new DumpReader()): Promise<ObservedWireguard | undefined> {
   const link = await rtnl.link(ifname)
   if (link === undefined || kindOf(link) === undefined) return undefined
   let dumpText: string
@@ -109,7 +113,7 @@ export async function observeWireguard (ifname: string, rtnl: Rtnl): Promise<Obs
     if (isCommandError(e) && e.exitCode !== null) return undefined
     throw e
   }
-  const dump = parseDump(dumpText)
+  const dump = dumps.read(dumpText)
   const addresses = (await rtnl.addresses(link.index))
     .filter(a => !isLinkLocal(a))
     .map(a => `${a.ip}/${a.prefixLen}`)
