@@ -15,7 +15,8 @@ import { Rtnl } from '../dataplane/rtnl'
 import { Kernel } from '../dataplane/kernel'
 import { ensureForwarding } from '../dataplane/sysctl'
 import { ensurePodNetwork, removePodNetwork, repairPodNetwork, type PodNetworkSpec } from '../dataplane/pod-network'
-import { desiredState, type LocalIdentity, type MtuPlan } from '../mesh/desired'
+import type { LocalIdentity, MtuPlan } from '../mesh/desired'
+import { DesiredMemo } from '../mesh/desired-memo'
 import { mtuChanges } from '../mesh/mtu-change'
 import { MAX_STATUS_NARROW, type MtuStatus } from '../store/status-value'
 import { plan, describePlan } from '../mesh/plan'
@@ -86,6 +87,10 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   /** The device and pod MTUs of the last pass that applied. */
   private mtu: MtuPlan | undefined
   private pathMtu: PathMtuProber | undefined
+  /** The node records last handed to the path MTU prober, and the known path MTUs at a prober revision. */
+  private pathPeersOf: ReadonlyMap<string, NodeRecord> | undefined
+  private knownPaths: { revision: number, mtus: ReadonlyMap<string, number> } | undefined
+  private readonly desired = new DesiredMemo()
 
   constructor (private readonly opts: DaemonOptions, private readonly log: Logger) {
     super()
@@ -239,21 +244,33 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     return p
   }
 
-  /** node → path MTU, for the desired state; every peer's endpoint handed to the prober first. */
+  /**
+   * node → path MTU, for the desired state; every peer's endpoint handed to the prober first (only
+   * when the records changed: the watcher hands out a new map then). The same map object comes
+   * back while nothing changed, so the desired state is not re-derived on a quiet resync.
+   */
   private pathMtus (): ReadonlyMap<string, number> {
     const p = this.pathMtu
-    if (p === undefined) return new Map()
-    const ips = new Map<string, string>()
-    for (const n of this.nodes.values()) {
-      if (n.name === this.opts.nodeName) continue
-      try { ips.set(n.name, parseEndpoint(n.endpoint).ip) } catch {}
+    if (p === undefined) return NO_PATH_MTUS
+    if (this.pathPeersOf !== this.nodes) {
+      const ips = new Map<string, string>()
+      for (const n of this.nodes.values()) {
+        if (n.name === this.opts.nodeName) continue
+        try { ips.set(n.name, parseEndpoint(n.endpoint).ip) } catch {}
+      }
+      p.setPeers(ips)
+      this.pathPeersOf = this.nodes
     }
-    p.setPeers(ips)
     return this.knownPathMtus()
   }
 
   private knownPathMtus (): ReadonlyMap<string, number> {
-    return new Map([...this.pathMtu?.known() ?? []].flatMap(([node, path]) => path.mtu === undefined ? [] : [[node, path.mtu]]))
+    const p = this.pathMtu
+    if (p === undefined) return NO_PATH_MTUS
+    if (this.knownPaths?.revision !== p.revision) {
+      this.knownPaths = { revision: p.revision, mtus: new Map([...p.known()].flatMap(([node, path]) => path.mtu === undefined ? [] : [[node, path.mtu]])) }
+    }
+    return this.knownPaths.mtus
   }
 
   /**
@@ -402,7 +419,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private async reconcile (reason: ReconcileReason, signal?: AbortSignal): Promise<{ changes: string[] }> {
     const config = this.config; const self = this.self; const kernel = this.kernel
     if (config === undefined || self === undefined || kernel === undefined) return { changes: [] }
-    const d = desiredState(config, this.nodes.values(), { ...self, pathMtus: this.pathMtus() })
+    const d = this.desired.of({ config, nodes: this.nodes, self, pathMtus: this.pathMtus() })
     for (const s of d.skipped) this.log.warn({ peer: s.node, reason: s.reason }, 'node skipped')
     this.metrics.skippedNodes.set(d.skipped.length)
     // A watch event plans against what the last pass left in the kernel; every other pass
@@ -567,6 +584,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     }
   }
 }
+
+const NO_PATH_MTUS: ReadonlyMap<string, number> = new Map()
 
 function isRetryableStoreError (e: unknown): boolean {
   return (e as { retryable?: boolean } | undefined)?.retryable === true

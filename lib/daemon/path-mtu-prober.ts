@@ -60,6 +60,7 @@ export class PathMtuProber extends EventEmitter<PathMtuProberEvents> {
   private cursor = 0
   private stopped = false
   private idle: Array<() => void> = []
+  private rev = 0
 
   constructor (o: PathMtuProberOptions) {
     super()
@@ -73,16 +74,19 @@ export class PathMtuProber extends EventEmitter<PathMtuProberEvents> {
 
   get (node: string): PeerPath | undefined { return this.paths.get(node) }
 
+  /** Grows whenever a peer's path is set or forgotten: equal revisions, equal `known()` (callers memoise on it). */
+  get revision (): number { return this.rev }
+
   /**
    * The current peers (node → underlay address): new and moved peers are probed now, gone ones
    * forgotten. Cheap when nothing changed; call it with every desired state.
    */
   setPeers (peers: ReadonlyMap<string, string>): void {
-    for (const node of [...this.paths.keys()]) if (!peers.has(node)) this.paths.delete(node)
+    for (const node of [...this.paths.keys()]) if (!peers.has(node)) this.forget(node)
     for (const [node, ip] of peers) {
       const have = this.paths.get(node)
       if (have !== undefined && have.ip === ip) continue
-      this.paths.set(node, { node, ip, onLink: false })
+      this.setPath({ node, ip, onLink: false })
       this.enqueue(node)
     }
   }
@@ -123,6 +127,16 @@ export class PathMtuProber extends EventEmitter<PathMtuProberEvents> {
     for (const r of this.idle.splice(0)) r()
   }
 
+  private setPath (p: PeerPath): void {
+    this.paths.set(p.node, p)
+    this.rev++
+  }
+
+  private forget (node: string): void {
+    this.paths.delete(node)
+    this.rev++
+  }
+
   private enqueue (node: string): void {
     if (this.stopped || this.queued.has(node)) return
     this.queued.add(node)
@@ -160,14 +174,14 @@ export class PathMtuProber extends EventEmitter<PathMtuProberEvents> {
       const error = e instanceof Error ? e : new Error(String(e))
       const now = this.paths.get(node)
       if (this.stopped || now === undefined || now.ip !== ip) return
-      this.paths.set(node, { node, ip, onLink: false, failed: error.message, probedAt: Date.now() })
+      this.setPath({ node, ip, onLink: false, failed: error.message, probedAt: Date.now() })
       if (now.failed !== error.message) this.emit('probeFailed', { node, ip, error })
       return
     }
     // The peer left or moved while it was probed: that result is about a path nobody uses.
     const now = this.paths.get(node)
     if (this.stopped || now === undefined || now.ip !== ip) return
-    this.paths.set(node, next)
+    this.setPath(next)
     if (now.mtu !== next.mtu || now.unknown !== next.unknown || now.onLink !== next.onLink) this.emit('changed', next)
   }
 }

@@ -17,6 +17,7 @@ serveRequests({
   setPeers: async (a: Record<string, string>) => { prober.setPeers(new Map(Object.entries(a))); await prober.settled() },
   check: async () => { await prober.check(); await prober.settled() },
   known: async () => Object.fromEntries(prober.known()),
+  revision: async () => prober.revision,
   changes: async () => changes.splice(0),
   failures: async () => failures.splice(0),
   localMtu: async (a: { mtu: number }) => { localMtu = a.mtu }

@@ -2,7 +2,8 @@
 // a peer on the node's own link is not probed and carries the link's MTU; a routed peer is
 // probed when it appears (1400, v4 and v6); a resync check re-probes it when the kernel learned
 // a narrower path from a router, and only then; a peer that moves is probed at its new address;
-// one that leaves is forgotten; one the node has no route to fails once, without a retry per resync.
+// one that leaves is forgotten (the revision the daemon memoises on moves then, not on a quiet
+// check); one the node has no route to fails once, without a retry per resync.
 import t from 'tap'
 import type { PeerPath } from '../../lib/daemon/path-mtu-prober'
 import { Lab } from '../harness/netns'
@@ -24,8 +25,12 @@ t.test('path-MTU prober', async t => {
   }, 'on-link at the link MTU; routed peers found behind the 1400-byte link')
   t.equal((await changes()).length, 3, 'one change per peer that became known')
 
+  const revision = async (): Promise<number> => await agent.request('revision')
+  const before = await revision()
   await agent.request('check')
   t.same(await changes(), [], 'a resync check with nothing new learned probes nothing and changes nothing')
+  await agent.request('setPeers', { router: '192.0.2.254', far4: '198.51.100.11', far6: '2001:db8:b::11' })
+  t.equal(await revision(), before, 'nor does handing over the same peers: the revision (what the daemon memoises on) stays')
 
   // The WAN narrows to 1300. The kernel learns it when traffic with DF crosses (a ping here).
   await r1.ip(['link', 'set', narrow[0], 'mtu', '1300'])
@@ -41,6 +46,7 @@ t.test('path-MTU prober', async t => {
   await forgetPathMtu(a)
   await agent.request('setPeers', { far4: '198.51.100.12', far6: '2001:db8:b::11' })
   const k = await known()
+  t.ok(await revision() > before, 'a moved and a gone peer move the revision')
   t.notOk('router' in k, 'a peer that left is forgotten')
   t.match(k, { far4: { ip: '198.51.100.12', mtu: 1300 } }, 'a moved peer is probed at its new address')
 
