@@ -104,7 +104,7 @@ t.test('DumpReader: every read equals parseDump of the same text, whatever chang
     })
   }
 
-  t.test('an unchanged line reuses its parsed configuration; a changed one does not', async t => {
+  t.test('an unchanged line or configuration is reused; a changed one is not', async t => {
     const r = new DumpReader()
     const first = r.read(dumpOf(head, p1, p2))
     const again = r.read(dumpOf(head, at(p1, 5, '4242'), at(p2, 3, '10.244.9.0/24')))
@@ -113,6 +113,13 @@ t.test('DumpReader: every read equals parseDump of the same text, whatever chang
     t.not(again.peers[1]?.allowedIps, first.peers[1]?.allowedIps, 'changed allowed IPs are parsed afresh')
     t.strictSame(again.peers[1]?.allowedIps, ['10.244.9.0/24'])
     t.ok(Object.isFrozen(first.peers[0]?.allowedIps), 'shared arrays cannot be changed by one reader of them')
+    const third = r.read(dumpOf(head, at(p1, 5, '4242'), at(p2, 3, '10.244.9.0/24')))
+    t.equal(third.peers[0], again.peers[0], 'an identical line: the very same peer object')
+    t.ok(Object.isFrozen(third.peers[0]), 'frozen, as successive observed states share it')
+    const fourth = r.read(dumpOf(head, at(p1, 6, '1'), at(p2, 3, '10.244.9.0/24')))
+    t.not(fourth.peers[0], third.peers[0], 'a moved counter: a new peer object…')
+    t.equal(fourth.peers[0]?.allowedIps, first.peers[0]?.allowedIps, '…on the configuration parsed in the first read')
+    t.equal(fourth.peers[0]?.txBytes, 1)
   })
 
   t.test('a malformed changed line is still rejected, with its line number', async t => {

@@ -87,26 +87,55 @@ function parsePeerConfig (f: readonly string[], n: number): PeerConfig {
  */
 const configText = (f: readonly string[]): string => `${f[0] ?? ''}\t${f[2] ?? ''}\t${f[3] ?? ''}\t${f[7] ?? ''}`
 
+type ObservedPeer = ObservedWireguard['peers'][number]
+
+function parsePeerLine (line: string, n: number, config: (fields: readonly string[]) => PeerConfig): ObservedPeer {
+  const f = line.split('\t')
+  if (f.length !== 8) throw new WireguardDumpError(n, `peer line has ${f.length} fields, want 8`)
+  return {
+    ...config(f),
+    lastHandshake: count(f[4] as string, n, 'latest handshake'),
+    rxBytes: count(f[5] as string, n, 'rx bytes'),
+    txBytes: count(f[6] as string, n, 'tx bytes')
+  }
+}
+
 /**
- * Reads `wg show <if> dump` again and again (the resync's), parsing only what changed: a peer
- * line whose configuration text equals one in the previous read reuses that read's parsed
- * configuration (canonicalising thousands of allowed IPs was most of a resync's parse); only the
- * handshake time and the counters, which move all the time, are read from every line. A line
- * that differs in any configuration character is parsed afresh, so the result is always what
- * `parseDump` would return. Keeps only the previous read's lines: memory stays O(peers).
+ * Reads `wg show <if> dump` again and again (the resync's), parsing only what changed since the
+ * previous read. A peer line equal, character for character, to one of the previous read gives
+ * back that read's peer object (frozen: successive observed states share it). A line that
+ * differs only in its handshake time or counters — they move all the time on a live peer —
+ * reuses the previous read's parsed configuration and reads just those three numbers. Any other
+ * line is parsed afresh. The keys are the texts themselves, never a hash, so the result is
+ * always what `parseDump` would return: drift in any field is seen. Only the previous read is
+ * kept (memory O(peers)); the interface line, which holds the private key, is never kept.
+ * (A peer line holds a preshared key only where someone set one; podmesh sets none.)
  */
 export class DumpReader {
+  private lines = new Map<string, { peer: ObservedPeer, configKey: string, config: PeerConfig }>()
   private configs = new Map<string, PeerConfig>()
 
   read (text: string): WireguardDump {
-    const next = new Map<string, PeerConfig>()
-    const dump = parseDumpWith(text, (f, n) => {
-      const key = configText(f)
-      const config = this.configs.get(key) ?? parsePeerConfig(f, n)
-      next.set(key, config)
-      return config
+    const lines: typeof this.lines = new Map()
+    const configs: typeof this.configs = new Map()
+    const dump = parseDumpWith(text, (line, n) => {
+      let seen = this.lines.get(line)
+      if (seen === undefined) {
+        let configKey = ''
+        let config: PeerConfig | undefined
+        const peer = Object.freeze(parsePeerLine(line, n, f => {
+          configKey = configText(f)
+          config = this.configs.get(configKey) ?? parsePeerConfig(f, n)
+          return config
+        }))
+        seen = { peer, configKey, config: config as PeerConfig }
+      }
+      lines.set(line, seen)
+      configs.set(seen.configKey, seen.config)
+      return seen.peer
     })
-    this.configs = next
+    this.lines = lines
+    this.configs = configs
     return dump
   }
 }
@@ -117,10 +146,10 @@ export class DumpReader {
  * handshake, rx bytes, tx bytes, persistent keepalive). The private and preshared keys are dropped.
  */
 export function parseDump (text: string): WireguardDump {
-  return parseDumpWith(text, parsePeerConfig)
+  return parseDumpWith(text, (line, n) => parsePeerLine(line, n, f => parsePeerConfig(f, n)))
 }
 
-function parseDumpWith (text: string, peerConfig: (fields: readonly string[], line: number) => PeerConfig): WireguardDump {
+function parseDumpWith (text: string, peer: (line: string, n: number) => ObservedPeer): WireguardDump {
   const lines = text.split('\n').filter(l => l.trim() !== '')
   const head = lines[0]
   if (head === undefined) throw new WireguardDumpError(1, 'empty dump')
@@ -128,18 +157,7 @@ function parseDumpWith (text: string, peerConfig: (fields: readonly string[], li
   if (dev.length !== 4) throw new WireguardDumpError(1, `interface line has ${dev.length} fields, want 4`)
   const publicKey = none(dev[1] as string) ? '' : dev[1] as string
   const listenPort = count(dev[2] as string, 1, 'listen port')
-  const peers = lines.slice(1).map((l, i) => {
-    const n = i + 2
-    const f = l.split('\t')
-    if (f.length !== 8) throw new WireguardDumpError(n, `peer line has ${f.length} fields, want 8`)
-    const config = peerConfig(f, n)
-    return {
-      ...config,
-      lastHandshake: count(f[4] as string, n, 'latest handshake'),
-      rxBytes: count(f[5] as string, n, 'rx bytes'),
-      txBytes: count(f[6] as string, n, 'tx bytes')
-    }
-  })
+  const peers = lines.slice(1).map((l, i) => peer(l, i + 2))
   return { publicKey, listenPort, peers }
 }
 
