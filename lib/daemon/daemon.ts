@@ -22,7 +22,8 @@ import { MAX_STATUS_NARROW, type MtuStatus } from '../store/status-value'
 import { plan, describePlan } from '../mesh/plan'
 import { afterApply } from '../mesh/expected'
 import { formatEndpoint } from '../store/endpoint'
-import { planIsEmpty, type ObservedState } from '../mesh/types'
+import { planIsEmpty, type DesiredState, type ObservedState, type Plan } from '../mesh/types'
+import { samePlanInput } from '../mesh/observed-equal'
 import { Reconciler, backoffDelay, isPassDeadlineError } from './reconciler'
 import { loopReadiness } from './loop-health'
 import { readsKernel, type ReconcileReason } from './reconcile-reason'
@@ -91,6 +92,12 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private pathPeersOf: ReadonlyMap<string, NodeRecord> | undefined
   private knownPaths: { revision: number, mtus: ReadonlyMap<string, number> } | undefined
   private readonly desired = new DesiredMemo()
+  /**
+   * The last pass whose plan was empty, with what it planned from. A pass with the same desired
+   * state (the same object: DesiredMemo) and a kernel read that is the same to the planner
+   * (samePlanInput: every field plan() reads) has that same plan: a quiet resync skips the diff.
+   */
+  private quiet: { desired: DesiredState, observed: ObservedState, prune: boolean, plan: Plan } | undefined
 
   constructor (private readonly opts: DaemonOptions, private readonly log: Logger) {
     super()
@@ -439,7 +446,12 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     // Prune only with a full, current view: never while etcd is away, never before the first list,
     // never while the own registration is in doubt or has just come back (etcd emptied or
     // restored: the view may be partial while the other nodes re-assert theirs).
-    const p = plan(d.state, observed, { prune: this.synced && !this.degraded && this.registration?.mayPrune === true })
+    const prune = this.synced && !this.degraded && this.registration?.mayPrune === true
+    const q = this.quiet
+    const p = q !== undefined && q.desired === d.state && q.prune === prune && samePlanInput(observed, q.observed)
+      ? q.plan
+      : plan(d.state, observed, { prune })
+    this.quiet = undefined
     this.expected = undefined
     // A pass abandoned at its deadline (its kernel read hung) must not apply a stale plan late.
     signal?.throwIfAborted()
@@ -449,6 +461,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       this.metrics.applyDuration.observe((Date.now() - t0) / 1000)
     }
     this.expected = afterApply(observed, p, d.state)
+    if (planIsEmpty(p)) this.quiet = { desired: d.state, observed, prune, plan: p }
     await this.followMtu(d.mtu)
     if (!this.applied && this.synced) {
       this.applied = true
