@@ -105,9 +105,14 @@ export type StatusInput = Pick<NodeStatus, 'node' | 'version' | 'generation' | '
 
 /** The status value for `now`; peers are named from the records (unknown kernel peers as "?"). */
 export function buildStatus (input: StatusInput, now: Date): NodeStatus {
-  const records = [...input.nodes].filter(n => n.name !== input.node)
-  const byKey = new Map(records.filter(n => n.publicKey !== undefined).map(n => [n.publicKey ?? '', n.name]))
-  const byMac = new Map(records.filter(n => n.vxlan !== undefined).map(n => [n.vxlan?.mac ?? '', n.name]))
+  // One pass, no copies: this runs every 10 s over every record (10,000 at the scale targets).
+  const byKey = new Map<string, string>()
+  const byMac = new Map<string, string>()
+  for (const n of input.nodes) {
+    if (n.name === input.node) continue
+    if (n.publicKey !== undefined) byKey.set(n.publicKey, n.name)
+    if (n.vxlan !== undefined) byMac.set(n.vxlan.mac, n.name)
+  }
   const peers: PeerStatus[] = []
   for (const p of input.observed?.wireguard?.peers ?? []) {
     peers.push({ node: byKey.get(p.publicKey) ?? '?', transport: 'wireguard', publicKey: p.publicKey, endpoint: p.endpoint, lastHandshake: p.lastHandshake, rxBytes: p.rxBytes, txBytes: p.txBytes })
@@ -126,9 +131,17 @@ export function buildStatus (input: StatusInput, now: Date): NodeStatus {
   const attention = (p: PeerStatus): boolean => p.node === '?' ||
     (p.transport === 'wireguard' && (p.lastHandshake === 0 || nowS - p.lastHandshake > HANDSHAKE_STALE_SECONDS))
   const byName = (a: PeerStatus, b: PeerStatus): number => a.node < b.node ? -1 : a.node > b.node ? 1 : 0
-  const listed = peers.length <= MAX_STATUS_PEERS
-    ? peers.sort(byName)
-    : [...peers.filter(attention).sort(byName), ...peers.filter(p => !attention(p)).sort(byName)].slice(0, MAX_STATUS_PEERS).sort(byName)
+  let listed: PeerStatus[]
+  if (peers.length <= MAX_STATUS_PEERS) {
+    listed = peers.sort(byName)
+  } else {
+    const needs: PeerStatus[] = []
+    const fine: PeerStatus[] = []
+    for (const p of peers) (attention(p) ? needs : fine).push(p)
+    needs.sort(byName)
+    // The healthy ones are sorted only when there is room left for them.
+    listed = (needs.length >= MAX_STATUS_PEERS ? needs : [...needs, ...fine.sort(byName)]).slice(0, MAX_STATUS_PEERS).sort(byName)
+  }
   const omitted = peers.length - listed.length
   const conflicts = [...input.conflicts ?? []].sort((a, b) => a.node < b.node ? -1 : a.node > b.node ? 1 : a.what < b.what ? -1 : a.what > b.what ? 1 : 0)
   return {

@@ -67,6 +67,20 @@ t.test('a large cluster\'s status lists at most MAX_STATUS_PEERS, the peers need
   t.strictSame(parseStatus('status/node-1', JSON.stringify(s)), s, 'round-trips')
 })
 
+t.test('more peers needing attention than fit: the first MAX_STATUS_PEERS of them by name, none of the healthy', async t => {
+  const { MAX_STATUS_PEERS } = await import('../../lib/store/status-value')
+  const now = new Date('2026-11-27T12:00:00Z')
+  const nowS = now.getTime() / 1000
+  // Names in reverse of the kernel's order; every third peer is healthy, the rest never handshook.
+  const records = Array.from({ length: 900 }, (_, i) => node(2, { name: `n${String(899 - i).padStart(3, '0')}`, publicKey: Buffer.concat([Buffer.from([i >> 8, i & 255]), Buffer.alloc(30, 9)]).toString('base64') }))
+  const peers = records.map((r, i) => ({ publicKey: r.publicKey as string, endpoint: r.endpoint, allowedIps: r.podCIDRs, persistentKeepalive: 25, lastHandshake: i % 3 === 0 ? nowS - 30 : 0, rxBytes: 1, txBytes: 1 }))
+  const s = buildStatus({ node: 'node-1', version: 'x', generation: 1, revision: '9', degraded: false, ready: true,
+    observed: { routes: [], wireguard: { ifname: 'w', publicKey: 'k', listenPort: 1, mtu: 1420, addresses: [], peers } }, nodes: records }, now)
+  const needing = records.filter((_, i) => i % 3 !== 0).map(r => r.name).sort().slice(0, MAX_STATUS_PEERS)
+  t.strictSame(s.peers.map(p => p.node), needing)
+  t.equal(s.peersOmitted, 900 - MAX_STATUS_PEERS)
+})
+
 t.test('conflicts: listed sorted, bounded, validated on the way back', async t => {
   const { MAX_STATUS_CONFLICTS } = await import('../../lib/store/status-value')
   const base = { node: 'node-1', version: 'x', generation: 1, revision: '9', degraded: false, ready: true, observed: undefined, nodes: [node(1)] }
