@@ -17,8 +17,10 @@ export function afterApply (o: ObservedState, p: Plan, d: DesiredState): Observe
       : o.wireguard
     const removed = new Set(w.removePeers)
     const upserted = new Map(w.upsertPeers.map(peer => [peer.publicKey, peer]))
-    const kept = base.peers.filter(peer => !removed.has(peer.publicKey) && !upserted.has(peer.publicKey))
-    const prior = new Map(base.peers.map(peer => [peer.publicKey, peer]))
+    // No peer change (every quiet pass): the peers are the observed ones, not a copy of 10,000.
+    const unchanged = removed.size === 0 && upserted.size === 0
+    const kept = unchanged ? base.peers : base.peers.filter(peer => !removed.has(peer.publicKey) && !upserted.has(peer.publicKey))
+    const prior = unchanged ? new Map<string, (typeof base.peers)[number]>() : new Map(base.peers.map(peer => [peer.publicKey, peer]))
     out.wireguard = {
       ifname: w.ifname,
       // `configure` writes the node's private key: the device then has the desired public key.
@@ -26,7 +28,7 @@ export function afterApply (o: ObservedState, p: Plan, d: DesiredState): Observe
       listenPort: w.listenPort,
       mtu: w.setMtu ?? base.mtu,
       addresses: [...base.addresses.filter(a => !w.delAddresses.includes(a)), ...w.addAddresses],
-      peers: [
+      peers: unchanged ? kept : [
         ...kept,
         ...w.upsertPeers.map(({ node: _node, ...peer }) => ({
           ...peer,
@@ -70,6 +72,11 @@ export function afterApply (o: ObservedState, p: Plan, d: DesiredState): Observe
   const reset = new Set<string>(p.deleteDevices)
   if (w?.create === true) reset.add(w.ifname)
   if (v?.create === true || v?.recreate === true) reset.add(v.ifname)
+  if (reset.size === 0 && p.delRoutes.length === 0 && p.addRoutes.length === 0) {
+    // No route change: the observed routes as they are (a key per route per pass was garbage).
+    out.routes = o.routes
+    return out
+  }
   const del = new Set(p.delRoutes.map(routeKey))
   const add = new Set(p.addRoutes.map(routeKey))
   const keep = (r: Route): boolean => !reset.has(r.dev) && !del.has(routeKey(r)) && !add.has(routeKey(r))

@@ -239,3 +239,18 @@ t.test('afterApply keeps handshakes of untouched and updated peers', async t => 
   const hs = Object.fromEntries(folded.wireguard!.peers.map(p => [p.publicKey.slice(0, 1), p.lastHandshake]))
   t.strictSame(hs, { B: 1000, D: 0 }, 'node-2 updated in place keeps its handshake, node-3 removed, node-4 new')
 })
+
+t.test('afterApply of an empty plan is the observed state itself (a quiet pass copies nothing)', async t => {
+  const { afterApply } = await import('../../lib/mesh/expected')
+  for (const backend of ['wireguard', 'vxlan'] as const) {
+    const target = want(config({ type: backend }))
+    const have = observedFrom(target)
+    have.wireguard?.peers.forEach((p, i) => { p.lastHandshake = 2000 + i; p.rxBytes = i })
+    const p = plan(target, have, { prune: true })
+    t.ok(planIsEmpty(p), `${backend}: in sync`)
+    const folded = afterApply(have, p, target)
+    t.strictSame(folded, have, `${backend}: equal, handshakes and counters included`)
+    t.equal(folded.routes, have.routes, `${backend}: the routes array itself`)
+    if (backend === 'wireguard') t.equal(folded.wireguard?.peers, have.wireguard?.peers, 'the peers array itself')
+  }
+})
