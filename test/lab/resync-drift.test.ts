@@ -1,11 +1,12 @@
 // Drift that a quiet resync's shortcuts could hide is still repaired (issue #13, idle CPU). A
-// resync with no etcd change reuses the previous desired state (lib/mesh/desired-memo.ts) and
-// re-parses only the `wg show dump` lines whose configuration text changed (DumpReader in
-// lib/dataplane/wireguard/conf.ts). So drift is made here only after several such resyncs have
-// run (the caches are warm), and each kind is one that lives in a line or a field the shortcut
-// would otherwise skip: a peer's allowed IPs and endpoint altered by hand (the peer's line
-// changes, its key does not), the device's MTU changed, a pod route deleted. Each must come back
-// to exactly what it was, by the resync alone (nothing changes in etcd).
+// resync with no etcd change reuses the previous desired state (lib/mesh/desired-memo.ts),
+// re-parses only the `wg show dump` lines that changed (DumpReader in
+// lib/dataplane/wireguard/conf.ts), and skips the diff when the read is the same to the planner
+// as the last quiet one (lib/mesh/observed-equal.ts). So drift is made here only after several
+// such resyncs have run (the caches are warm), and each kind is one that lives in a line or a
+// field the shortcuts would otherwise skip: a peer's allowed IPs and endpoint altered by hand
+// (the peer's line changes, its key does not), the device's MTU changed, a pod route deleted.
+// Each must come back to exactly what it was, by the resync alone (nothing changes in etcd).
 import t from 'tap'
 import { Lab, nsExec, sleep, waitForValue, type LabNode } from './cluster'
 
