@@ -4,7 +4,7 @@
 // (default 60) at every size of 5,000 or more and at the largest, from /proc/<pid>/stat
 // utime+stime, starting --settle seconds after ready (default 35: past the first resync, which
 // fills the resync's caches, so the window shows the steady state). Floor: an idle `node -e`
-// process's RSS.
+// process's RSS. `--smoke`: 100 nodes, 2 s idle, settle 5 s.
 //
 //   npm run -s bench:footprint [-- --sizes 0,1000,5000,10000 --idle 60 --settle 35 --cpu-prof /tmp/prof] [--json]
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
