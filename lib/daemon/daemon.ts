@@ -68,6 +68,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private config: NetworkConfig | undefined
   private self: LocalIdentity | undefined
   private nodes: ReadonlyMap<string, NodeRecord> = new Map()
+  /** The records as one array per snapshot: the status value memoises its peer directory on it. */
+  private nodeList: { of: ReadonlyMap<string, NodeRecord>, list: readonly NodeRecord[] } | undefined
   private synced = false
   private degraded = false
   private applied = false
@@ -399,6 +401,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     return w
   }
 
+  private recordList (): readonly NodeRecord[] {
+    if (this.nodeList?.of !== this.nodes) this.nodeList = { of: this.nodes, list: [...this.nodes.values()] }
+    return this.nodeList.list
+  }
+
   private createStatusReport (store: Store): StatusReport {
     return new StatusReport({
       client: store.client,
@@ -414,7 +421,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         ...(this.lastDegraded !== undefined ? { lastDegraded: this.lastDegraded } : {}),
         observed: this.lastObserved,
         ...(this.mtu !== undefined ? { mtu: this.mtuStatus(this.mtu) } : {}),
-        nodes: this.nodes.values(),
+        nodes: this.recordList(),
         conflicts: this.conflicts,
         ...(this.pathMtu !== undefined ? { pathMtus: this.knownPathMtus() } : {})
       },

@@ -6,7 +6,10 @@
 import { createRtNetlink, type RtNetlinkSocket } from 'netlink'
 import { formatInfo, formatVxlan, parseInfo, parseVxlan } from 'netlink/dist/rt/ifla'
 import { AttrStream, type StreamData } from 'netlink/dist/structs'
-import { formatIp, parseIp, type Family } from '../ipam/cidr'
+import { parseIp, type Family } from '../ipam/cidr'
+import { ipText, parseRouteMessage, type KernelRoute } from './route-dump'
+
+export type { KernelRoute } from './route-dump'
 
 const AF_INET = 2
 const AF_INET6 = 10
@@ -16,6 +19,12 @@ const F_CREATE = 0x400
 const F_EXCL = 0x200
 const F_REPLACE = 0x100
 const RTNH_F_ONLINK = 4
+const RTM_NEWROUTE = 24
+const RTM_GETROUTE = 26
+/** NLM_F_DUMP (ROOT | MATCH). */
+const F_DUMP = 0x300
+/** sizeof(struct rtmsg): a zeroed one asks for every family's routes. */
+const RTMSG_SIZE = 12
 /** How many requests may be in flight on the socket at once. */
 const WINDOW = 32
 
@@ -33,18 +42,6 @@ export interface Link {
 
 export interface Address { index: number, family: Family, ip: string, prefixLen: number }
 
-export interface KernelRoute {
-  family: Family
-  dst: string
-  oif?: number
-  src?: string
-  via?: string
-  onlink: boolean
-  protocol: number
-  table: number
-  /** The route's MTU metric (`ip route … mtu N`): packets toward it are sized for a narrower path. */
-  mtu?: number
-}
 
 /** A route metric as the kernel carries it: a native-endian u32. */
 const u32 = (n: number): Buffer => { const b = Buffer.alloc(4); b.writeUInt32LE(n); return b }
@@ -90,13 +87,6 @@ function ipBuffer (ip: string): Buffer {
   return out
 }
 
-// Route and neighbour dumps format thousands of addresses per resync: IPv4 takes the plain path.
-function ipText (buf: Buffer): string {
-  if (buf.length === 4) return `${buf[0]}.${buf[1]}.${buf[2]}.${buf[3]}`
-  let a = 0n
-  for (const b of buf) a = (a << 8n) | BigInt(b)
-  return formatIp(6, a)
-}
 
 const macText = (buf: Buffer): string => [...buf].map(b => b.toString(16).padStart(2, '0')).join(':')
 const macBuffer = (mac: string): Buffer => Buffer.from(mac.split(':').map(h => parseInt(h, 16)))
@@ -271,27 +261,14 @@ export class Rtnl {
 
   /** Routes of the main table carrying `protocol` (podmesh lists only its own). */
   async routes (protocol: number): Promise<KernelRoute[]> {
-    const msgs = await this.dump('list routes', `proto ${protocol}`, () => this.sock.getRoutes())
+    // The raw dump, parsed here (route-dump.ts): the package's parser allocates per attribute.
+    const [msgs] = await this.dump('list routes', `proto ${protocol}`, async () =>
+      await this.sock.socket.request(RTM_GETROUTE, [Buffer.alloc(RTMSG_SIZE)], { flags: F_DUMP }))
     const out: KernelRoute[] = []
     for (const m of msgs) {
-      const proto = typeof m.data.protocol === 'number' ? m.data.protocol : Number(m.data.protocol)
-      const table = m.attrs.table ?? m.data.table ?? 0
-      if (proto !== protocol || table !== MAIN_TABLE) continue
-      const family = familyOf(m.data.family ?? AF_INET)
-      const dstLen = m.data.dstLen ?? 0
-      const dst = m.attrs.dst === undefined ? (family === 4 ? '0.0.0.0' : '::') : ipText(m.attrs.dst)
-      const rawFlags = (m.data.flags as { __unknown?: number } | undefined)?.__unknown ?? 0
-      out.push({
-        family,
-        dst: `${dst}/${dstLen}`,
-        ...(m.attrs.oif !== undefined ? { oif: m.attrs.oif } : {}),
-        ...(m.attrs.prefsrc !== undefined ? { src: ipText(m.attrs.prefsrc) } : {}),
-        ...(m.attrs.gateway !== undefined ? { via: ipText(m.attrs.gateway) } : {}),
-        onlink: (rawFlags & RTNH_F_ONLINK) !== 0,
-        protocol: proto,
-        table,
-        ...(routeMtu(m.attrs.metrics) !== undefined ? { mtu: routeMtu(m.attrs.metrics) } : {})
-      })
+      if (m.type !== RTM_NEWROUTE) continue
+      const r = parseRouteMessage(m.data, protocol, MAIN_TABLE)
+      if (r !== undefined) out.push(r)
     }
     return out
   }

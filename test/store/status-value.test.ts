@@ -148,3 +148,33 @@ t.test('the device MTUs and the peer that limits one round-trip; malformed ones 
   const withNarrow = buildStatus({ node: 'node-1', version: '0.1.0', generation: 3, revision: '42', degraded: false, ready: true, mtu: narrow, observed, nodes }, new Date(0))
   t.strictSame(parseStatus('k', JSON.stringify(withNarrow)).mtu, narrow, 'narrow paths round-trip')
 })
+
+t.test('more peers than fit, few needing attention: those, then the healthy ones first by name', async t => {
+  const { MAX_STATUS_PEERS } = await import('../../lib/store/status-value')
+  const now = new Date('2026-11-27T12:00:00Z')
+  const nowS = now.getTime() / 1000
+  // The kernel's order is neither the records' nor the names'.
+  const records = Array.from({ length: 700 }, (_, i) => node(2, { name: `n${String((i * 37) % 700).padStart(3, '0')}`, publicKey: Buffer.concat([Buffer.from([i >> 8, i & 255]), Buffer.alloc(30, 5)]).toString('base64') }))
+  const order = records.map((_, i) => (i * 113) % 700)
+  const peers = order.map(i => ({ publicKey: records[i]!.publicKey as string, endpoint: records[i]!.endpoint, allowedIps: records[i]!.podCIDRs, persistentKeepalive: 25, lastHandshake: i % 50 === 3 ? 0 : nowS - 30, rxBytes: 1, txBytes: 1 }))
+  const s = buildStatus({ node: 'node-1', version: 'x', generation: 1, revision: '9', degraded: false, ready: true,
+    observed: { routes: [], wireguard: { ifname: 'w', publicKey: 'k', listenPort: 1, mtu: 1420, addresses: [], peers } }, nodes: records }, now)
+  const needing = records.filter((_, i) => i % 50 === 3).map(r => r.name)
+  const healthy = records.filter((_, i) => i % 50 !== 3).map(r => r.name).sort().slice(0, MAX_STATUS_PEERS - needing.length)
+  t.strictSame(s.peers.map(p => p.node), [...needing, ...healthy].sort())
+})
+
+t.test('the peer directory follows the records: a new records object is read afresh', async t => {
+  const first = [node(1), node(2), node(3)]
+  const s1 = buildStatus({ node: 'node-1', version: 'x', generation: 1, revision: '1', degraded: false, ready: true, observed, nodes: first }, new Date(0))
+  t.strictSame(s1.peers.map(p => p.node).sort(), ['node-2', 'node-3'])
+  t.strictSame(buildStatus({ node: 'node-1', version: 'x', generation: 1, revision: '1', degraded: false, ready: true, observed, nodes: first }, new Date(0)).peers, s1.peers, 'the same records, the same peers')
+  // node-3's key moves to a record named node-9: the kernel peer is now node-9's.
+  const second = [node(1), node(2), { ...node(3), name: 'node-9' }]
+  const s2 = buildStatus({ node: 'node-1', version: 'x', generation: 1, revision: '2', degraded: false, ready: true, observed, nodes: second }, new Date(0))
+  t.strictSame(s2.peers.map(p => p.node).sort(), ['node-2', 'node-9'])
+  // The same records seen from another node: node-1 is a peer there, not itself.
+  const s3 = buildStatus({ node: 'node-2', version: 'x', generation: 1, revision: '2', degraded: false, ready: true, observed, nodes: second }, new Date(0))
+  // node-2's own key is no peer of its own: the kernel peer holding it is unknown ('?').
+  t.strictSame(s3.peers.map(p => p.node).sort(), ['?', 'node-9'], 'directory built for node-2, not reused from node-1')
+})
