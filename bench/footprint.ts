@@ -6,7 +6,8 @@
 // fills the resync's caches, so the window shows the steady state). Floor: an idle `node -e`
 // process's RSS. `--smoke`: 100 nodes, 2 s idle, settle 5 s.
 //
-//   npm run -s bench:footprint [-- --sizes 0,1000,5000,10000 --idle 60 --settle 35 --cpu-prof /tmp/prof] [--json]
+//   npm run -s bench:footprint [-- --sizes 0,1000,5000,10000 --idle 60 --settle 35 --cpu-prof /tmp/prof
+//                                  --node-flags "--trace-gc"] [--json]
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -29,6 +30,8 @@ const IDLE_S = Number(arg('--idle', sized('60', '2')))
 const SETTLE_S = Number(arg('--settle', sized('35', '5')))
 /** Write a V8 CPU profile of each daemon to this dir (node --cpu-prof), to see where idle time goes. */
 const PROF_DIR = arg('--cpu-prof', '')
+/** V8/Node flags for each daemon, e.g. "--trace-gc" (its stdout is then shown), to see where idle time goes. */
+const NODE_FLAGS = arg('--node-flags', '').split(' ').filter(f => f !== '')
 /** Idle CPU is measured where the target applies (≥ 5,000 peers, issue #13) and at the largest size. */
 const measuresCpu = (n: number): boolean => n >= 5000 || n === Math.max(...sizes)
 const TAG = process.env.BENCH_TAG ?? 'bx'
@@ -40,10 +43,10 @@ async function rssMiB (pid: number): Promise<number> {
   return Number(m?.[1] ?? NaN) / 1024
 }
 /** utime + stime in seconds (USER_HZ is 100 on Linux). */
-async function cpuSeconds (pid: number): Promise<number> {
+async function cpuSeconds (pid: number): Promise<{ user: number, system: number }> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return (Number(f[11]) + Number(f[12])) / 100
+  return { user: Number(f[11]) / 100, system: Number(f[12]) / 100 }
 }
 
 async function waitReady (url: string, child: ChildProcess, timeoutMs: number): Promise<number> {
@@ -76,10 +79,10 @@ async function inner (): Promise<void> {
       const wgIf = `${TAG}w${i}`
       const port = 19000 + i
       const d = join(dir, `n${n}`)
-      daemon = spawn(process.execPath, [...(PROF_DIR !== '' ? ['--cpu-prof', `--cpu-prof-dir=${PROF_DIR}`] : []), DAEMON, '--etcd-endpoints', etcd.endpoint, '--prefix', prefix, '--node-name', 'self',
+      daemon = spawn(process.execPath, [...NODE_FLAGS, ...(PROF_DIR !== '' ? ['--cpu-prof', `--cpu-prof-dir=${PROF_DIR}`] : []), DAEMON, '--etcd-endpoints', etcd.endpoint, '--prefix', prefix, '--node-name', 'self',
         '--public-address', '192.0.2.2', '--wg-interface', wgIf, '--vxlan-interface', `${TAG}x${i}`, '--wg-mode', 'userspace',
         '--state-dir', join(d, 'state'), '--cni-conf-dir', join(d, 'cni'), '--cni-data-dir', join(d, 'ipam'),
-        '--cni-bridge', `${TAG}br${i}`, '--metrics-address', `127.0.0.1:${port}`, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'] })
+        '--cni-bridge', `${TAG}br${i}`, '--metrics-address', `127.0.0.1:${port}`, '--log-level', 'warn'], { stdio: ['ignore', NODE_FLAGS.length > 0 ? 'inherit' : 'ignore', 'inherit'] })
       const readyMs = await waitReady(`http://127.0.0.1:${port}/readyz`, daemon, 120_000)
       await sleep(5000) // let start-up garbage be collected
       const pid = daemon.pid as number
@@ -91,8 +94,10 @@ async function inner (): Promise<void> {
         await sleep(Math.max(0, SETTLE_S * 1000 - 5000))
         const c0 = await cpuSeconds(pid); const t0 = Date.now()
         await sleep(IDLE_S * 1000)
-        const cpu = (await cpuSeconds(pid) - c0) / ((Date.now() - t0) / 1000) * 100
-        rows.push({ metric: `N=${n} podmeshd CPU over ${IDLE_S} s idle`, value: cpu, unit: '% core', target: 1, note: `from ${SETTLE_S} s after ready; includes resyncs every 30 s (default)` })
+        const c1 = await cpuSeconds(pid); const seconds = (Date.now() - t0) / 1000
+        const pct = (x: number): number => x / seconds * 100
+        const user = pct(c1.user - c0.user); const system = pct(c1.system - c0.system)
+        rows.push({ metric: `N=${n} podmeshd CPU over ${IDLE_S} s idle`, value: user + system, unit: '% core', target: 1, note: `user ${user.toFixed(2)} + system ${system.toFixed(2)}; from ${SETTLE_S} s after ready; resyncs every 30 s (default)` })
         rows.push({ metric: `N=${n} podmeshd RSS after idle`, value: await rssMiB(pid), unit: 'MiB' })
       }
       daemon.kill('SIGTERM')
