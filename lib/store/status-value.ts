@@ -135,24 +135,48 @@ function peerDirectory (nodes: Iterable<NodeRecord>, self: string): PeerDirector
   return dir
 }
 
-/** The status value for `now`; peers are named from the records (unknown kernel peers as "?"). */
-export function buildStatus (input: StatusInput, now: Date): NodeStatus {
-  const { byKey, byMac, rank } = peerDirectory(input.nodes, input.node)
-  // Peers are ranked by index, and a PeerStatus is made only for the (at most 256) listed: not
-  // one object per peer per write (GC was most of an idle daemon's CPU at 10,000 peers).
-  const wgPeers = input.observed?.wireguard?.peers ?? []
-  const fdb = input.observed?.vxlan?.fdb ?? []
+interface PeerNames {
+  dir: PeerDirectory
+  fdb: readonly FdbRow[]
+  names: string[]
+  /** ≥ 0: index into the WireGuard peers; < 0: -(index into fdb) - 1. */
+  refs: number[]
+}
+type FdbRow = NonNullable<ObservedState['vxlan']>['fdb'][number]
+type WgPeerRow = NonNullable<ObservedState['wireguard']>['peers'][number]
+/** One empty list for a node without a device, so that the memo below still hits. */
+const NONE: readonly never[] = []
+/** Keyed on the kernel read's peer array: an unchanged read keeps its array, and the names with it. */
+const peerNameMemo = new WeakMap<object, PeerNames>()
+
+/** Each kernel peer's node name (unknown WireGuard peers as '?'; foreign FDB entries left out). */
+function peerNames (wgPeers: readonly WgPeerRow[], fdb: readonly FdbRow[], dir: PeerDirectory): PeerNames {
+  const known = peerNameMemo.get(wgPeers)
+  if (known !== undefined && known.dir === dir && known.fdb === fdb) return known
   const names: string[] = []
-  /** ≥ 0: index into wgPeers; < 0: -(index into fdb) - 1. */
   const refs: number[] = []
-  for (const [i, p] of wgPeers.entries()) { names.push(byKey.get(p.publicKey) ?? '?'); refs.push(i) }
+  for (const [i, p] of wgPeers.entries()) { names.push(dir.byKey.get(p.publicKey) ?? '?'); refs.push(i) }
   for (const [j, f] of fdb.entries()) {
-    const node = byMac.get(f.mac)
+    const node = dir.byMac.get(f.mac)
     // The all-zero MAC and other foreign FDB entries are not peers.
     if (node === undefined) continue
     names.push(node)
     refs.push(-j - 1)
   }
+  const memo = { dir, fdb, names, refs }
+  peerNameMemo.set(wgPeers, memo)
+  return memo
+}
+
+/** The status value for `now`; peers are named from the records (unknown kernel peers as "?"). */
+export function buildStatus (input: StatusInput, now: Date): NodeStatus {
+  const dir = peerDirectory(input.nodes, input.node)
+  const rank = dir.rank
+  // Peers are ranked by index, and a PeerStatus is made only for the (at most 256) listed: not
+  // one object per peer per write (GC was most of an idle daemon's CPU at 10,000 peers).
+  const wgPeers: readonly WgPeerRow[] = input.observed?.wireguard?.peers ?? NONE
+  const fdb: readonly FdbRow[] = input.observed?.vxlan?.fdb ?? NONE
+  const { names, refs } = peerNames(wgPeers, fdb, dir)
   const nowS = now.getTime() / 1000
   const attention = (k: number): boolean => {
     if (names[k] === '?') return true
