@@ -52,6 +52,9 @@ for (const v of variants) {
     await waitFor(`node-1's route toward rack B to get mtu ${adapted}`, 30_000, async () => await routeMtu(n1, n3) === adapted)
     await waitFor(`node-3's route toward rack A to get mtu ${adapted}`, 30_000, async () => await routeMtu(n3, n1) === adapted)
     t.equal(await routeMtu(n1, n2), undefined, 'inside rack A: no route MTU (the device\'s)')
+    // A first handshake inside rack B can still be under way here (the waits above name rack A's
+    // routes): a bounded wait, then the assertion.
+    await waitFor('every pod to reach every pod', 15_000, async () => (await lab.podMatrix()).length === 0).catch(() => undefined)
     t.same(await lab.podMatrix(), [], 'every pod reaches every pod')
 
     const before = await lab.narrowLinkFragments()
