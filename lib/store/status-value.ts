@@ -141,6 +141,8 @@ interface PeerNames {
   names: string[]
   /** ≥ 0: index into the WireGuard peers; < 0: -(index into fdb) - 1. */
   refs: number[]
+  /** Indices into `names` in name order (ties in index order): sorted once per kernel read, not per write. */
+  order: Uint32Array
 }
 type FdbRow = NonNullable<ObservedState['vxlan']>['fdb'][number]
 type WgPeerRow = NonNullable<ObservedState['wireguard']>['peers'][number]
@@ -155,15 +157,24 @@ function peerNames (wgPeers: readonly WgPeerRow[], fdb: readonly FdbRow[], dir: 
   if (known !== undefined && known.dir === dir && known.fdb === fdb) return known
   const names: string[] = []
   const refs: number[] = []
-  for (const [i, p] of wgPeers.entries()) { names.push(dir.byKey.get(p.publicKey) ?? '?'); refs.push(i) }
-  for (const [j, f] of fdb.entries()) {
+  for (let i = 0; i < wgPeers.length; i++) { names.push(dir.byKey.get((wgPeers[i] as WgPeerRow).publicKey) ?? '?'); refs.push(i) }
+  for (let j = 0; j < fdb.length; j++) {
+    const f = fdb[j] as FdbRow
     const node = dir.byMac.get(f.mac)
     // The all-zero MAC and other foreign FDB entries are not peers.
     if (node === undefined) continue
     names.push(node)
     refs.push(-j - 1)
   }
-  const memo = { dir, fdb, names, refs }
+  // Name order as a string sort gives it: a named peer's key is odd (2·rank + 1); unknown peers
+  // ('?') share the even key just below the first name after '?'. Each is packed with its index
+  // into one number for a native numeric sort (ties in index order).
+  let unknownKey = 0
+  if (names.includes('?')) for (const name of dir.rank.keys()) if (name < '?') unknownKey += 2
+  const keys = Float64Array.from(names, (name, k) => (name === '?' ? unknownKey : 2 * (dir.rank.get(name) as number) + 1) * INDEX_SPAN + k)
+  keys.sort()
+  const order = Uint32Array.from(keys, key => key % INDEX_SPAN)
+  const memo = { dir, fdb, names, refs, order }
   peerNameMemo.set(wgPeers, memo)
   return memo
 }
@@ -171,12 +182,11 @@ function peerNames (wgPeers: readonly WgPeerRow[], fdb: readonly FdbRow[], dir: 
 /** The status value for `now`; peers are named from the records (unknown kernel peers as "?"). */
 export function buildStatus (input: StatusInput, now: Date): NodeStatus {
   const dir = peerDirectory(input.nodes, input.node)
-  const rank = dir.rank
   // Peers are ranked by index, and a PeerStatus is made only for the (at most 256) listed: not
   // one object per peer per write (GC was most of an idle daemon's CPU at 10,000 peers).
   const wgPeers: readonly WgPeerRow[] = input.observed?.wireguard?.peers ?? NONE
   const fdb: readonly FdbRow[] = input.observed?.vxlan?.fdb ?? NONE
-  const { names, refs } = peerNames(wgPeers, fdb, dir)
+  const { names, refs, order } = peerNames(wgPeers, fdb, dir)
   const nowS = now.getTime() / 1000
   const attention = (k: number): boolean => {
     if (names[k] === '?') return true
@@ -185,28 +195,20 @@ export function buildStatus (input: StatusInput, now: Date): NodeStatus {
     const h = (wgPeers[r] as (typeof wgPeers)[number]).lastHandshake
     return h === 0 || nowS - h > HANDSHAKE_STALE_SECONDS
   }
-  const byName = (a: number, b: number): number => {
-    const x = names[a] as string; const y = names[b] as string
-    return x < y ? -1 : x > y ? 1 : 0
-  }
-  const all = names.map((_, k) => k)
+  // Those needing attention first, then healthy ones while there is room, listed in name order:
+  // positions in `order` are picked in one pass and stay sorted.
   let chosen: number[]
-  if (all.length <= MAX_STATUS_PEERS) {
-    chosen = all.sort(byName)
+  if (order.length <= MAX_STATUS_PEERS) {
+    chosen = Array.from(order)
   } else {
     const needs: number[] = []
     const fine: number[] = []
-    for (const k of all) (attention(k) ? needs : fine).push(k)
-    needs.sort(byName)
-    // The healthy ones (all named by a record) are ordered only when there is room for them, by
-    // their names' rank packed with their index into one number: a native numeric sort, ties in
-    // index order as a stable sort by name would leave them.
-    if (needs.length < MAX_STATUS_PEERS) {
-      const keys = Float64Array.from(fine, k => (rank.get(names[k] as string) as number) * INDEX_SPAN + k)
-      keys.sort()
-      for (let i = 0; i < keys.length && needs.length < MAX_STATUS_PEERS; i++) needs.push((keys[i] as number) % INDEX_SPAN)
+    for (let i = 0; i < order.length && needs.length < MAX_STATUS_PEERS; i++) {
+      if (attention(order[i] as number)) needs.push(i)
+      else if (fine.length < MAX_STATUS_PEERS) fine.push(i)
     }
-    chosen = needs.slice(0, MAX_STATUS_PEERS).sort(byName)
+    const positions = needs.concat(fine.slice(0, MAX_STATUS_PEERS - needs.length)).sort((a, b) => a - b)
+    chosen = positions.map(i => order[i] as number)
   }
   const listed = chosen.map((k): PeerStatus => {
     const node = names[k] as string
@@ -219,7 +221,7 @@ export function buildStatus (input: StatusInput, now: Date): NodeStatus {
     if (pathMtu !== undefined) p.pathMtu = pathMtu
     return p
   })
-  const omitted = all.length - listed.length
+  const omitted = names.length - listed.length
   const conflicts = [...input.conflicts ?? []].sort((a, b) => a.node < b.node ? -1 : a.node > b.node ? 1 : a.what < b.what ? -1 : a.what > b.what ? 1 : 0)
   return {
     v: 1,
@@ -232,7 +234,7 @@ export function buildStatus (input: StatusInput, now: Date): NodeStatus {
     updatedAt: now.toISOString(),
     ...(input.lastDegraded !== undefined ? { lastDegraded: input.lastDegraded } : {}),
     peers: listed,
-    peerCount: all.length,
+    peerCount: names.length,
     ...(omitted > 0 ? { peersOmitted: omitted } : {}),
     ...(conflicts.length > 0 ? { conflicts: conflicts.slice(0, MAX_STATUS_CONFLICTS) } : {}),
     ...(conflicts.length > MAX_STATUS_CONFLICTS ? { conflictsOmitted: conflicts.length - MAX_STATUS_CONFLICTS } : {}),

@@ -178,3 +178,31 @@ t.test('the peer directory follows the records: a new records object is read afr
   // node-2's own key is no peer of its own: the kernel peer holding it is unknown ('?').
   t.strictSame(s3.peers.map(p => p.node).sort(), ['?', 'node-9'], 'directory built for node-2, not reused from node-1')
 })
+
+t.test('the listing is in name order as a string sort gives it: unknown peers ("?") among digit- and letter-led names', async t => {
+  const { MAX_STATUS_PEERS } = await import('../../lib/store/status-value')
+  const now = new Date('2026-12-06T12:00:00Z')
+  const nowS = now.getTime() / 1000
+  // Names led by digits sort before '?', names led by letters after it.
+  const records = Array.from({ length: 400 }, (_, i) => node(2, { name: `${i % 2 === 0 ? '' : 'n'}${String((i * 41) % 400).padStart(3, '0')}`, publicKey: Buffer.concat([Buffer.from([i >> 8, i & 255]), Buffer.alloc(30, 7)]).toString('base64') }))
+  const unknown = (i: number): string => Buffer.concat([Buffer.from([9, i]), Buffer.alloc(30, 9)]).toString('base64')
+  const peer = (publicKey: string, lastHandshake: number): NonNullable<ObservedState['wireguard']>['peers'][number] =>
+    ({ publicKey, endpoint: '192.0.2.9:51820', allowedIps: [], persistentKeepalive: 25, lastHandshake, rxBytes: 1, txBytes: 1 })
+  const cases: Array<[string, (i: number) => number]> = [
+    ['all healthy', () => nowS - 30],
+    ['some need attention', i => i % 9 === 0 ? 0 : nowS - 30],
+    ['more need attention than fit', i => i % 3 === 0 ? nowS - 30 : 0]
+  ]
+  for (const [name, handshake] of cases) {
+    const peers = [...records.map((r, i) => peer(r.publicKey as string, handshake(i))), peer(unknown(1), nowS), peer(unknown(2), nowS)].reverse()
+    const s = buildStatus({ node: 'node-1', version: 'x', generation: 1, revision: '9', degraded: false, ready: true,
+      observed: { routes: [], wireguard: { ifname: 'w', publicKey: 'k', listenPort: 1, mtu: 1420, addresses: [], peers } }, nodes: records }, now)
+    // The reference: needing attention by name, then healthy by name, the first that fit, by name.
+    const all = peers.map(p => ({ name: records.find(r => r.publicKey === p.publicKey)?.name ?? '?', needs: p.lastHandshake === 0 || !records.some(r => r.publicKey === p.publicKey) }))
+    const byName = (a: { name: string }, b: { name: string }): number => a.name < b.name ? -1 : a.name > b.name ? 1 : 0
+    const want = [...all.filter(p => p.needs).sort(byName), ...all.filter(p => !p.needs).sort(byName)].slice(0, MAX_STATUS_PEERS).sort(byName).map(p => p.name)
+    t.strictSame(s.peers.map(p => p.node), want, name)
+    t.equal(s.peerCount, 402, `${name}: every kernel peer counted`)
+    t.equal(s.peersOmitted, 402 - MAX_STATUS_PEERS, `${name}: the rest omitted`)
+  }
+})
