@@ -122,6 +122,24 @@ t.test('DumpReader: every read equals parseDump of the same text, whatever chang
     t.equal(fourth.peers[0]?.txBytes, 1)
   })
 
+  t.test('the same lines in another order (as wireguard-go lists them): the previous peer array, as it was', async t => {
+    const r = new DumpReader()
+    const first = r.read(dumpOf(head, p1, p2, p3))
+    const shuffled = dumpOf(head, p3, p1, p2)
+    const again = r.read(shuffled)
+    t.equal(again.peers, first.peers, 'the very same array: nothing keyed on it is rebuilt')
+    const byKey = (x: { publicKey: string }, y: { publicKey: string }): number => x.publicKey < y.publicKey ? -1 : 1
+    t.strictSame([...again.peers].sort(byKey), [...parseDump(shuffled).peers].sort(byKey), 'the same peers as a fresh parse')
+    const moved = r.read(dumpOf(head, p3, at(p1, 4, '1700000999'), p2))
+    t.not(moved.peers, first.peers, 'one line differs: a new array…')
+    t.strictSame(moved, parseDump(dumpOf(head, p3, at(p1, 4, '1700000999'), p2)), '…equal to a fresh parse, in the new order')
+    const fewer = r.read(dumpOf(head, p3, p2))
+    t.equal(fewer.peers.length, 2, 'a removed line is seen')
+    const rekeyed = r.read(dumpOf([PRIV, K1, '51822', 'off'], p3, p2))
+    t.equal(rekeyed.peers, fewer.peers, 'the peers unchanged…')
+    t.match(rekeyed, { publicKey: K1, listenPort: 51822 }, '…but the interface line is read every time')
+  })
+
   t.test('a malformed changed line is still rejected, with its line number', async t => {
     const r = new DumpReader()
     r.read(dumpOf(head, p1, p2))

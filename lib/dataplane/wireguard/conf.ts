@@ -107,18 +107,33 @@ function parsePeerLine (line: string, n: number, config: (fields: readonly strin
  * differs only in its handshake time or counters — they move all the time on a live peer —
  * reuses the previous read's parsed configuration and reads just those three numbers. Any other
  * line is parsed afresh. The keys are the texts themselves, never a hash, so the result is
- * always what `parseDump` would return: drift in any field is seen. Only the previous read is
+ * always what `parseDump` would return (up to the peers' order: the same set of lines in another
+ * order gives back the previous read's array as it was): drift in any field is seen. Only the previous read is
  * kept (memory O(peers)); the interface line, which holds the private key, is never kept.
  * (A peer line holds a preshared key only where someone set one; podmesh sets none.)
  */
 export class DumpReader {
   private lines = new Map<string, { peer: ObservedPeer, configKey: string, config: PeerConfig }>()
   private configs = new Map<string, PeerConfig>()
+  private peers: ObservedPeer[] = []
 
   read (text: string): WireguardDump {
+    // The same peer lines as the previous read, in any order (wireguard-go lists its peers in a
+    // new order on every dump): the previous read's peer array is handed back as it was, so
+    // that everything keyed on it (the planner's comparison, the status value's names) sees
+    // no change, and nothing is rebuilt.
+    let unchanged = true
+    let count = 0
+    const dump = parseDumpWith(text, line => {
+      count++
+      const seen = this.lines.get(line)
+      if (seen === undefined) unchanged = false
+      return seen?.peer
+    })
+    if (unchanged && count === this.lines.size && dump.peers.length === this.peers.length) return { ...dump, peers: this.peers }
     const lines: typeof this.lines = new Map()
     const configs: typeof this.configs = new Map()
-    const dump = parseDumpWith(text, (line, n) => {
+    const fresh = parseDumpWith(text, (line, n) => {
       let seen = this.lines.get(line)
       if (seen === undefined) {
         let configKey = ''
@@ -136,7 +151,8 @@ export class DumpReader {
     })
     this.lines = lines
     this.configs = configs
-    return dump
+    this.peers = fresh.peers
+    return fresh
   }
 }
 
@@ -149,15 +165,24 @@ export function parseDump (text: string): WireguardDump {
   return parseDumpWith(text, (line, n) => parsePeerLine(line, n, f => parsePeerConfig(f, n)))
 }
 
-function parseDumpWith (text: string, peer: (line: string, n: number) => ObservedPeer): WireguardDump {
-  const lines = text.split('\n').filter(l => l.trim() !== '')
-  const head = lines[0]
+/** `peer` may decline a line (undefined): the dump's peers are then incomplete, for a caller that only looks. */
+function parseDumpWith<P extends ObservedPeer | undefined> (text: string, peer: (line: string, n: number) => P): { publicKey: string, listenPort: number, peers: Array<Exclude<P, undefined>> } {
+  const lines = text.split('\n')
+  let at = 0
+  while (at < lines.length && (lines[at] as string).trim() === '') at++
+  const head = lines[at]
   if (head === undefined) throw new WireguardDumpError(1, 'empty dump')
   const dev = head.split('\t')
   if (dev.length !== 4) throw new WireguardDumpError(1, `interface line has ${dev.length} fields, want 4`)
   const publicKey = none(dev[1] as string) ? '' : dev[1] as string
   const listenPort = count(dev[2] as string, 1, 'listen port')
-  const peers = lines.slice(1).map((l, i) => peer(l, i + 2))
+  const peers: Array<Exclude<P, undefined>> = []
+  for (let i = at + 1, n = 2; i < lines.length; i++) {
+    const line = lines[i] as string
+    if (line.trim() === '') continue
+    const p = peer(line, n++)
+    if (p !== undefined) peers.push(p as Exclude<P, undefined>)
+  }
   return { publicKey, listenPort, peers }
 }
 
