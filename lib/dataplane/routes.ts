@@ -32,15 +32,27 @@ const slotKey = (r: { family: number, dst: string }): string => `${r.family}|${r
  * device is going away) gets dev '' so that a plan can still delete it.
  */
 export async function observeRoutes (rtnl: Rtnl, ifnameByIndex: ReadonlyMap<number, string>): Promise<Route[]> {
-  const kernel = await rtnl.routes(ROUTE_PROTOCOL)
-  return kernel.map(k => ({
+  return (await rtnl.routes(ROUTE_PROTOCOL)).map(k => asRoute(k, k.oif === undefined ? '' : ifnameByIndex.get(k.oif) ?? ''))
+}
+
+/**
+ * The Route of a kernel route, made once per (frozen, shared) kernel route and device name: a
+ * quiet resync reads the same 10,000 kernel routes again and gets the same Route objects back.
+ */
+const routeOf = new WeakMap<KernelRoute, Route>()
+function asRoute (k: KernelRoute, dev: string): Route {
+  const known = routeOf.get(k)
+  if (known !== undefined && known.dev === dev) return known
+  const r: Route = Object.freeze({
     family: k.family,
     dst: k.dst,
-    dev: k.oif === undefined ? '' : ifnameByIndex.get(k.oif) ?? '',
+    dev,
     ...(k.src !== undefined ? { src: k.src } : {}),
     ...(k.via !== undefined ? { via: k.via } : {}),
     ...(k.mtu !== undefined ? { mtu: k.mtu } : {})
-  }))
+  })
+  routeOf.set(k, r)
+  return r
 }
 
 function toKernel (r: Route, oif: number | undefined): KernelRoute {

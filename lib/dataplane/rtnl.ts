@@ -3,11 +3,12 @@
 // Every kernel call of the data plane goes through here; requests are pipelined on one socket
 // with a bounded window, because an unbounded burst overruns the netlink binding.
 
-import { createRtNetlink, type RtNetlinkSocket } from 'netlink'
+import { createRtNetlink, type RawNetlinkSocket, type RtNetlinkSocket } from 'netlink'
 import { formatInfo, formatVxlan, parseInfo, parseVxlan } from 'netlink/dist/rt/ifla'
 import { AttrStream, type StreamData } from 'netlink/dist/structs'
 import { parseIp, type Family } from '../ipam/cidr'
-import { ipText, parseRouteMessage, type KernelRoute } from './route-dump'
+import { ipText, RouteDumpReader, RTNH_F_ONLINK, type KernelRoute } from './route-dump'
+import { RouteDumpSocket } from './route-dump-socket'
 
 export type { KernelRoute } from './route-dump'
 
@@ -18,13 +19,6 @@ const MAIN_TABLE = 254
 const F_CREATE = 0x400
 const F_EXCL = 0x200
 const F_REPLACE = 0x100
-const RTNH_F_ONLINK = 4
-const RTM_NEWROUTE = 24
-const RTM_GETROUTE = 26
-/** NLM_F_DUMP (ROOT | MATCH). */
-const F_DUMP = 0x300
-/** sizeof(struct rtmsg): a zeroed one asks for every family's routes. */
-const RTMSG_SIZE = 12
 /** How many requests may be in flight on the socket at once. */
 const WINDOW = 32
 
@@ -124,6 +118,8 @@ export interface RtnlOptions {
   timeoutMs?: number
   /** The socket failed (ENOBUFS, a closed fd…); without a listener that would crash the process. */
   onError?: (e: Error) => void
+  /** The raw socket route dumps go through (RouteDumpSocket); for a test that brings its own. */
+  routeDumpSocket?: RawNetlinkSocket
 }
 
 /** Default per-request timeout: kernel replies take microseconds; this only catches a lost one. */
@@ -131,10 +127,13 @@ export const RTNL_TIMEOUT_MS = 10_000
 
 export class Rtnl {
   private readonly timeoutMs: number
+  private readonly onError: (e: Error) => void
+  /** Opened at the first route dump, in the namespace the Rtnl was opened in. */
+  private routeSocket: RouteDumpSocket | undefined
 
-  private constructor (private readonly sock: RtNetlinkSocket, opts: RtnlOptions) {
+  private constructor (private readonly sock: RtNetlinkSocket, private readonly opts: RtnlOptions) {
     this.timeoutMs = opts.timeoutMs ?? RTNL_TIMEOUT_MS
-    const onError = opts.onError ?? (() => {})
+    const onError = this.onError = opts.onError ?? (() => {})
     // The netlink package re-emits the raw socket's errors on its NetlinkSocket (sock.socket).
     sock.socket.on('error', onError)
   }
@@ -146,6 +145,7 @@ export class Rtnl {
 
   close (): void {
     this.sock.socket.close()
+    this.routeSocket?.close()
   }
 
   // ---- links ----
@@ -259,18 +259,24 @@ export class Rtnl {
 
   // ---- routes ----
 
-  /** Routes of the main table carrying `protocol` (podmesh lists only its own). */
-  async routes (protocol: number): Promise<KernelRoute[]> {
-    // The raw dump, parsed here (route-dump.ts): the package's parser allocates per attribute.
-    const [msgs] = await this.dump('list routes', `proto ${protocol}`, async () =>
-      await this.sock.socket.request(RTM_GETROUTE, [Buffer.alloc(RTMSG_SIZE)], { flags: F_DUMP }))
-    const out: KernelRoute[] = []
-    for (const m of msgs) {
-      if (m.type !== RTM_NEWROUTE) continue
-      const r = parseRouteMessage(m.data, protocol, MAIN_TABLE)
-      if (r !== undefined) out.push(r)
+  /**
+   * Routes of the main table carrying `protocol` (podmesh lists only its own). Successive calls
+   * share the route objects of messages that did not change (RouteDumpReader): frozen, never mutate.
+   */
+  async routes (protocol: number): Promise<readonly KernelRoute[]> {
+    // The raw datagrams, walked in place (route-dump.ts): the package's parser allocates per message.
+    // The socket is opened here, not in open(): a process that never lists routes never has it.
+    const datagrams = await this.dump('list routes', `proto ${protocol}`, async () => {
+      this.routeSocket ??= new RouteDumpSocket(this.onError, this.opts.routeDumpSocket)
+      return await this.routeSocket.dump(this.timeoutMs)
+    })
+    let reader = this.routeReaders.get(protocol)
+    if (reader === undefined) this.routeReaders.set(protocol, reader = new RouteDumpReader(protocol, MAIN_TABLE))
+    try {
+      return reader.read(datagrams)
+    } catch (e) {
+      throw new RtnlError('list routes', `proto ${protocol}`, e)
     }
-    return out
   }
 
   /**
@@ -402,6 +408,8 @@ export class Rtnl {
    * socket, so two dumps in flight at once corrupt each other. Writes stay pipelined.
    */
   private dumpQueue: Promise<unknown> = Promise.resolve()
+  /** One reader per protocol listed: it keeps the previous dump to reuse what did not change. */
+  private readonly routeReaders = new Map<number, RouteDumpReader>()
   private async dump<T> (op: string, detail: string, fn: () => Promise<T>): Promise<T> {
     const next = this.dumpQueue.then(async () => await this.call(op, detail, fn))
     this.dumpQueue = next.catch(() => undefined)
