@@ -129,8 +129,9 @@ export function meshSuite (t: Test, opts: SuiteOptions): void {
     const pod = await n4.addPod(1)
     const t0 = Date.now()
     const others = lab.nodes.flatMap(n => n.pods).filter(p => p.node !== n4)
-    const unreached = await Promise.all(others.map(async p =>
-      await waitFor(`${p.name} -> ${pod.name}`, 30_000, async () => await lab.ping(p.ns, pod.ips[0]!, { timeoutS: 1 })).then(() => [], () => [p.name])))
+    // Every address of the new pod: its IPv6 one is usable only once duplicate address detection is done.
+    const unreached = await Promise.all(others.flatMap(p => pod.ips.map(async ip =>
+      await waitFor(`${p.name} -> ${pod.name} ${ip}`, 30_000, async () => await lab.ping(p.ns, ip, { timeoutS: 1 })).then(() => [], () => [`${p.name} ${ip}`]))))
     t.strictSame(unreached.flat(), [], 'every pod reaches the new pod')
     t.comment(`all pods reached the new pod after ${Date.now() - t0} ms (a figure: bench:convergence measures it)`)
     t.strictSame(await lab.podMatrix(), [], 'full pod matrix with the 4th node')
@@ -208,8 +209,9 @@ export function meshSuite (t: Test, opts: SuiteOptions): void {
     t.ok(r.firstReplyMs < downAt && backAt < r.lastReplyMs, `the stream spans the outage (replies ${Math.round(downAt - r.firstReplyMs)} ms before etcd stopped to ${Math.round(r.lastReplyMs - backAt)} ms after it was back)`)
     t.strictSame(r.lost, [], `${r.lost.length} of ${r.sent} packets lost during the outage`)
     t.ok(r.inFlight <= IN_FLIGHT, `${r.inFlight} requests unanswered when the stream was stopped (in flight)`)
-    // Every node must see the newcomer soon after etcd returns (its watch re-dials within ~1 s).
-    const ms = await waitFor('full matrix after the outage', 10_000, async () => (await lab.podMatrix()).length === 0).catch(() => -1)
+    // Every node must see the newcomer once etcd is back (its watch re-dials, with backoff after a
+    // 30 s outage). How fast is bench:convergence's to measure; the bound only guards against a hang.
+    const ms = await waitFor('full matrix after the outage', 30_000, async () => (await lab.podMatrix()).length === 0).catch(() => -1)
     t.ok(ms >= 0, `every pod reaches every pod ${ms} ms after the new node's pod was added`)
     t.strictSame(await lab.podMatrix(), [], 'full matrix after the outage')
   })
