@@ -54,9 +54,22 @@ const failOf = (key: string): Fail => (field, message, cause) => {
   throw new ServiceValueError(key, field, message, cause === undefined ? undefined : { cause })
 }
 
-/** A value for a message: JSON, cut short (a hostile value may be megabytes of string). */
+/**
+ * A value for a message, JSON-like and cut short. Never JSON.stringify of the whole value: a
+ * hostile value may be megabytes of string, or nested deep enough (a few KiB of "[") to overflow
+ * the stack, which would turn one bad value into a crash of its reader.
+ */
+function brief (v: unknown, depth: number): string {
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? v.slice(0, 40) : v)
+  if (typeof v !== 'object' || v === null) return String(v)
+  if (depth >= 2) return Array.isArray(v) ? '[...]' : '{...}'
+  if (Array.isArray(v)) return `[${v.slice(0, 4).map(x => brief(x, depth + 1)).join(',')}${v.length > 4 ? ',...' : ''}]`
+  const o = v as Record<string, unknown>
+  const keys = Object.keys(o)
+  return `{${keys.slice(0, 4).map(k => `${brief(k, 2)}:${brief(o[k], depth + 1)}`).join(',')}${keys.length > 4 ? ',...' : ''}}`
+}
 function shown (v: unknown): string {
-  const s = v === undefined ? 'nothing' : JSON.stringify(v) ?? String(v)
+  const s = v === undefined ? 'nothing' : brief(v, 0)
   return s.length > 40 ? `${s.slice(0, 37)}...` : s
 }
 
