@@ -24,6 +24,9 @@ import { NODE_FLAGS } from '../lib/config/node-flags'
 import { nodeFlagValues } from '../lib/ctl/node-flags'
 import { authEnableHelp, nodeCredentialsHelp, runAuthEnable, runNodeCredentials } from '../lib/ctl/auth'
 import { isStatusValueError } from '../lib/store/status-value'
+import { endpointsHelp, runEndpoints } from '../lib/ctl/endpoints'
+import { isServiceNotFound } from '../lib/ctl/service-not-found'
+import { isServiceValueError } from '../lib/service/service-value'
 
 const HELP = `usage: podmeshctl [global flags] <command>
 
@@ -38,6 +41,7 @@ commands:
   ${topologyHelp.trimEnd()}
   ${diffHelp.trimEnd().replace(/\n/g, '\n  ')}
   ${doctorHelp.trimEnd().replace(/\n/g, '\n  ')}
+  ${endpointsHelp.trimEnd()}
 
 ${globalFlagsHelp()}`
 
@@ -64,7 +68,7 @@ function strictParse (argv: string[], extra: Record<string, { type: 'string' | '
 type Action = (client: StoreClient, prefix: string) => Promise<string | { text: string, exitCode: number }>
 
 /** Commands that are one word (the rest take a sub-verb: config show, node remove). */
-const ONE_WORD = new Set(['init', 'nodes', 'status', 'topology', 'diff', 'doctor'])
+const ONE_WORD = new Set(['init', 'nodes', 'status', 'topology', 'diff', 'doctor', 'endpoints'])
 
 /** Everything that can be checked without etcd; a ConfigError here is bad usage (exit 2). */
 function plan (argv: string[], words: string[]): { action: Action, etcd: EtcdOptions } {
@@ -134,8 +138,12 @@ function plan (argv: string[], words: string[]): { action: Action, etcd: EtcdOpt
       ...(node.publicAddress !== undefined ? { address: node.publicAddress } : {}),
       ...(node.publicInterface !== undefined ? { interface: node.publicInterface } : {})
     }, runtime)
+  } else if (cmd === 'endpoints') {
+    const name = positionals[1]
+    if (name === undefined || positionals.length > 2) throw new UsageError('usage: podmeshctl endpoints <service>')
+    action = async (client, prefix) => await runEndpoints(client, prefix, name, format, line => process.stderr.write(`podmeshctl: warning: ${line}\n`))
   } else {
-    throw new UsageError(`unknown command "${words.join(' ')}" (commands: init, config show, node remove, node credentials, auth enable, nodes, status, topology, diff, doctor)`)
+    throw new UsageError(`unknown command "${words.join(' ')}" (commands: init, config show, node remove, node credentials, auth enable, nodes, status, topology, diff, doctor, endpoints)`)
   }
   return { action, etcd }
 }
@@ -185,7 +193,7 @@ main(process.argv.slice(2)).then(code => process.exit(code), (e: unknown) => {
     process.stderr.write(`podmeshctl: ${msg}\n(see podmeshctl --help)\n`)
     process.exit(2)
   }
-  if (isConfigError(e) || isConfigStoreError(e) || isStoreError(e) || isNodeNotFound(e) || isKeyError(e) || isStatusValueError(e)) {
+  if (isConfigError(e) || isConfigStoreError(e) || isStoreError(e) || isNodeNotFound(e) || isKeyError(e) || isStatusValueError(e) || isServiceNotFound(e) || isServiceValueError(e)) {
     process.stderr.write(`podmeshctl: ${msg}\n`)
     process.exit(1)
   }
