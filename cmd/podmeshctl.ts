@@ -47,7 +47,7 @@ ${globalFlagsHelp()}`
 
 class UsageError extends Error {}
 
-type Values = Record<string, string | boolean | undefined>
+type Values = Record<string, string | boolean | string[] | undefined>
 
 /** The subcommand words, found with a lenient pass (flags with values are known to parseArgs). */
 function commandOf (argv: string[]): string[] {
@@ -55,7 +55,7 @@ function commandOf (argv: string[]): string[] {
   return positionals
 }
 
-function strictParse (argv: string[], extra: Record<string, { type: 'string' | 'boolean' }>): { values: Values, positionals: string[] } {
+function strictParse (argv: string[], extra: Record<string, { type: 'string' | 'boolean', multiple?: boolean }>): { values: Values, positionals: string[] } {
   try {
     const r = parseArgs({ args: argv, options: { ...globalOptions, ...extra }, strict: true, allowPositionals: true })
     return { values: r.values as Values, positionals: r.positionals }
@@ -87,8 +87,8 @@ function plan (argv: string[], words: string[]): { action: Action, etcd: EtcdOpt
   let action: Action
   if (cmd === 'init') {
     if (positionals.length > 1) throw new UsageError(`init takes no arguments, got "${positionals.slice(1).join(' ')}"`)
-    const flags: Record<string, string | boolean> = {}
-    for (const k of Object.keys(initOptions)) if (values[k] !== undefined && k !== 'force') flags[k] = values[k] as string | boolean
+    const flags: Record<string, string | boolean | string[]> = {}
+    for (const k of Object.keys(initOptions)) if (values[k] !== undefined && k !== 'force') flags[k] = values[k] as string | boolean | string[]
     const config = initConfig(flags, { force: values.force === true, etcdEndpoints: etcd.endpoints })
     action = async (client, prefix) => {
       for (const w of networkConfigWarnings(config)) process.stderr.write(`podmeshctl: warning: ${w}\n`)

@@ -22,7 +22,8 @@ export type ConfigProblem =
   | 'defaultRoute' // a pod range of length 0 (0.0.0.0/0, ::/0)
   | 'reserved' // a pod range overlapping loopback, link-local, multicast, unspecified, broadcast
   | 'tooWide' // a pod range shorter than /8 (IPv4) or /32 (IPv6), not forced
-  | 'overlap' // a pod range containing the node's underlay address or an etcd endpoint
+  | 'overlap' // a pod range containing the node's underlay address or an etcd endpoint; a service range overlapping a pod range
+  | 'serviceRangeLen' // a service range wider than /12 (IPv4) or /108 (IPv6), or narrower than /28 or /124
 
 export class ConfigError extends Error {
   readonly code = 'ECONFIG'

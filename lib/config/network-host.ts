@@ -1,4 +1,4 @@
-// A cluster's pod ranges checked against the addresses one host depends on: its underlay
+// A cluster's pod (and service) ranges checked against the addresses one host depends on: its underlay
 // address and the etcd endpoints. A pod range containing either would route the tunnel's own
 // packets (or the store's) into the tunnel. Per host, so it runs where those are known:
 // `podmeshctl init` (etcd endpoints) and podmeshd at start (underlay and etcd endpoints). Pure.
@@ -30,13 +30,20 @@ export function checkRangesAgainstHost (config: NetworkConfig, host: HostAddress
       return ip === undefined ? [] : [{ ip, what: `etcd endpoint ${url}` }]
     })
   ]
-  for (const [field, range] of [['ipv4.cidr', config.ipv4], ['ipv6.cidr', config.ipv6]] as const) {
+  const ranges = [
+    ['ipv4.cidr', config.ipv4?.cidr, 'pod routes'],
+    ['ipv6.cidr', config.ipv6?.cidr, 'pod routes'],
+    // A service IP is DNATed on every node: one equal to a host's address would hijack it.
+    ['services.ipv4', config.services?.ipv4, 'service rules'],
+    ['services.ipv6', config.services?.ipv6, 'service rules']
+  ] as const
+  for (const [field, range, what] of ranges) {
     if (range === undefined) continue
-    const c = parseCidr(range.cidr)
+    const c = parseCidr(range)
     for (const a of addresses) {
       const { family, addr } = parseIp(a.ip)
       if (containsIp(c, family, addr)) {
-        throw new ConfigError(field, 'overlap', `${range.cidr} contains ${a.ip} (${a.what}); pod routes would capture it`)
+        throw new ConfigError(field, 'overlap', `${range} contains ${a.ip} (${a.what}); ${what} would capture it`)
       }
     }
   }

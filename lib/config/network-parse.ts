@@ -2,10 +2,10 @@
 // meaning (CIDRs, lengths, bounds, ports), applies DEFAULTS, returns canonical CIDR text.
 // Pure; every failure is a ConfigError naming the field and the problem.
 import {
-  type Cidr, type Family, CidrError, containsCidr, familyBits, formatCidr, parseCidr,
+  type Cidr, type Family, CidrError, containsCidr, familyBits, formatCidr, overlaps, parseCidr,
   subnetCount, subnetIndex
 } from '../ipam/cidr'
-import { type BackendType, type FamilyRange, type NetworkConfig, CONFIG_VERSION, DEFAULTS } from './network'
+import { type BackendType, type FamilyRange, type NetworkConfig, type ServiceRanges, CONFIG_VERSION, DEFAULTS } from './network'
 import { ConfigError } from './config-error'
 import { specialOverlap } from '../ipam/special-ranges'
 
@@ -19,6 +19,13 @@ const MAX_SUBNET_LEN: Record<Family, number> = { 4: 30, 6: 124 }
  * always a typo (/1 for /16).
  */
 export const MIN_RANGE_LEN: Record<Family, number> = { 4: 8, 6: 32 }
+/**
+ * Prefix lengths a service range may have. The short end is kube-apiserver's: at most 20 host
+ * bits (/12, /108), beyond which it refuses --service-cluster-ip-range; podmesh keeps one etcd
+ * key per allocated IP and scans the taken ones, so the same bound keeps that scan small. The
+ * long end keeps at least 16 addresses (14 usable in IPv4, 15 in IPv6; service-pick.ts).
+ */
+export const SERVICE_RANGE_LEN: Record<Family, { min: number, max: number }> = { 4: { min: 12, max: 28 }, 6: { min: 108, max: 124 } }
 const BACKENDS: readonly BackendType[] = ['wireguard', 'vxlan']
 /** IPv4-mapped IPv6 (::ffff:0:0/96) is IPv4 in disguise; it would overlap the ipv4 family. */
 const V4_MAPPED = parseCidr('::ffff:0:0/96')
@@ -174,10 +181,62 @@ function parseBackend (value: unknown): NetworkConfig['backend'] {
   }
 }
 
+/** `services.ipv4`/`ipv6`: a routable range of the right size, with a pod range of its family, overlapping none. */
+function serviceRange (field: string, value: unknown, family: Family, config: NetworkConfig): string {
+  const c = cidrField(field, value, family)
+  const text = formatCidr(c)
+  const { min, max } = SERVICE_RANGE_LEN[family]
+  if (c.len < min || c.len > max) {
+    throw new ConfigError(field, 'serviceRangeLen', `${text}: a service range must be between /${min} and /${max}`)
+  }
+  const special = specialOverlap(c)
+  if (special !== undefined) {
+    throw new ConfigError(field, 'reserved', `${text} overlaps ${special.range}, which is ${special.why}; services cannot use it`)
+  }
+  const pods = family === 4 ? config.ipv4 : config.ipv6
+  if (pods === undefined) {
+    throw new ConfigError(field, 'noFamily', `${text} is an IPv${family} service range, but the cluster has no ipv${family} pod range to send its traffic to`)
+  }
+  if (overlaps(c, parseCidr(pods.cidr))) {
+    throw new ConfigError(field, 'overlap', `${text} overlaps the pod range ${pods.cidr}; service IPs and pod IPs must be apart`)
+  }
+  return text
+}
+
+function parseServiceRanges (value: unknown, config: NetworkConfig): ServiceRanges {
+  const o = object('services', value)
+  onlyFields('services', o, ['ipv4', 'ipv6', 'nodePortRange'])
+  if (o.ipv4 === undefined && o.ipv6 === undefined) {
+    throw new ConfigError('services.ipv4', 'noFamily', 'neither ipv4 nor ipv6 is given; a services section needs at least one service range')
+  }
+  const r = o.nodePortRange === undefined ? {} : object('services.nodePortRange', o.nodePortRange)
+  onlyFields('services.nodePortRange', r, ['min', 'max'])
+  const min = integer('services.nodePortRange.min', r.min ?? DEFAULTS.nodePortMin, 1, 65535)
+  const max = integer('services.nodePortRange.max', r.max ?? DEFAULTS.nodePortMax, 1, 65535)
+  if (min > max) throw new ConfigError('services.nodePortRange', 'range', `min ${min} is above max ${max}`)
+  // A NodePort is DNAT on every node address: one on the tunnel's own UDP port would take the tunnel.
+  const tunnel = [
+    ['backend.wireguard.port', config.backend.wireguard.port],
+    ['backend.vxlan.port', config.backend.vxlan.port]
+  ] as const
+  for (const [name, port] of tunnel) {
+    const used = name === 'backend.wireguard.port'
+      ? config.backend.type === 'wireguard'
+      : config.backend.type === 'vxlan' || config.backend.wireguard.vxlanWithinLocation
+    if (used && port >= min && port <= max) {
+      throw new ConfigError('services.nodePortRange', 'range', `${min}-${max} contains ${name} ${port}; a NodePort there would capture the tunnel's packets`)
+    }
+  }
+  const out: ServiceRanges = { nodePortRange: { min, max } }
+  if (o.ipv4 !== undefined) out.ipv4 = serviceRange('services.ipv4', o.ipv4, 4, config)
+  if (o.ipv6 !== undefined) out.ipv6 = serviceRange('services.ipv6', o.ipv6, 6, config)
+  return out
+}
+
 /** Validates a network config (as read from etcd or built from flags) and fills defaults. */
 export function parseNetworkConfig (value: unknown): NetworkConfig {
   const o = object('config', value)
-  onlyFields('', o, ['v', 'ipv4', 'ipv6', 'backend', 'mtu', 'allowWideRange'])
+  onlyFields('', o, ['v', 'ipv4', 'ipv6', 'backend', 'mtu', 'allowWideRange', 'services'])
   if (o.v !== CONFIG_VERSION) {
     const what = o.v === undefined ? 'config version is missing' : `unsupported config version ${JSON.stringify(o.v)}`
     throw new ConfigError('v', 'version', `${what} (this podmesh reads v${CONFIG_VERSION})`)
@@ -197,6 +256,7 @@ export function parseNetworkConfig (value: unknown): NetworkConfig {
     // An IPv6 pod network needs an MTU of at least 1280 (RFC 8200).
     config.mtu = integer('mtu', o.mtu, config.ipv6 !== undefined ? 1280 : 576, 9000)
   }
+  if (o.services !== undefined) config.services = parseServiceRanges(o.services, config)
   return config
 }
 
@@ -228,6 +288,10 @@ export interface NetworkFlags {
   'vxlan-port'?: string
   mtu?: string
   'vxlan-within-location'?: boolean
+  /** Repeatable: one service range per family. */
+  'service-cidr'?: string[]
+  /** `MIN-MAX`, e.g. 30000-32767. */
+  'node-port-range'?: string
 }
 
 /** Config field → the flag that sets it, so errors from init name what the operator typed. */
@@ -245,7 +309,36 @@ const FLAG_OF: Record<string, keyof NetworkFlags> = {
   'backend.wireguard.persistentKeepalive': 'keepalive',
   'backend.vxlan.vni': 'vxlan-vni',
   'backend.vxlan.port': 'vxlan-port',
-  mtu: 'mtu'
+  mtu: 'mtu',
+  'services.ipv4': 'service-cidr',
+  'services.ipv6': 'service-cidr',
+  'services.nodePortRange': 'node-port-range',
+  'services.nodePortRange.min': 'node-port-range',
+  'services.nodePortRange.max': 'node-port-range'
+}
+
+/** `--service-cidr` (each family at most once) and `--node-port-range MIN-MAX` as a services section. */
+function serviceFlags (flags: NetworkFlags): Obj | undefined {
+  const cidrs = flags['service-cidr'] ?? []
+  const range = flags['node-port-range']
+  if (cidrs.length === 0) {
+    if (range !== undefined) throw new ConfigError('--node-port-range', 'flag', 'needs --service-cidr')
+    return undefined
+  }
+  const out: Obj = {}
+  for (const text of cidrs) {
+    const c = tryParse(text.trim())
+    if (c === undefined) throw new ConfigError('--service-cidr', 'cidr', `"${text}" is not a valid CIDR`)
+    const f = c.family === 4 ? 'ipv4' : 'ipv6'
+    if (out[f] !== undefined) throw new ConfigError('--service-cidr', 'flag', `two IPv${c.family} service ranges (${String(out[f])}, ${text}); give one per family`)
+    out[f] = text.trim()
+  }
+  if (range !== undefined) {
+    const m = /^\s*(\d{1,5})\s*-\s*(\d{1,5})\s*$/.exec(range)
+    if (m === null) throw new ConfigError('--node-port-range', 'flag', `"${range}" is not MIN-MAX (e.g. 30000-32767)`)
+    out.nodePortRange = { min: Number(m[1]), max: Number(m[2]) }
+  }
+  return out
 }
 
 function isWide (cidr: unknown): boolean {
@@ -316,6 +409,8 @@ export function buildNetworkConfig (flags: NetworkFlags, opts: { force?: boolean
     throw new ConfigError('--ipv4-cidr', 'noFamily', 'give --ipv4-cidr and/or --ipv6-cidr')
   }
   if (opts.force === true && [v4, v6].some(r => isWide(r?.cidr))) raw.allowWideRange = true
+  const services = serviceFlags(flags)
+  if (services !== undefined) raw.services = services
   try {
     return parseNetworkConfig(raw)
   } catch (e) {

@@ -30,6 +30,23 @@ export interface VxlanOptions {
   port: number
 }
 
+/** An inclusive range of NodePorts (Kubernetes' default: 30000-32767). */
+export interface PortRange {
+  min: number
+  max: number
+}
+
+/**
+ * Where services get their addresses (docs/services.md, "Service ranges and allocation"): a
+ * cluster-IP range per family, canonical CIDR text, and the NodePort range. Optional: clusters
+ * initialised before Services have no section, and then no service can be added.
+ */
+export interface ServiceRanges {
+  ipv4?: string
+  ipv6?: string
+  nodePortRange: PortRange
+}
+
 export interface NetworkConfig {
   v: 1
   ipv4?: FamilyRange
@@ -43,6 +60,8 @@ export interface NetworkConfig {
   mtu?: number
   /** Set by `podmeshctl init --force`: accept a pod range shorter than /8 (IPv4) or /32 (IPv6). */
   allowWideRange?: true
+  /** Service cluster-IP ranges and the NodePort range; absent in clusters made before Services. */
+  services?: ServiceRanges
 }
 
 export const DEFAULTS = {
@@ -51,5 +70,7 @@ export const DEFAULTS = {
   wireguardPort: 51820,
   persistentKeepalive: 25,
   vxlanVni: 1,
-  vxlanPort: 4789
+  vxlanPort: 4789,
+  nodePortMin: 30000,
+  nodePortMax: 32767
 } as const

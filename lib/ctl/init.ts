@@ -23,6 +23,8 @@ export const initOptions = {
   'vxlan-port': { type: 'string' },
   mtu: { type: 'string' },
   'vxlan-within-location': { type: 'boolean' },
+  'service-cidr': { type: 'string', multiple: true },
+  'node-port-range': { type: 'string' },
   force: { type: 'boolean' }
 } as const
 
@@ -40,6 +42,9 @@ export const initHelp = `podmeshctl init [flags]   write the cluster's network c
   --vxlan-port N            VXLAN UDP port (default 4789)
   --mtu N                   tunnel MTU (default: per node from its underlay MTU and its peers' families)
   --vxlan-within-location   WireGuard backend: VXLAN between nodes of the same location
+  --service-cidr CIDR       service cluster-IP range, once per family (IPv4 /12-/28, IPv6
+                            /108-/124, apart from the pod ranges); none: no services
+  --node-port-range MIN-MAX NodePort range (default 30000-32767; needs --service-cidr)
   --force                   overwrite an existing config; also accept a pod range wider than
                             /8 (IPv4) or /32 (IPv6), with a warning (never 0.0.0.0/0, ::/0,
                             loopback, link-local or multicast)

@@ -29,3 +29,10 @@ t.test('addresses outside the ranges, and etcd host names, pass', async t => {
     etcdEndpoints: ['http://127.0.0.1:2379', 'https://etcd.example:2379', 'http://[2001:db8::1]:2379']
   }))
 })
+
+t.test('a service range that holds the underlay or an etcd endpoint is refused', async t => {
+  const withServices = parseNetworkConfig({ v: 1, ipv4: { cidr: '10.0.0.0/8' }, ipv6: { cidr: 'fd00:10::/48' }, services: { ipv4: '192.0.2.0/28', ipv6: '2001:db8::/120' } })
+  t.throws(() => checkRangesAgainstHost(withServices, { underlay: ['192.0.2.5'] }), { field: 'services.ipv4', problem: 'overlap', message: /192\.0\.2\.0\/28 contains 192\.0\.2\.5 \(this node's underlay address\); service rules would capture it/ })
+  t.throws(() => checkRangesAgainstHost(withServices, { etcdEndpoints: ['http://[2001:db8::9]:2379'] }), { field: 'services.ipv6', problem: 'overlap' })
+  t.doesNotThrow(() => checkRangesAgainstHost(withServices, { underlay: ['192.0.2.16'] }))
+})

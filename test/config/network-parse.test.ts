@@ -153,3 +153,76 @@ t.test('a range wider than /8 or /32 passes only when forced, with a warning', a
     t.throws(() => buildNetworkConfig({ 'ipv4-cidr': cidr }, { force: true }), { field: '--ipv4-cidr' }, `${cidr} even with --force`)
   }
 })
+
+// The services section (issue #11): cluster-IP ranges per family and the NodePort range.
+const dual = (services: unknown): Record<string, unknown> => ({ v: 1, ipv4: { cidr: '10.244.0.0/16' }, ipv6: { cidr: 'fd00:10:244::/56' }, services })
+
+t.test('a services section: canonical ranges, default NodePort range, round-trip', async t => {
+  const c = parseNetworkConfig(dual({ ipv4: '10.96.0.0/12', ipv6: 'fd00:10:96:0::/108' }))
+  t.strictSame(c.services, { nodePortRange: { min: 30000, max: 32767 }, ipv4: '10.96.0.0/12', ipv6: 'fd00:10:96::/108' })
+  t.strictSame(parseNetworkConfig(JSON.parse(JSON.stringify(c))), c, 'round-trips')
+  t.strictSame(parseNetworkConfig(dual({ ipv6: 'fd00:10:96::/124', nodePortRange: { min: 80, max: 80 } })).services,
+    { nodePortRange: { min: 80, max: 80 }, ipv6: 'fd00:10:96::/124' }, 'one family, a one-port range, the narrowest IPv6 range')
+  t.equal(parseNetworkConfig(dual({ ipv4: '10.96.0.0/28' })).services?.ipv4, '10.96.0.0/28', 'the narrowest IPv4 range')
+  t.equal(parseNetworkConfig(base()).services, undefined, 'a config without the section (clusters made before Services) stays valid')
+})
+
+const badServices: Bad[] = [
+  { name: 'services not an object', value: dual('10.96.0.0/12'), problem: 'type', field: 'services', says: /must be an object/ },
+  { name: 'no service range', value: dual({ nodePortRange: { min: 30000, max: 30100 } }), problem: 'noFamily', field: 'services.ipv4', says: /needs at least one service range/ },
+  { name: 'unknown services field', value: dual({ ipv4: '10.96.0.0/12', cidr: 'x' }), problem: 'unknownField', field: 'services.cidr', says: /unknown field/ },
+  { name: 'service range not a CIDR', value: dual({ ipv4: '10.96.0/12' }), problem: 'cidr', field: 'services.ipv4', says: /not a valid CIDR/ },
+  { name: 'service range with host bits', value: dual({ ipv4: '10.96.0.1/12' }), problem: 'hostBits', field: 'services.ipv4', says: /host bits set \(the network is 10\.96\.0\.0\/12\)/ },
+  { name: 'IPv6 service range under ipv4', value: dual({ ipv4: 'fd00:10:96::/108' }), problem: 'family', field: 'services.ipv4', says: /IPv6 CIDR/ },
+  { name: 'IPv4 service range wider than /12', value: dual({ ipv4: '10.96.0.0/11' }), problem: 'serviceRangeLen', field: 'services.ipv4', says: /10\.96\.0\.0\/11: a service range must be between \/12 and \/28/ },
+  { name: 'IPv4 service range narrower than /28', value: dual({ ipv4: '10.96.0.0/29' }), problem: 'serviceRangeLen', field: 'services.ipv4', says: /between \/12 and \/28/ },
+  { name: 'IPv6 service range wider than /108', value: dual({ ipv6: 'fd00:10:96::/64' }), problem: 'serviceRangeLen', field: 'services.ipv6', says: /fd00:10:96::\/64: a service range must be between \/108 and \/124/ },
+  { name: 'IPv6 service range narrower than /124', value: dual({ ipv6: 'fd00:10:96::/126' }), problem: 'serviceRangeLen', field: 'services.ipv6', says: /between \/108 and \/124/ },
+  { name: 'service range inside the pod range', value: dual({ ipv4: '10.244.16.0/20' }), problem: 'overlap', field: 'services.ipv4', says: /10\.244\.16\.0\/20 overlaps the pod range 10\.244\.0\.0\/16/ },
+  { name: 'service range containing the pod range', value: { v: 1, ipv4: { cidr: '10.96.0.0/16' }, services: { ipv4: '10.96.0.0/12' } }, problem: 'overlap', field: 'services.ipv4', says: /overlaps the pod range 10\.96\.0\.0\/16/ },
+  { name: 'IPv6 service range inside the pod range', value: dual({ ipv6: 'fd00:10:244::/112' }), problem: 'overlap', field: 'services.ipv6', says: /overlaps the pod range fd00:10:244::\/56/ },
+  { name: 'service range of a family without pods', value: { ...base(), services: { ipv6: 'fd00:10:96::/108' } }, problem: 'noFamily', field: 'services.ipv6', says: /no ipv6 pod range/ },
+  { name: 'service range in loopback', value: dual({ ipv4: '127.0.0.0/16' }), problem: 'reserved', field: 'services.ipv4', says: /which is loopback; services cannot use it/ },
+  { name: 'service range in link-local', value: dual({ ipv6: 'fe80::/112' }), problem: 'reserved', field: 'services.ipv6', says: /which is link-local/ },
+  { name: 'node port range reversed', value: dual({ ipv4: '10.96.0.0/12', nodePortRange: { min: 32767, max: 30000 } }), problem: 'range', field: 'services.nodePortRange', says: /min 32767 is above max 30000/ },
+  { name: 'node port 0', value: dual({ ipv4: '10.96.0.0/12', nodePortRange: { min: 0, max: 100 } }), problem: 'range', field: 'services.nodePortRange.min', says: /0 is outside 1\.\.65535/ },
+  { name: 'node port above 65535', value: dual({ ipv4: '10.96.0.0/12', nodePortRange: { min: 30000, max: 65536 } }), problem: 'range', field: 'services.nodePortRange.max', says: /65536 is outside 1\.\.65535/ },
+  { name: 'node port not an integer', value: dual({ ipv4: '10.96.0.0/12', nodePortRange: { min: '30000', max: 32767 } }), problem: 'type', field: 'services.nodePortRange.min', says: /must be an integer/ },
+  { name: 'unknown node port range field', value: dual({ ipv4: '10.96.0.0/12', nodePortRange: { from: 1 } }), problem: 'unknownField', field: 'services.nodePortRange.from', says: /unknown field/ },
+  { name: 'node port range holding the WireGuard port', value: dual({ ipv4: '10.96.0.0/12', nodePortRange: { min: 50000, max: 60000 } }), problem: 'range', field: 'services.nodePortRange', says: /50000-60000 contains backend\.wireguard\.port 51820/ },
+  { name: 'node port range holding the VXLAN port', value: { ...dual({ ipv4: '10.96.0.0/12', nodePortRange: { min: 4000, max: 5000 } }), backend: { type: 'vxlan' } }, problem: 'range', field: 'services.nodePortRange', says: /contains backend\.vxlan\.port 4789/ }
+]
+
+t.test('bad services sections are rejected with the field and the problem', async t => {
+  for (const c of badServices) {
+    let err: unknown
+    try { parseNetworkConfig(c.value) } catch (e) { err = e }
+    t.ok(isConfigError(err), `${c.name}: a ConfigError`)
+    if (!isConfigError(err)) continue
+    t.equal(err.problem, c.problem, c.name)
+    t.equal(err.field, c.field, c.name)
+    t.match(err.message, c.says, c.name)
+  }
+  // A tunnel port the backend does not use may sit inside the range.
+  t.doesNotThrow(() => parseNetworkConfig({ ...dual({ ipv4: '10.96.0.0/12', nodePortRange: { min: 4000, max: 5000 } }) }), 'WireGuard backend: the VXLAN port is unused')
+})
+
+t.test('--service-cidr and --node-port-range', async t => {
+  const flags = { 'ipv4-cidr': '10.244.0.0/16', 'ipv6-cidr': 'fd00:10:244::/56' }
+  t.strictSame(buildNetworkConfig({ ...flags, 'service-cidr': ['fd00:10:96::/108', '10.96.0.0/12'], 'node-port-range': '31000-31999' }).services,
+    { nodePortRange: { min: 31000, max: 31999 }, ipv4: '10.96.0.0/12', ipv6: 'fd00:10:96::/108' })
+  t.strictSame(buildNetworkConfig({ ...flags, 'service-cidr': ['10.96.0.0/12'] }).services, { nodePortRange: { min: 30000, max: 32767 }, ipv4: '10.96.0.0/12' })
+  t.equal(buildNetworkConfig(flags).services, undefined, 'no --service-cidr: no section')
+  const refused: Array<[Parameters<typeof buildNetworkConfig>[0], string, RegExp]> = [
+    [{ ...flags, 'node-port-range': '30000-30100' }, '--node-port-range', /needs --service-cidr/],
+    [{ ...flags, 'service-cidr': ['10.96.0.0/12', '10.112.0.0/12'] }, '--service-cidr', /two IPv4 service ranges \(10\.96\.0\.0\/12, 10\.112\.0\.0\/12\); give one per family/],
+    [{ ...flags, 'service-cidr': ['10.96.0.0'] }, '--service-cidr', /"10\.96\.0\.0" is not a valid CIDR/],
+    [{ ...flags, 'service-cidr': ['10.244.128.0/20'] }, '--service-cidr', /--service-cidr: services\.ipv4: 10\.244\.128\.0\/20 overlaps the pod range/],
+    [{ ...flags, 'service-cidr': ['10.96.0.0/12'], 'node-port-range': '30000' }, '--node-port-range', /"30000" is not MIN-MAX/],
+    [{ ...flags, 'service-cidr': ['10.96.0.0/12'], 'node-port-range': '32000-31000' }, '--node-port-range', /min 32000 is above max 31000/],
+    [{ ...flags, 'service-cidr': ['10.96.0.0/12'], 'node-port-range': '30000-70000' }, '--node-port-range', /70000 is outside 1\.\.65535/]
+  ]
+  for (const [f, field, says] of refused) {
+    t.throws(() => buildNetworkConfig(f), { field, message: says }, says.source)
+  }
+})
