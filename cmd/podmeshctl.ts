@@ -27,6 +27,11 @@ import { isStatusValueError } from '../lib/store/status-value'
 import { endpointsHelp, runEndpoints } from '../lib/ctl/endpoints'
 import { isServiceNotFound } from '../lib/ctl/service-not-found'
 import { isServiceValueError } from '../lib/service/service-value'
+import { isServiceStoreError } from '../lib/store/service-store-error'
+import { runServiceAdd, serviceAddHelp, serviceAddOptions, serviceAddRequest } from '../lib/ctl/service-add'
+import { runServiceList, serviceListHelp } from '../lib/ctl/service-list'
+import { runServiceShow, serviceShowHelp } from '../lib/ctl/service-show'
+import { runServiceRemove, serviceRemoveHelp } from '../lib/ctl/service-remove'
 
 const HELP = `usage: podmeshctl [global flags] <command>
 
@@ -42,6 +47,10 @@ commands:
   ${diffHelp.trimEnd().replace(/\n/g, '\n  ')}
   ${doctorHelp.trimEnd().replace(/\n/g, '\n  ')}
   ${endpointsHelp.trimEnd()}
+  ${serviceAddHelp.trimEnd().replace(/\n/g, '\n  ')}
+  ${serviceListHelp.trimEnd()}
+  ${serviceShowHelp.trimEnd()}
+  ${serviceRemoveHelp.trimEnd()}
 
 ${globalFlagsHelp()}`
 
@@ -51,7 +60,7 @@ type Values = Record<string, string | boolean | string[] | undefined>
 
 /** The subcommand words, found with a lenient pass (flags with values are known to parseArgs). */
 function commandOf (argv: string[]): string[] {
-  const { positionals } = parseArgs({ args: argv, options: { ...globalOptions, ...initOptions, ...diffOptions, ...doctorOptions, ...statusOptions }, strict: false, allowPositionals: true })
+  const { positionals } = parseArgs({ args: argv, options: { ...globalOptions, ...initOptions, ...diffOptions, ...doctorOptions, ...statusOptions, ...serviceAddOptions }, strict: false, allowPositionals: true })
   return positionals
 }
 
@@ -73,7 +82,7 @@ const ONE_WORD = new Set(['init', 'nodes', 'status', 'topology', 'diff', 'doctor
 /** Everything that can be checked without etcd; a ConfigError here is bad usage (exit 2). */
 function plan (argv: string[], words: string[]): { action: Action, etcd: EtcdOptions } {
   const cmd = words.slice(0, ONE_WORD.has(words[0] ?? '') ? 1 : 2).join(' ')
-  const extra = cmd === 'init' ? initOptions : cmd === 'diff' ? diffOptions : cmd === 'doctor' ? doctorOptions : cmd === 'status' ? statusOptions : {}
+  const extra = cmd === 'init' ? initOptions : cmd === 'diff' ? diffOptions : cmd === 'doctor' ? doctorOptions : cmd === 'status' ? statusOptions : cmd === 'service add' ? serviceAddOptions : {}
   const { values, positionals } = strictParse(argv, extra)
   const output = (values.output ?? 'table') as string
   if (cmd === 'topology') {
@@ -142,8 +151,21 @@ function plan (argv: string[], words: string[]): { action: Action, etcd: EtcdOpt
     const name = positionals[1]
     if (name === undefined || positionals.length > 2) throw new UsageError('usage: podmeshctl endpoints <service>')
     action = async (client, prefix) => await runEndpoints(client, prefix, name, format, line => process.stderr.write(`podmeshctl: warning: ${line}\n`))
+  } else if (cmd === 'service add') {
+    if (positionals.length > 3) throw new UsageError(`service add takes one name, got "${positionals.slice(2).join(' ')}"`)
+    const request = serviceAddRequest(positionals[2], values)
+    action = async (client, prefix) => await runServiceAdd(client, prefix, request, format)
+  } else if (cmd === 'service list') {
+    if (positionals.length > 2) throw new UsageError('service list takes no arguments')
+    action = async (client, prefix) => await runServiceList(client, prefix, format)
+  } else if (cmd === 'service show' || cmd === 'service remove') {
+    const name = positionals[2]
+    if (name === undefined || positionals.length > 3) throw new UsageError(`usage: podmeshctl ${cmd} NAME`)
+    action = cmd === 'service show'
+      ? async (client, prefix) => await runServiceShow(client, prefix, name, format)
+      : async (client, prefix) => await runServiceRemove(client, prefix, name, format)
   } else {
-    throw new UsageError(`unknown command "${words.join(' ')}" (commands: init, config show, node remove, node credentials, auth enable, nodes, status, topology, diff, doctor, endpoints)`)
+    throw new UsageError(`unknown command "${words.join(' ')}" (commands: init, config show, node remove, node credentials, auth enable, nodes, status, topology, diff, doctor, service add, service list, service show, service remove, endpoints)`)
   }
   return { action, etcd }
 }
@@ -193,7 +215,7 @@ main(process.argv.slice(2)).then(code => process.exit(code), (e: unknown) => {
     process.stderr.write(`podmeshctl: ${msg}\n(see podmeshctl --help)\n`)
     process.exit(2)
   }
-  if (isConfigError(e) || isConfigStoreError(e) || isStoreError(e) || isNodeNotFound(e) || isKeyError(e) || isStatusValueError(e) || isServiceNotFound(e) || isServiceValueError(e)) {
+  if (isConfigError(e) || isConfigStoreError(e) || isStoreError(e) || isNodeNotFound(e) || isKeyError(e) || isStatusValueError(e) || isServiceNotFound(e) || isServiceValueError(e) || isServiceStoreError(e)) {
     process.stderr.write(`podmeshctl: ${msg}\n`)
     process.exit(1)
   }
