@@ -4,6 +4,7 @@
 // as ranges allow and the rest is left to the claim rules (docs/operations.md, "Least privilege").
 // Pure: lib/ctl/auth.ts applies these to etcd.
 import { nodeKey, prefixEnd, statusKey, subnetsPrefix } from './keys'
+import { nodePodsPrefix } from './service-keys'
 
 export type PermissionType = 'Read' | 'Write' | 'Readwrite'
 
@@ -30,13 +31,16 @@ export const adminGrants = (prefix: string): Grant[] => [range('Readwrite', pref
 export const readGrants = (prefix: string): Grant[] => [range('Read', prefix)]
 
 /**
- * A node reads everything under the prefix (config, every record, for its watch), writes exactly
- * its own record and status keys, and writes the subnets/ range — it must create its subnet
- * leases, and etcd cannot tell a create from an overwrite or a delete.
+ * A node reads everything under the prefix (config, every record, services for its rules, for
+ * its watch), writes exactly its own record and status keys and its own pods/<node>/ folder, and
+ * writes the subnets/ range — it must create its subnet leases, and etcd cannot tell a create
+ * from an overwrite or a delete. services/, serviceips/ and nodeports/ are the admin's alone: a
+ * node never writes a service, so a compromised node cannot redirect one.
  */
 export const nodeGrants = (prefix: string, name: string): Grant[] => [
   range('Read', prefix),
   { permission: 'Readwrite', key: nodeKey(prefix, name) },
   { permission: 'Readwrite', key: statusKey(prefix, name) },
-  range('Readwrite', subnetsPrefix(prefix))
+  range('Readwrite', subnetsPrefix(prefix)),
+  range('Readwrite', nodePodsPrefix(prefix, name))
 ]

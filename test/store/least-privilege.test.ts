@@ -1,7 +1,8 @@
 // etcd auth on, each node with the credentials `podmeshctl node credentials` makes: a node
 // leases subnets, publishes its record and status, watches everyone and decommissions itself,
 // and etcd refuses it (permission denied) every write to another node's record or status and
-// to the config. What it can still do (delete another node's subnet lease) is asserted too, so
+// to the config, and every write to services/, serviceips/, nodeports/ and other nodes' pods/.
+// What it can still do (delete another node's subnet lease) is asserted too, so
 // that docs/operations.md "Least privilege" stays true.
 import t from 'tap'
 import { resolveEtcdOptions } from '../../lib/config/etcd-options'
@@ -12,10 +13,12 @@ import { readConfig, writeConfig } from '../../lib/store/config-store'
 import { configKey, nodeKey, statusKey, subnetKey } from '../../lib/store/keys'
 import { acquireNode } from '../../lib/store/node-lease'
 import { publishStatus } from '../../lib/store/status'
+import { nodePodsPrefix, nodePortKey, serviceIpKey, serviceKey } from '../../lib/store/service-keys'
+import { addService, getService, listServices, removeService } from '../../lib/store/services'
 import { startEtcd } from '../harness/etcd'
 import { fields, tempDir, waitFor } from '../harness/store'
 
-const config = parseNetworkConfig({ v: 1, ipv4: { cidr: '10.244.0.0/16' } })
+const config = parseNetworkConfig({ v: 1, ipv4: { cidr: '10.244.0.0/16' }, services: { ipv4: '10.96.0.0/16' } })
 const prefix = '/podmesh/auth/'
 
 t.test('a node\'s credentials write only its own keys', async t => {
@@ -101,6 +104,28 @@ t.test('a node\'s credentials write only its own keys', async t => {
   await clientA.put(subnetKey(prefix, cidrB)).value((valueB ?? '').replace('"node-b"', '"node-a"'))
   await t.rejects(leaseB.reassert(), { code: 'ELEASE', problem: 'subnetTaken' }, 'a node can overwrite another node\'s subnet lease: the owner finds it taken')
   await rootClient.put(subnetKey(prefix, cidrB)).value(valueB ?? '')
+
+  // Services: a node reads them (its rules derive from them) and writes none of their keys; it
+  // writes its own pods/<node>/ folder only.
+  const web = await addService(rootClient, prefix, { name: 'web', type: 'NodePort', ports: [{ protocol: 'tcp', port: 80, targetPort: 8080 }], selector: { app: 'web' } })
+  t.strictSame((await listServices(clientA, prefix)).services, [web], 'a node lists the services')
+  t.strictSame(await getService(clientA, prefix, 'web'), web, 'a node reads a service')
+  const nodePort = web.ports[0]?.nodePort ?? 0
+  await refused('add a service', async () => await addService(clientA, prefix, { name: 'evil', ports: [{ protocol: 'tcp', port: 80, targetPort: 80 }], selector: { app: 'evil' } }))
+  await refused('overwrite a service', async () => await clientA.put(serviceKey(prefix, 'web')).value('{"v":1}'))
+  await refused('remove a service', async () => await removeService(clientA, prefix, 'web'))
+  await refused('delete every service', async () => await clientA.delete().prefix(`${prefix}services/`))
+  await refused('take a cluster IP', async () => await clientA.put(serviceIpKey(prefix, '10.96.0.99')).value('{"v":1,"service":"evil"}'))
+  await refused('free a cluster IP', async () => await clientA.delete().key(serviceIpKey(prefix, web.clusterIPs[0] ?? '')))
+  await refused('take a node port', async () => await clientA.put(nodePortKey(prefix, 'udp', 30001)).value('{"v":1,"service":"evil"}'))
+  await refused('free a node port', async () => await clientA.delete().key(nodePortKey(prefix, 'tcp', nodePort)))
+  t.strictSame(await getService(rootClient, prefix, 'web'), web, 'the service is untouched')
+  await clientA.put(`${nodePodsPrefix(prefix, 'node-a')}c1`).value('{"v":1}')
+  t.equal(await rootClient.get(`${nodePodsPrefix(prefix, 'node-a')}c1`).string(), '{"v":1}', 'a node writes its own pods')
+  await refused('write another node\'s pods', async () => await clientA.put(`${nodePodsPrefix(prefix, 'node-b')}c1`).value('{"v":1}'))
+  await refused('write pods under a longer name', async () => await clientA.put(`${nodePodsPrefix(prefix, 'node-ab')}c1`).value('{"v":1}'))
+  await refused('write a pod key outside any node folder', async () => await clientA.put(`${prefix}pods/node-a`).value('{"v":1}'))
+  await clientA.delete().key(`${nodePodsPrefix(prefix, 'node-a')}c1`)
 
   // Decommission with its own credentials: record, subnets, status gone, lease revoked.
   await statusA.close()
