@@ -227,10 +227,10 @@ function parseServiceRanges (value: unknown, config: NetworkConfig): ServiceRang
       throw new ConfigError('services.nodePortRange', 'range', `${min}-${max} contains ${name} ${port}; a NodePort there would capture the tunnel's packets`)
     }
   }
-  const out: ServiceRanges = { nodePortRange: { min, max } }
+  const out: Partial<ServiceRanges> = {}
   if (o.ipv4 !== undefined) out.ipv4 = serviceRange('services.ipv4', o.ipv4, 4, config)
   if (o.ipv6 !== undefined) out.ipv6 = serviceRange('services.ipv6', o.ipv6, 6, config)
-  return out
+  return { ...out, nodePortRange: { min, max } }
 }
 
 /** Validates a network config (as read from etcd or built from flags) and fills defaults. */
