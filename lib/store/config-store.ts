@@ -4,6 +4,7 @@ import type { NetworkConfig } from '../config/network'
 import { parseNetworkConfig, parseNetworkConfigJson } from '../config/network-parse'
 import { type StoreClient, storeCall } from './client'
 import { configKey, nodesPrefix, prefixEnd } from './keys'
+import { servicesPrefix } from './service-keys'
 
 export type ConfigStoreProblem = 'missing' | 'exists'
 
@@ -49,7 +50,7 @@ export interface WriteConfigResult {
 }
 
 /** What an overwrite would change, in words, for the refusal message. */
-function describeChange (old: string, next: NetworkConfig, nodes: number): string {
+function describeChange (old: string, next: NetworkConfig, nodes: number, services: number): string {
   let prev: NetworkConfig | undefined
   try { prev = parseNetworkConfigJson(old) } catch {}
   const notes: string[] = []
@@ -60,6 +61,10 @@ function describeChange (old: string, next: NetworkConfig, nodes: number): strin
   if (prev !== undefined && (prev.ipv4?.cidr !== next.ipv4?.cidr || prev.ipv6?.cidr !== next.ipv6?.cidr ||
       prev.ipv4?.subnetLen !== next.ipv4?.subnetLen || prev.ipv6?.subnetLen !== next.ipv6?.subnetLen) && nodes > 0) {
     notes.push(`it would change the pod ranges while ${nodes} node record(s) hold subnets of the old ones`)
+  }
+  const ranges = (c: NetworkConfig | undefined): string => JSON.stringify([c?.services?.ipv4, c?.services?.ipv6, c?.services?.nodePortRange])
+  if (prev !== undefined && services > 0 && ranges(prev) !== ranges(next)) {
+    notes.push(`it would change the service ranges while ${services} service(s) hold cluster IPs and node ports of the old ones`)
   }
   return notes.length > 0 ? `; ${notes.join('; ')}` : ''
 }
@@ -72,20 +77,23 @@ export async function writeConfig (client: StoreClient, prefix: string, config: 
   const normalised = parseNetworkConfig(config)
   const key = configKey(prefix)
   const np = nodesPrefix(prefix)
+  const sp = servicesPrefix(prefix)
   for (let attempt = 0; ; attempt++) {
     const read = await storeCall(`read ${key}`, async () => await client.kv.txn({
       compare: [],
       success: [
         { request_range: { key: Buffer.from(key) } },
-        { request_range: { key: Buffer.from(np), range_end: prefixEnd(np), count_only: true } }
+        { request_range: { key: Buffer.from(np), range_end: prefixEnd(np), count_only: true } },
+        { request_range: { key: Buffer.from(sp), range_end: prefixEnd(sp), count_only: true } }
       ],
       failure: []
     }))
     const existing = read.responses[0]?.response_range.kvs[0]
     const nodes = Number(read.responses[1]?.response_range.count ?? '0')
+    const services = Number(read.responses[2]?.response_range.count ?? '0')
     if (existing !== undefined && opts.force !== true) {
       throw new ConfigStoreError(key, 'exists',
-        `a network config already exists${describeChange(existing.value.toString(), normalised, nodes)}; use --force to overwrite it`)
+        `a network config already exists${describeChange(existing.value.toString(), normalised, nodes, services)}; use --force to overwrite it`)
     }
     const res = await storeCall(`write ${key}`, async () => await client.kv.txn({
       compare: [existing === undefined

@@ -5,6 +5,7 @@ import { isConfigMissing, isConfigStoreError, readConfig, writeConfig } from '..
 import { configKey } from '../../lib/store/keys'
 import { acquireNode } from '../../lib/store/node-lease'
 import type { NetworkConfig } from '../../lib/config/network'
+import { addService } from '../../lib/store/services'
 import { startEtcd } from '../harness/etcd'
 import { fields, tempDir, testClient } from '../harness/store'
 
@@ -50,4 +51,21 @@ t.test('config store', async t => {
   await t.rejects(readConfig(client, prefix), { code: 'ECONFIG', field: 'ipv4.cidr' })
   await client.put(configKey(prefix)).value('not json')
   await t.rejects(readConfig(client, prefix), { code: 'ECONFIG', problem: 'json' })
+})
+
+t.test('changing the service ranges while services exist says so', async t => {
+  const etcd = await startEtcd(t)
+  const client = await testClient(t, etcd.endpoints)
+  const prefix = '/podmesh/cfg-svc/'
+  const withServices = parseNetworkConfig({ v: 1, ipv4: { cidr: '10.244.0.0/16' }, services: { ipv4: '10.96.0.0/16' } })
+  await writeConfig(client, prefix, withServices)
+  const other = parseNetworkConfig({ v: 1, ipv4: { cidr: '10.244.0.0/16' }, services: { ipv4: '10.97.0.0/16' } })
+  await t.rejects(writeConfig(client, prefix, other), { problem: 'exists', message: /already exists; use --force/ })
+  const err = await writeConfig(client, prefix, other).catch((e: unknown) => e)
+  t.notMatch((err as Error).message, /service ranges/, 'no services yet: nothing to say')
+  await addService(client, prefix, { name: 'web', ports: [{ protocol: 'tcp', port: 80, targetPort: 80 }], selector: { app: 'web' } })
+  await t.rejects(writeConfig(client, prefix, other), { message: /change the service ranges while 1 service\(s\) hold cluster IPs and node ports of the old ones; use --force/ })
+  await t.rejects(writeConfig(client, prefix, withServices), { message: /already exists; use --force/ })
+  const same = await writeConfig(client, prefix, withServices).catch((e: unknown) => e)
+  t.notMatch((same as Error).message, /service ranges/, 'the same ranges: nothing to say')
 })
