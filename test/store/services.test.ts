@@ -20,9 +20,9 @@ const req = (name: string, over: Partial<AddServiceRequest> = {}): AddServiceReq
 })
 
 /** The refusal's problem (and message), with etcd's keys under the prefix unchanged. */
-async function refused (t: Test, client: StoreClient, prefix: string, p: Promise<unknown>, problem: ServiceStoreProblem, says: RegExp): Promise<void> {
+async function refused (t: Test, client: StoreClient, prefix: string, call: () => Promise<unknown>, problem: ServiceStoreProblem, says: RegExp): Promise<void> {
   const before = await dump(client, prefix)
-  const err = await p.then(() => undefined, (e: unknown) => e)
+  const err = await call().then(() => undefined, (e: unknown) => e)
   t.ok(isServiceStoreError(err) && err.problem === problem, `${problem}: ${String((err as Error | undefined)?.message)}`)
   t.match((err as Error | undefined)?.message, says)
   t.strictSame(await dump(client, prefix), before, `${problem}: etcd unchanged`)
@@ -35,7 +35,7 @@ t.test('services in etcd', async t => {
 
   await t.rejects(addService(client, prefix, req('web')), { code: 'ECONFIGSTORE', problem: 'missing' }, 'no config at all')
   await writeConfig(client, '/podmesh/old/', parseNetworkConfig({ v: 1, ...pods }))
-  await refused(t, client, '/podmesh/old/', addService(client, '/podmesh/old/', req('web')), 'no-service-range', /no service ranges.*--service-cidr/)
+  await refused(t, client, '/podmesh/old/', async () => await addService(client, '/podmesh/old/', req('web')), 'no-service-range', /no service ranges.*--service-cidr/)
   await writeConfig(client, prefix, dualConfig)
 
   const web = await addService(client, prefix, req('web', { clusterIPs: ['10.96.0.1'] }))
@@ -48,15 +48,15 @@ t.test('services in etcd', async t => {
   t.equal(keys.get(serviceIpKey(prefix, web.clusterIPs[1] ?? '')), formatServiceClaim('web'))
   t.strictSame([...keys.keys()].filter(k => k.includes('/nodeports/')), [], 'a ClusterIP service holds no node port')
 
-  await refused(t, client, prefix, addService(client, prefix, req('web')), 'exists', /service "web" already exists/)
-  await refused(t, client, prefix, addService(client, prefix, req('api', { clusterIPs: ['10.96.0.1'] })), 'ip-taken', /cluster IP 10\.96\.0\.1 is taken by service "web"/)
+  await refused(t, client, prefix, async () => await addService(client, prefix, req('web')), 'exists', /service "web" already exists/)
+  await refused(t, client, prefix, async () => await addService(client, prefix, req('api', { clusterIPs: ['10.96.0.1'] })), 'ip-taken', /cluster IP 10\.96\.0\.1 is taken by service "web"/)
   const takenErr = await addService(client, prefix, req('api', { clusterIPs: ['10.96.0.1'] })).catch((e: unknown) => e)
   t.equal((takenErr as { holder?: string }).holder, 'web', 'the holder is a field too')
-  await refused(t, client, prefix, addService(client, prefix, req('api', { clusterIPs: ['10.96.0.0'] })), 'ip-out-of-range', /10\.96\.0\.0 is the network address of the service range 10\.96\.0\.0\/28 \(usable: 10\.96\.0\.1-10\.96\.0\.14\)/)
-  await refused(t, client, prefix, addService(client, prefix, req('api', { clusterIPs: ['10.96.0.15'] })), 'ip-out-of-range', /is the broadcast address of/)
-  await refused(t, client, prefix, addService(client, prefix, req('api', { clusterIPs: ['10.97.0.1'] })), 'ip-out-of-range', /10\.97\.0\.1 is outside the service range 10\.96\.0\.0\/28/)
-  await refused(t, client, prefix, addService(client, prefix, req('api', { clusterIPs: ['fd00:10:96::'] })), 'ip-out-of-range', /network address/)
-  await refused(t, client, prefix, addService(client, prefix, req('Api')), 'invalid', /not a valid service name/)
+  await refused(t, client, prefix, async () => await addService(client, prefix, req('api', { clusterIPs: ['10.96.0.0'] })), 'ip-out-of-range', /10\.96\.0\.0 is the network address of the service range 10\.96\.0\.0\/28 \(usable: 10\.96\.0\.1-10\.96\.0\.14\)/)
+  await refused(t, client, prefix, async () => await addService(client, prefix, req('api', { clusterIPs: ['10.96.0.15'] })), 'ip-out-of-range', /is the broadcast address of/)
+  await refused(t, client, prefix, async () => await addService(client, prefix, req('api', { clusterIPs: ['10.97.0.1'] })), 'ip-out-of-range', /10\.97\.0\.1 is outside the service range 10\.96\.0\.0\/28/)
+  await refused(t, client, prefix, async () => await addService(client, prefix, req('api', { clusterIPs: ['fd00:10:96::'] })), 'ip-out-of-range', /network address/)
+  await refused(t, client, prefix, async () => await addService(client, prefix, req('Api')), 'invalid', /not a valid service name/)
 
   // NodePorts: requested, chosen, per protocol.
   const np = await addService(client, prefix, req('np', {
@@ -70,14 +70,14 @@ t.test('services in etcd', async t => {
   t.equal(np.ports[2]?.nodePort, 30005, 'udp 30005 is another key than tcp 30005')
   t.equal((await dump(client, prefix)).get(`${prefix}nodeports/udp-30005`), formatServiceClaim('np'))
   const npPort = (n: number): AddServiceRequest => req('np2', { type: 'NodePort', ports: [{ protocol: 'tcp', port: 80, targetPort: 80, nodePort: n }] })
-  await refused(t, client, prefix, addService(client, prefix, npPort(30005)), 'port-taken', /node port 30005\/tcp is taken by service "np"/)
-  await refused(t, client, prefix, addService(client, prefix, npPort(30010)), 'port-out-of-range', /node port 30010\/tcp is outside the NodePort range 30000-30009/)
-  await refused(t, client, prefix, addService(client, prefix, npPort(80)), 'port-out-of-range', /node port 80\/tcp/)
+  await refused(t, client, prefix, async () => await addService(client, prefix, npPort(30005)), 'port-taken', /node port 30005\/tcp is taken by service "np"/)
+  await refused(t, client, prefix, async () => await addService(client, prefix, npPort(30010)), 'port-out-of-range', /node port 30010\/tcp is outside the NodePort range 30000-30009/)
+  await refused(t, client, prefix, async () => await addService(client, prefix, npPort(80)), 'port-out-of-range', /node port 80\/tcp/)
   // Fill the tcp range (8 left), then one more is refused.
   const fill = await addService(client, prefix, req('fill', { type: 'NodePort', ports: Array.from({ length: 8 }, (_, i) => ({ protocol: 'tcp' as const, port: 1000 + i, targetPort: 80 })) }))
   const tcpPorts = new Set([...np.ports, ...fill.ports].filter(p => p.protocol === 'tcp').map(p => p.nodePort))
   t.equal(tcpPorts.size, 10, 'ten distinct tcp node ports fill 30000-30009')
-  await refused(t, client, prefix, addService(client, prefix, req('more', { type: 'NodePort' })), 'port-exhausted', /no free tcp node port in the NodePort range 30000-30009/)
+  await refused(t, client, prefix, async () => await addService(client, prefix, req('more', { type: 'NodePort' })), 'port-exhausted', /no free tcp node port in the NodePort range 30000-30009/)
 
   // list, show, a bad stored value skipped with why.
   await client.put(serviceKey(prefix, 'broken')).value('{"v":1,"name":"other"}')
@@ -94,7 +94,7 @@ t.test('services in etcd', async t => {
   const after = await dump(client, prefix)
   t.equal([...after.values()].filter(v => parseServiceClaim(v) === 'np').length, 0, 'no claim of np is left')
   t.equal([...after.values()].filter(v => parseServiceClaim(v) === 'web').length, 2, 'web keeps its claims')
-  await refused(t, client, prefix, removeService(client, prefix, 'np'), 'not-found', /no service named "np"/)
+  await refused(t, client, prefix, async () => await removeService(client, prefix, 'np'), 'not-found', /no service named "np"/)
   t.strictSame(await removeService(client, prefix, 'broken'), { name: 'broken', service: true, claims: [] })
   // The freed port can be taken again.
   t.equal((await addService(client, prefix, npPort(30005))).ports[0]?.nodePort, 30005)
@@ -105,7 +105,7 @@ t.test('a family without a service range cannot be asked for', async t => {
   const client = await testClient(t, etcd.endpoints)
   const prefix = '/podmesh/v4/'
   await writeConfig(client, prefix, parseNetworkConfig({ v: 1, ...pods, services: { ipv4: '10.96.0.0/28' } }))
-  await refused(t, client, prefix, addService(client, prefix, req('web', { clusterIPs: ['fd00:10:96::1'] })), 'no-service-range', /cluster IP fd00:10:96::1: the cluster has no IPv6 service range/)
+  await refused(t, client, prefix, async () => await addService(client, prefix, req('web', { clusterIPs: ['fd00:10:96::1'] })), 'no-service-range', /cluster IP fd00:10:96::1: the cluster has no IPv6 service range/)
   const web = await addService(client, prefix, req('web'))
   t.equal(web.clusterIPs.length, 1, 'IPv4 only')
 })
