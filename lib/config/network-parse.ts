@@ -21,9 +21,9 @@ const MAX_SUBNET_LEN: Record<Family, number> = { 4: 30, 6: 124 }
 export const MIN_RANGE_LEN: Record<Family, number> = { 4: 8, 6: 32 }
 /**
  * Prefix lengths a service range may have. The short end is kube-apiserver's: at most 20 host
- * bits (/12, /108), beyond which it refuses --service-cluster-ip-range; podmesh keeps one etcd
- * key per allocated IP and scans the taken ones, so the same bound keeps that scan small. The
- * long end keeps at least 16 addresses (14 usable in IPv4, 15 in IPv6; service-pick.ts).
+ * bits (/12, /108), beyond which it refuses --service-cluster-ip-range (it keeps a bitmap per
+ * range); podmesh walks a range for a free address (lib/store/service-pick.ts), and the same bound
+ * keeps that walk under 2^20 steps. The long end keeps 16 addresses (14 usable in IPv4, 15 in IPv6).
  */
 export const SERVICE_RANGE_LEN: Record<Family, { min: number, max: number }> = { 4: { min: 12, max: 28 }, 6: { min: 108, max: 124 } }
 const BACKENDS: readonly BackendType[] = ['wireguard', 'vxlan']
