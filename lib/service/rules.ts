@@ -99,6 +99,20 @@ const READABLE_MAX = 40
  * characters replaced; the readable part lets an operator find the service in `nft list`.
  */
 export function objectName (prefix: string, parts: readonly string[]): string {
+  const key = `${prefix}\0${parts.join('/')}`
+  const known = nameMemo.get(key)
+  if (known !== undefined) return known
+  const name = hashedName(prefix, parts)
+  // A resync recomputes every name; hashing 100,000 of them each time costs more than the rest.
+  if (nameMemo.size >= NAME_MEMO_LIMIT) nameMemo.clear()
+  nameMemo.set(key, name)
+  return name
+}
+
+const nameMemo = new Map<string, string>()
+const NAME_MEMO_LIMIT = 500_000
+
+function hashedName (prefix: string, parts: readonly string[]): string {
   const digest = createHash('sha256').update(parts.join('/')).digest()
   let bits = 0
   let value = 0

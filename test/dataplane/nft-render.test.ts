@@ -199,3 +199,22 @@ t.test('one endpoint change among 10,000 services is a handful of commands', asy
   t.not(d, 'full')
   t.equal(renderChange(d as RulesetChange).trim().split('\n').length, 4)
 })
+
+t.test('a chain whose rule differs in any one field is rewritten; the same rules are not', async t => {
+  const rules: Array<[Parameters<typeof ruleText>[0], Parameters<typeof ruleText>[0]]> = [
+    [{ kind: 'masqueradeFrom', family: 4, saddr: '10.244.1.3' }, { kind: 'masqueradeFrom', family: 4, saddr: '10.244.1.4' }],
+    [{ kind: 'affinityUpdate', family: 4, set: 'aff-a' }, { kind: 'affinityUpdate', family: 4, set: 'aff-b' }],
+    [{ kind: 'affinityCheck', family: 4, set: 'aff-a', chain: 'ep-a' }, { kind: 'affinityCheck', family: 4, set: 'aff-a', chain: 'ep-b' }],
+    [{ kind: 'randomEndpoint', chains: ['ep-a', 'ep-b'] }, { kind: 'randomEndpoint', chains: ['ep-b', 'ep-a'] }],
+    [{ kind: 'dnat', family: 4, protocol: 'tcp', ip: '10.244.1.3', port: 8080 }, { kind: 'dnat', family: 4, protocol: 'tcp', ip: '10.244.1.3', port: 8081 }],
+    [{ kind: 'dnat', family: 4, protocol: 'tcp', ip: '10.244.1.3', port: 8080 }, { kind: 'dnat', family: 4, protocol: 'udp', ip: '10.244.1.3', port: 8080 }],
+    [{ kind: 'goto', chain: 'svc-a' }, { kind: 'goto', chain: 'svc-b' }],
+    [{ kind: 'masquerade' }, { kind: 'goto', chain: 'svc-a' }]
+  ]
+  const base = build([], {})
+  for (const [a, b] of rules) {
+    const from = { ...base, chains: { c: [a] } }
+    t.strictSame(diffRulesets(from, { ...base, chains: { c: [b] } }), { addChains: {}, rewriteChains: { c: [b] }, deleteChains: [], addSets: {}, deleteSets: [], deleteElements: {}, addElements: {} }, `${a.kind} → ${b.kind}`)
+    t.ok(isEmptyChange(diffRulesets(from, { ...base, chains: { c: [JSON.parse(JSON.stringify(a))] } }) as RulesetChange), `${a.kind} unchanged`)
+  }
+})
