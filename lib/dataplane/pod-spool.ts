@@ -3,8 +3,8 @@
 // the same dir, fsync, rename, fsync of the dir), so a reader sees a whole report or none; the
 // plugin needs no daemon to write. The only module that touches the spool's files.
 import { randomBytes } from 'node:crypto'
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, unlinkSync, writeSync } from 'node:fs'
-import { readdir, readFile } from 'node:fs/promises'
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, unlinkSync, watch, writeSync, type FSWatcher } from 'node:fs'
+import { mkdir, readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { formatPodReport, idOfReportFile, isPodReportError, parsePodReport, reportFileName, type PodReport } from '../cni-plugin/pod-report'
 
@@ -135,4 +135,29 @@ export async function readPodSpool (dir: string): Promise<PodSpool> {
     }
   }
   return out
+}
+
+export interface SpoolWatch {
+  close: () => void
+}
+
+/**
+ * Calls `onChange` when a file in the spool changes (creating the dir first, so there is one to
+ * watch). Events are hints only: the caller re-reads the whole spool. `onError`: the watch
+ * ended (the dir was removed, say); the caller watches again later.
+ */
+export async function watchPodSpool (dir: string, onChange: () => void, onError: (e: PodSpoolError) => void): Promise<SpoolWatch> {
+  try {
+    await mkdir(dir, { recursive: true, mode: DIR_MODE })
+  } catch (e) {
+    throw new PodSpoolError('create dir', dir, e)
+  }
+  let w: FSWatcher
+  try {
+    w = watch(dir, { persistent: false }, () => onChange())
+  } catch (e) {
+    throw new PodSpoolError('watch', dir, e)
+  }
+  w.on('error', e => { w.close(); onError(new PodSpoolError('watch', dir, e)) })
+  return { close: () => w.close() }
 }
