@@ -84,6 +84,8 @@ t.test('scripts/package', async t => {
     t.match(at('usr/bin/podmeshctl'), { mode: /^l/, target: '../lib/podmesh/dist/cmd/podmeshctl.js' })
     t.match(at(`${APP}/dist/cmd/podmeshd.js`), { mode: '-rwxr-xr-x' })
     t.match(at(`${APP}/dist/cmd/podmeshctl.js`), { mode: '-rwxr-xr-x' })
+    t.match(at('usr/lib/cni/podmesh'), { mode: /^l/, target: '../podmesh/dist/cmd/podmesh-cni.js' }, 'the CNI plugin, by its type, in the CNI plugin dir')
+    t.match(at(`${APP}/dist/cmd/podmesh-cni.js`), { mode: '-rwxr-xr-x' })
     t.match(at(`${APP}/package.json`), { mode: '-rw-r--r--' }, 'package.json: podmeshd reports its version from it')
     t.match(at('lib/systemd/system/podmeshd.service'), { mode: '-rw-r--r--' })
     t.match(at('etc/default/podmeshd'), { mode: '-rw-------' }, 'the env file may hold the etcd password: 0600')
@@ -122,6 +124,22 @@ t.test('scripts/package', async t => {
     const d = await run(join(x, 'usr/bin/podmeshd'), ['--help'])
     t.equal(d.code, 0, d.stderr)
     t.match(d.stdout, /^Usage: podmeshd /)
+
+    // The CNI plugin as a runtime runs it: by its type in the plugin dir, environment and stdin.
+    const plugin = join(x, 'usr/lib/cni/podmesh')
+    const version = await run(plugin, [], { env: cleanEnv({ CNI_COMMAND: 'VERSION' }) })
+    t.equal(version.code, 0, version.stderr)
+    t.match(JSON.parse(version.stdout || '{}'), { supportedVersions: ['0.1.0', '0.2.0', '0.3.0', '0.3.1', '0.4.0', '1.0.0'] }, 'the plugin answers VERSION')
+    const podDir = join(dir, 'pods')
+    const prevResult = { cniVersion: '1.0.0', interfaces: [{ name: 'eth0', sandbox: '/var/run/netns/p' }], ips: [{ interface: 0, address: '10.22.0.9/24' }] }
+    const add = await new Promise<Ran>(resolve => {
+      const child = execFile(plugin, [], { env: cleanEnv({ CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'pkgtest', CNI_NETNS: '/var/run/netns/p', CNI_IFNAME: 'eth0', CNI_PATH: join(x, 'usr/lib/cni') }) },
+        (err, stdout, stderr) => resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr }))
+      child.stdin?.end(JSON.stringify({ cniVersion: '1.0.0', name: 'podmesh', type: 'podmesh', podDir, prevResult }))
+    })
+    t.equal(add.code, 0, add.stdout + add.stderr)
+    t.strictSame(JSON.parse(add.stdout || '{}'), prevResult, 'ADD passes the result through')
+    t.match(JSON.parse(readFileSync(join(podDir, 'pkgtest.json'), 'utf8')), { id: 'pkgtest', ips: ['10.22.0.9'] }, 'and writes the pod\'s report')
 
     // The bundled netlink's native binary does real rtnetlink (read-only: this namespace's links),
     // and the daemon finds its version in /usr/lib/podmesh/package.json.
