@@ -7,6 +7,8 @@ import { runPlugin } from '../lib/cni-plugin/command'
 import { readPodReport, removePodReport, writePodReport } from '../lib/dataplane/pod-spool'
 
 function stdin (): string {
+  // VERSION needs no config: not waiting on a stdin nobody closes (a runtime's probe, a shell).
+  if (process.env.CNI_COMMAND === 'VERSION') return ''
   try {
     return readFileSync(0, 'utf8')
   } catch {
