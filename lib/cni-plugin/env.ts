@@ -2,7 +2,7 @@
 // variables each command needs, and CNI_ARGS's `K=V;K=V` with the Kubernetes pod's namespace and
 // name. A missing or malformed variable is a CNI error 4 naming it. Pure.
 import { CNI_CODE, CniError } from './cni-error'
-import { CONTAINER_ID_RULE, isContainerId } from './container-id'
+import { CONTAINER_ID_RULE, isContainerId } from '../service/names'
 import { INTERFACE_NAME_RULE, isInterfaceName } from '../config/interface-name'
 
 export type CniCommand = 'ADD' | 'DEL' | 'CHECK' | 'VERSION'

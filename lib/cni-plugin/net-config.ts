@@ -5,6 +5,7 @@ import { isAbsolute } from 'node:path'
 import { CNI_CODE, CniError } from './cni-error'
 import { isSupportedVersion, SUPPORTED_VERSIONS } from './versions'
 import { validLabelKey, validLabelValue } from '../service/selector'
+import { MAX_LABELS } from '../service/service-value'
 
 export const DEFAULT_POD_DIR = '/run/podmesh/pods'
 
@@ -25,6 +26,8 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 export function parseLabels (v: unknown): Record<string, string> {
   if (v === undefined) return {}
   if (!Array.isArray(v)) throw bad('args.cni.labels must be a list of {"key","value"}')
+  // Readers of pods/ refuse more (service-value.ts): refused here, not published never.
+  if (v.length > MAX_LABELS) throw bad(`args.cni.labels has ${v.length} labels, more than ${MAX_LABELS}`)
   const out: Record<string, string> = {}
   for (const [i, l] of v.entries()) {
     if (!isObject(l) || typeof l.key !== 'string' || typeof l.value !== 'string') {

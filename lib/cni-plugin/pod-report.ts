@@ -2,7 +2,7 @@
 // writes on ADD and podmeshd reads, then publishes as pods/<node>/<id>. Versioned JSON, checked
 // field by field when read (a bad file is reported and skipped by the reader, never trusted);
 // turned into the PodRecord etcd holds. Pure.
-import { CONTAINER_ID_RULE, isContainerId } from './container-id'
+import { CONTAINER_ID_RULE, isContainerId } from '../service/names'
 import { isPodName } from './env'
 import { isInterfaceName } from '../config/interface-name'
 import { formatIp, parseIp } from '../ipam/cidr'

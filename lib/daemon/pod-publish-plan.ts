@@ -1,7 +1,7 @@
 // What to write so that pods/<node>/ says what the node's spool says: put every report whose key
 // is missing, holds another value, or hangs on another lease (an old one, after a restart); delete
 // every other key under the node's directory (a pod gone, or a key no report names). Pure.
-import type { StoredPod } from '../store/pod-keys'
+import type { StoredPod } from '../store/node-pods'
 
 export interface PodKeysPlan {
   put: Array<{ id: string, value: string }>

@@ -6,10 +6,11 @@
 // return. Library code: it emits, never logs.
 import { EventEmitter } from 'node:events'
 import type { StoreClient } from '../store/client'
-import { readNodePods, writeNodePods } from '../store/pod-keys'
+import { readNodePods, writeNodePods } from '../store/node-pods'
 import { Backoff, type BackoffOptions } from '../store/backoff'
 import { readPodSpool, watchPodSpool, type BadPodFile, type SpoolWatch } from '../dataplane/pod-spool'
 import { podRecordOf } from '../cni-plugin/pod-report'
+import { isServiceValueError, podValueText } from '../service/service-value'
 import { planPodKeys } from './pod-publish-plan'
 
 export interface PodPublisherOptions {
@@ -136,8 +137,18 @@ export class PodPublisher extends EventEmitter<PodPublisherEvents> {
     const leaseId = this.o.leaseId()
     if (leaseId === undefined || leaseId === '' || leaseId === '0') return { waiting: true, pods: 0, put: [], deleted: [], bad: [] }
     const spool = await readPodSpool(dir)
+    // The value every reader of pods/ checks (podValueText parses it back): a report that passed
+    // the spool's checks but not the readers' is bad too, never published.
+    const desired = new Map<string, string>()
+    for (const r of spool.reports) {
+      try {
+        desired.set(r.id, podValueText(podRecordOf(r, node)))
+      } catch (e) {
+        if (!isServiceValueError(e)) throw e
+        spool.bad.push({ file: `${dir}/${r.id}.json`, problem: e.message })
+      }
+    }
     this.reportBad(spool.bad)
-    const desired = new Map(spool.reports.map(r => [r.id, JSON.stringify(podRecordOf(r, node))]))
     const stored = await readNodePods(client, prefix, node)
     const plan = planPodKeys(desired, stored, leaseId)
     if (plan.put.length > 0 || plan.del.length > 0) await writeNodePods(client, prefix, node, { leaseId, ...plan })

@@ -34,6 +34,7 @@ t.test('configs refused', async t => {
     ['bad label key', conf({ args: { cni: { labels: [{ key: 'app!', value: 'web' }] } } }), CNI_CODE.invalidNetworkConfig, /label key "app!" is not a valid label key/],
     ['bad label value', conf({ args: { cni: { labels: [{ key: 'app', value: 'we b' }] } } }), CNI_CODE.invalidNetworkConfig, /label app: "we b" is not a valid label value/],
     ['repeated label', conf({ args: { cni: { labels: [{ key: 'app', value: 'a' }, { key: 'app', value: 'b' }] } } }), CNI_CODE.invalidNetworkConfig, /label key "app" given twice/],
+    ['too many labels', conf({ args: { cni: { labels: Array.from({ length: 65 }, (_, i) => ({ key: `k${i}`, value: 'v' })) } } }), CNI_CODE.invalidNetworkConfig, /has 65 labels, more than 64/],
     ['prevResult not an object', conf({ prevResult: 'x' }), CNI_CODE.invalidNetworkConfig, /prevResult must be an object/]
   ]
   for (const [name, text, code, msg] of cases) t.match(refusal(() => parseNetConfig(text)), { code, msg }, name)

@@ -1,7 +1,7 @@
 // The plan that makes pods/<node>/ equal to the spool: table of cases, structural comparison.
 import t from 'tap'
 import { planPodKeys, planEmpty, type PodKeysPlan } from '../../lib/daemon/pod-publish-plan'
-import type { StoredPod } from '../../lib/store/pod-keys'
+import type { StoredPod } from '../../lib/store/node-pods'
 
 const L = '7587'
 const cases: Array<{ name: string, desired: Array<[string, string]>, stored: Array<[string, StoredPod]>, want: PodKeysPlan }> = [

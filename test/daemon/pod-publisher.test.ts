@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { writeFileSync } from 'node:fs'
 import { parseNetworkConfig } from '../../lib/config/network-parse'
 import { acquireNode } from '../../lib/store/node-lease'
-import { nodePodsPrefix, podKey } from '../../lib/store/pod-keys'
+import { nodePodsPrefix, podKey, listPods } from '../../lib/store/pods'
 import { PodPublisher } from '../../lib/daemon/pod-publisher'
 import { removePodReport, writePodReport, type BadPodFile } from '../../lib/dataplane/pod-spool'
 import { podRecordOf, type PodReport } from '../../lib/cni-plugin/pod-report'
@@ -54,6 +54,9 @@ t.test('pod publisher', async t => {
   t.strictSame(published.get('a'), { record: podRecordOf(report('a'), NODE), lease: lease.leaseId }, 'the PodRecord, on the node\'s lease')
   t.strictSame(published.get('a')?.record, { v: 1, id: 'a', node: NODE, ifname: 'eth0', ips: ['10.244.1.5'], namespace: 'shop', name: 'pod-a', labels: { app: 'web' } }, 'the documented value')
   t.equal((await pods('node-2')).size, 1, 'another node\'s pods are left alone')
+  const bads: string[] = []
+  t.strictSame((await listPods(client, prefix, key => bads.push(key))).filter(p => p.node === NODE).map(p => p.id), ['a', 'b'], 'what every reader of pods/ lists')
+  t.strictSame(bads, [podKey(prefix, 'node-2', 'x')], 'only the hand-made value of node-2 is bad to readers')
 
   // The spool watch: a new file, a changed file, a removed file.
   writePodReport(spool, report('c'))
