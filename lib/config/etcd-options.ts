@@ -30,6 +30,12 @@ export const DEFAULT_ENDPOINT = 'http://127.0.0.1:2379'
 
 export const defaultPrefix = (cluster: string): string => `/podmesh/${cluster}/`
 
+/** Where a prefix points: `cluster "c"` for the default layout (/podmesh/<c>/), else the prefix itself. */
+export function describePrefix (prefix: string): string {
+  const cluster = /^\/podmesh\/([^/]+)\/$/.exec(prefix)?.[1]
+  return cluster !== undefined && defaultPrefix(cluster) === prefix ? `cluster "${cluster}"` : `prefix "${prefix}"`
+}
+
 /** An endpoint as error messages show it: any user:password@ part blanked. */
 const shown = (text: string): string => text.replace(/^([a-z]+:\/\/)?[^@/]*@/i, '$1[redacted]@')
 
