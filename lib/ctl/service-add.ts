@@ -6,7 +6,7 @@ import { parsePortNumber, parsePortSpec, isPortSpecError } from '../service/port
 import { isSelectorError, parseSelector } from '../service/selector'
 import type { ExternalTrafficPolicy, ServicePort, ServiceType, SessionAffinity } from '../service/types'
 import type { StoreClient } from '../store/client'
-import { SERVICE_NAME_RULE, isServiceName } from '../store/service-keys'
+import { SERVICE_NAME_RULE, isServiceName } from '../service/names'
 import { type AddServiceRequest, addService, isServiceStoreError } from '../store/services'
 import { checkServiceRequest } from '../store/service-request'
 import { type OutputFormat, formatJson } from './output'

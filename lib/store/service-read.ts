@@ -1,34 +1,17 @@
-// services/<name> as its readers see it (podmeshd's rules, `podmeshctl endpoints`): the key
-// builder and parser, one service read, and the list of all, each value validated. Writing
+// services/<name> as its readers see it (podmeshd's rules, `podmeshctl endpoints`): one service
+// read, and the list of all, each value validated (the keys are service-keys.ts's). Writing
 // services (with their serviceips/ and nodeports/ claims) is the service store's job, not this
 // file's. A bad key or value in the list is handed to `onBad` and skipped.
 import { isServiceValueError, parseServiceValue } from '../service/service-value'
-import { SERVICE_NAME_RULE, isServiceName } from '../service/names'
 import type { ServiceSpec } from '../service/types'
 import { type StoreClient, storeCall } from './client'
-import { KeyError, isKeyError } from './keys'
+import { isKeyError } from './keys'
 import { rangePages } from './paged-range'
 import type { BadValue } from './pods'
+import { parseServiceKey, serviceKey, servicesPrefix } from './service-keys'
 
 /** Values per page: at most 64 KiB each (MAX_SERVICE_VALUE_BYTES), so a page stays within 4 MiB. */
 export const SERVICE_LIST_PAGE = 64
-
-export const servicesPrefix = (prefix: string): string => `${prefix}services/`
-
-export function serviceKey (prefix: string, name: string): string {
-  const key = `${servicesPrefix(prefix)}${name}`
-  if (!isServiceName(name)) throw new KeyError(key, `"${name}" is not a valid service name (${SERVICE_NAME_RULE})`)
-  return key
-}
-
-/** The service name of a services/ key. */
-export function parseServiceKey (prefix: string, key: string): string {
-  const folder = servicesPrefix(prefix)
-  if (!key.startsWith(folder)) throw new KeyError(key, `not under ${folder}`)
-  const name = key.slice(folder.length)
-  if (!isServiceName(name)) throw new KeyError(key, `"${name}" is not a valid service name`)
-  return name
-}
 
 /** One service, or undefined when there is none; a bad value throws its ServiceValueError. */
 export async function readService (client: StoreClient, prefix: string, name: string): Promise<ServiceSpec | undefined> {

@@ -3,13 +3,13 @@
 // of a stored one (version and name; the full validator of stored values is
 // lib/service/service-value.ts once it lands). Pure.
 import { parseIp, formatIp, type Family } from '../ipam/cidr'
+import { SERVICE_NAME_RULE, isServiceName } from '../service/names'
 import { checkPortSet, isPortSpecError } from '../service/port-spec'
 import { validLabelKey, validLabelValue } from '../service/selector'
 import {
   type ExternalTrafficPolicy, PROTOCOLS, type Selector, type ServicePort, type ServiceSpec, type ServiceType,
   type SessionAffinity
 } from '../service/types'
-import { SERVICE_NAME_RULE, isServiceName } from './service-keys'
 import { ServiceStoreError } from './service-store-error'
 
 export interface AddServiceRequest {

@@ -10,9 +10,10 @@ import type { Protocol, ServicePort, ServiceSpec } from '../service/types'
 import { type StoreClient, storeCall } from './client'
 import { readConfig } from './config-store'
 import { prefixEnd } from './keys'
+import { SERVICE_NAME_RULE, isServiceName } from '../service/names'
 import {
-  SERVICE_NAME_RULE, formatServiceClaim, isServiceName, nodePortKey, nodePortsPrefix, parseServiceClaim, serviceIpKey,
-  serviceIpsPrefix, serviceKey, servicesPrefix
+  formatServiceClaim, nodePortKey, nodePortsPrefix, parseServiceClaim, serviceIpKey, serviceIpsPrefix, serviceKey,
+  servicesPrefix
 } from './service-keys'
 import { type RandomBelow, type UsableRange, outOfRange, pickAddress, pickPort, randomBelow, usableRange, usableText } from './service-pick'
 import { type AddServiceRequest, type CheckedRequest, checkServiceRequest, formatServiceValue, readServiceValue } from './service-request'

@@ -2,8 +2,7 @@
 // and the nodes' podmeshd write them): the table and JSON of the selected pods, a hostile pod
 // value skipped with one warning line, an unknown service one line and exit 1.
 import t from 'tap'
-import { podKey } from '../../lib/store/pods'
-import { serviceKey } from '../../lib/store/service-read'
+import { podKey, serviceKey } from '../../lib/store/service-keys'
 import { podValueText, serviceValueText } from '../../lib/service/service-value'
 import type { PodRecord, ServiceSpec } from '../../lib/service/types'
 import { startEtcd } from '../harness/etcd'

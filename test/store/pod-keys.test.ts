@@ -2,8 +2,7 @@
 // anything else refused with a KeyError naming the key.
 import t from 'tap'
 import { isKeyError } from '../../lib/store/keys'
-import { nodePodsPrefix, parsePodKey, podKey, podsPrefix } from '../../lib/store/pods'
-import { parseServiceKey, serviceKey, servicesPrefix } from '../../lib/store/service-read'
+import { nodePodsPrefix, parsePodKey, parseServiceKey, podKey, podsPrefix, serviceKey, servicesPrefix } from '../../lib/store/service-keys'
 
 const P = '/podmesh/default/'
 const refusal = (f: () => unknown): unknown => { try { f(); return undefined } catch (e) { return e } }

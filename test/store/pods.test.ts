@@ -3,8 +3,9 @@
 // none of them hides the values after it.
 import t from 'tap'
 import { isKeyError } from '../../lib/store/keys'
-import { listPods, podKey, podsPrefix, POD_LIST_PAGE } from '../../lib/store/pods'
-import { listServices, readService, serviceKey, servicesPrefix } from '../../lib/store/service-read'
+import { listPods, POD_LIST_PAGE } from '../../lib/store/pods'
+import { listServices, readService } from '../../lib/store/service-read'
+import { podKey, podsPrefix, serviceKey, servicesPrefix } from '../../lib/store/service-keys'
 import { isServiceValueError, podValueText, serviceValueText } from '../../lib/service/service-value'
 import type { PodRecord, ServiceSpec } from '../../lib/service/types'
 import { startEtcd } from '../harness/etcd'

@@ -1,7 +1,8 @@
 import t from 'tap'
 import { type AddServiceRequest, checkServiceRequest, formatServiceValue, readServiceValue } from '../../lib/store/service-request'
 import { isServiceStoreError } from '../../lib/store/service-store-error'
-import { formatServiceClaim, isServiceName, nodePodsPrefix, nodePortKey, parseServiceClaim, serviceIpKey, serviceKey } from '../../lib/store/service-keys'
+import { formatServiceClaim, nodePodsPrefix, nodePortKey, parseServiceClaim, serviceIpKey, serviceKey } from '../../lib/store/service-keys'
+import { isServiceName } from '../../lib/service/names'
 
 const web = (over: Partial<AddServiceRequest> = {}): AddServiceRequest => ({
   name: 'web', ports: [{ protocol: 'tcp', port: 80, targetPort: 8080 }], selector: { app: 'web' }, ...over
