@@ -25,7 +25,6 @@ import { nodeFlagValues } from '../lib/ctl/node-flags'
 import { authEnableHelp, nodeCredentialsHelp, runAuthEnable, runNodeCredentials } from '../lib/ctl/auth'
 import { isStatusValueError } from '../lib/store/status-value'
 import { endpointsHelp, runEndpoints } from '../lib/ctl/endpoints'
-import { isServiceNotFound } from '../lib/ctl/service-not-found'
 import { isServiceValueError } from '../lib/service/service-value'
 import { isServiceStoreError } from '../lib/store/service-store-error'
 import { runServiceAdd, serviceAddHelp, serviceAddOptions, serviceAddRequest } from '../lib/ctl/service-add'
@@ -215,7 +214,7 @@ main(process.argv.slice(2)).then(code => process.exit(code), (e: unknown) => {
     process.stderr.write(`podmeshctl: ${msg}\n(see podmeshctl --help)\n`)
     process.exit(2)
   }
-  if (isConfigError(e) || isConfigStoreError(e) || isStoreError(e) || isNodeNotFound(e) || isKeyError(e) || isStatusValueError(e) || isServiceNotFound(e) || isServiceValueError(e) || isServiceStoreError(e)) {
+  if (isConfigError(e) || isConfigStoreError(e) || isStoreError(e) || isNodeNotFound(e) || isKeyError(e) || isStatusValueError(e) || isServiceValueError(e) || isServiceStoreError(e)) {
     process.stderr.write(`podmeshctl: ${msg}\n`)
     process.exit(1)
   }

@@ -5,9 +5,8 @@ import { resolveEndpoints } from '../service/endpoints'
 import type { PodRecord } from '../service/types'
 import type { StoreClient } from '../store/client'
 import { listPods } from '../store/pods'
-import { readService } from '../store/service-read'
+import { getService } from '../store/service-read'
 import { type OutputFormat, formatJson, formatTable } from './output'
-import { ServiceNotFoundError } from './service-not-found'
 
 export const endpointsHelp = 'podmeshctl endpoints NAME   the pods behind a service: pod, node, address, target ports (-o json|table)\n'
 
@@ -22,8 +21,7 @@ export interface EndpointRow {
 }
 
 export async function runEndpoints (client: StoreClient, prefix: string, name: string, format: OutputFormat, warn: (line: string) => void): Promise<string> {
-  const service = await readService(client, prefix, name)
-  if (service === undefined) throw new ServiceNotFoundError(name, prefix)
+  const service = await getService(client, prefix, name)
   const pods = await listPods(client, prefix, (_key, e) => warn(`skipped ${e.message}`))
   const byKey = new Map<string, PodRecord>(pods.map(p => [`${p.node}/${p.id}`, p]))
   const ports = service.ports.map(p => `${p.targetPort}/${p.protocol}`)

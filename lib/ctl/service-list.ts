@@ -4,7 +4,7 @@
 import { selectorText } from '../service/selector'
 import type { ServicePort, ServiceSpec } from '../service/types'
 import type { StoreClient } from '../store/client'
-import { listServices } from '../store/services'
+import { listServices } from '../store/service-read'
 import { type OutputFormat, formatJson, formatTable } from './output'
 
 export const serviceListHelp = 'podmeshctl service list   every service: name, type, cluster IPs, ports, selector\n'
@@ -19,7 +19,9 @@ export function serviceTable (services: readonly ServiceSpec[]): string {
 }
 
 export async function runServiceList (client: StoreClient, prefix: string, format: OutputFormat): Promise<string> {
-  const { services, skipped } = await listServices(client, prefix)
+  const skipped: Array<{ key: string, reason: string }> = []
+  // A ServiceValueError's message leads with its key; the reason is what follows.
+  const services = await listServices(client, prefix, (key, e) => skipped.push({ key, reason: e.message.startsWith(`${key}: `) ? e.message.slice(key.length + 2) : e.message }))
   if (format === 'json') return formatJson({ services, skipped })
   return serviceTable(services) + skipped.map(s => `!! skipped ${s.key}: ${s.reason}\n`).join('')
 }

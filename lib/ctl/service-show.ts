@@ -1,6 +1,6 @@
 // `podmeshctl service show NAME`: one service as stored, field by field (or JSON).
 import type { StoreClient } from '../store/client'
-import { getService } from '../store/services'
+import { getService } from '../store/service-read'
 import { type OutputFormat, flatten, formatJson, formatTable } from './output'
 import { portText } from './service-list'
 import { selectorText } from '../service/selector'

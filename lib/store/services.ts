@@ -1,5 +1,5 @@
 // Services in etcd: add (validate, allocate cluster IPs and NodePorts, claim them and write the
-// service in one transaction), remove, get, list. Race-free like subnet leases: every claim key
+// service in one transaction) and remove; reading them is service-read.ts's. Race-free like subnet leases: every claim key
 // (serviceips/<ip>, nodeports/<protocol>-<port>) and services/<name> are created together by a
 // transaction that succeeds only if none exists; a lost race re-reads and chooses again, a
 // bounded number of times. Allocation policy: service-pick.ts; key layout: service-keys.ts.
@@ -12,11 +12,11 @@ import { readConfig } from './config-store'
 import { prefixEnd } from './keys'
 import { SERVICE_NAME_RULE, isServiceName } from '../service/names'
 import {
-  formatServiceClaim, nodePortKey, nodePortsPrefix, parseServiceClaim, serviceIpKey, serviceIpsPrefix, serviceKey,
-  servicesPrefix
+  formatServiceClaim, nodePortKey, nodePortsPrefix, parseServiceClaim, serviceIpKey, serviceIpsPrefix, serviceKey
 } from './service-keys'
+import { serviceNotFound } from './service-read'
 import { type RandomBelow, type UsableRange, outOfRange, pickAddress, pickPort, randomBelow, usableRange, usableText } from './service-pick'
-import { type AddServiceRequest, type CheckedRequest, checkServiceRequest, formatServiceValue, readServiceValue } from './service-request'
+import { type AddServiceRequest, type CheckedRequest, checkServiceRequest, formatServiceValue } from './service-request'
 import { ServiceStoreError } from './service-store-error'
 
 export type { AddServiceRequest } from './service-request'
@@ -217,7 +217,7 @@ export async function removeService (client: StoreClient, prefix: string, name: 
     const claims = [...read.responses[1]?.response_range.kvs ?? [], ...read.responses[2]?.response_range.kvs ?? []]
       .filter(kv => parseServiceClaim(kv.value.toString()) === name)
     if (service === undefined && claims.length === 0) {
-      throw new ServiceStoreError(name, 'not-found', `no service named "${name}"`)
+      throw serviceNotFound(name, prefix)
     }
     const compare: ICompare[] = [
       service === undefined
@@ -233,37 +233,4 @@ export async function removeService (client: StoreClient, prefix: string, name: 
     }
     if (attempt >= 10) throw new ServiceStoreError(name, 'conflict', `service "${name}": its keys kept changing while removing them; try again`)
   }
-}
-
-/** The stored service; 'not-found' if absent, 'bad-value' if unreadable. */
-export async function getService (client: StoreClient, prefix: string, name: string): Promise<ServiceSpec> {
-  checkName(name)
-  const key = serviceKey(prefix, name)
-  const text = await storeCall(`get ${key}`, async () => await client.get(key).string())
-  if (text === null) throw new ServiceStoreError(name, 'not-found', `no service named "${name}"`)
-  return readServiceValue(name, key, text)
-}
-
-export interface ServiceList {
-  /** By name. */
-  services: ServiceSpec[]
-  /** Keys under services/ that could not be read, and why. */
-  skipped: Array<{ key: string, reason: string }>
-}
-
-export async function listServices (client: StoreClient, prefix: string): Promise<ServiceList> {
-  const dir = servicesPrefix(prefix)
-  const kvs = await storeCall(`range ${dir}`, async () => await client.getAll().prefix(dir).strings())
-  const out: ServiceList = { services: [], skipped: [] }
-  for (const k of Object.keys(kvs).sort()) {
-    const name = k.slice(dir.length)
-    try {
-      if (!isServiceName(name)) throw new ServiceStoreError(name, 'bad-value', `${k}: "${name}" is not a valid service name`)
-      out.services.push(readServiceValue(name, k, kvs[k] as string))
-    } catch (e) {
-      if (!(e instanceof ServiceStoreError)) throw e
-      out.skipped.push({ key: k, reason: e.message })
-    }
-  }
-  return out
 }

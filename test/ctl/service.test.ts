@@ -65,8 +65,8 @@ t.test('service commands', async t => {
     { name: 'two names', args: ['service', 'add', 'a', 'b', '--port', '80', '--selector', 'app=a'], code: 2, says: /service add takes one name/ },
     { name: 'unknown flag', args: ['service', 'add', 'a', '--port', '80', '--selector', 'app=a', '--bogus'], code: 2, says: /Unknown option '--bogus'/ },
     { name: 'a service that exists', args: ['service', 'add', 'web', '--port', '80', '--selector', 'app=web'], code: 1, says: /service "web" already exists/ },
-    { name: 'remove a service that does not exist', args: ['service', 'remove', 'nope'], code: 1, says: /no service named "nope"/ },
-    { name: 'show a service that does not exist', args: ['service', 'show', 'nope'], code: 1, says: /no service named "nope"/ },
+    { name: 'remove a service that does not exist', args: ['service', 'remove', 'nope'], code: 1, says: /^podmeshctl: no service named "nope" in cluster "default"\n$/ },
+    { name: 'show a service that does not exist', args: ['service', 'show', 'nope'], code: 1, says: /^podmeshctl: no service named "nope" in cluster "default"\n$/ },
     { name: 'remove without a name', args: ['service', 'remove'], code: 2, says: /usage: podmeshctl service remove NAME/ }
   ]
   for (const c of cases) {
@@ -98,6 +98,18 @@ t.test('service commands', async t => {
   t.equal(removed.claims.length, 4, 'two cluster IPs and two node ports freed')
   const left = [...(await dump(client, prefix)).keys()].map(k => k.slice(prefix.length)).filter(k => k !== 'config')
   t.strictSame(left.sort(), [`serviceips/${spec.clusterIPs[0] ?? ''}`, `serviceips/${spec.clusterIPs[1] ?? ''}`, 'services/web'].sort(), 'only web\'s keys are left')
+
+  // A stored service no reader accepts: list goes on and says which and why, once; show refuses it.
+  await client.put(`${prefix}services/bad`).value('{"v":1,"name":"bad","type":"ClusterIP","clusterIPs":["10.96.0.3"],"ports":[{"protocol":"tcp","port":80,"targetPort":80,"nodePort":30001}],"selector":{},"sessionAffinity":"None","externalTrafficPolicy":"Cluster"}')
+  const withBad = await ctl(['service', 'list', ...E])
+  t.equal(withBad.code, 0, withBad.stderr)
+  t.match(withBad.stdout, /\nweb\s[^\n]*\n!! skipped \/podmesh\/default\/services\/bad: ports\[0\]\.nodePort is set on a ClusterIP service \(only NodePort services have node ports\)\n$/)
+  const badJson = JSON.parse((await ctl(['service', 'list', '-o', 'json', ...E])).stdout) as { services: Array<{ name: string }>, skipped: unknown[] }
+  t.strictSame(badJson.services.map(s => s.name), ['web'])
+  t.strictSame(badJson.skipped, [{ key: `${prefix}services/bad`, reason: 'ports[0].nodePort is set on a ClusterIP service (only NodePort services have node ports)' }])
+  const showBad = await ctl(['service', 'show', 'bad', ...E])
+  t.equal(showBad.code, 1)
+  t.equal(showBad.stderr, `podmeshctl: ${prefix}services/bad: ports[0].nodePort is set on a ClusterIP service (only NodePort services have node ports)\n`)
 
   const help = await ctl(['--help'])
   for (const cmd of ['service add NAME', 'service list', 'service show NAME', 'service remove NAME', '--service-cidr CIDR', '--node-port-range']) t.match(help.stdout, cmd)

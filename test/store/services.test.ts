@@ -6,9 +6,8 @@ import { parseNetworkConfig } from '../../lib/config/network-parse'
 import { writeConfig } from '../../lib/store/config-store'
 import type { StoreClient } from '../../lib/store/client'
 import { formatServiceClaim, parseServiceClaim, serviceIpKey, serviceKey } from '../../lib/store/service-keys'
-import {
-  type AddServiceRequest, type ServiceStoreProblem, addService, getService, isServiceStoreError, listServices, removeService
-} from '../../lib/store/services'
+import { type AddServiceRequest, type ServiceStoreProblem, addService, isServiceStoreError, removeService } from '../../lib/store/services'
+import { getService, listServices } from '../../lib/store/service-read'
 import type { ServiceSpec } from '../../lib/service/types'
 import { startEtcd } from '../harness/etcd'
 import { dump, testClient } from '../harness/store'
@@ -81,11 +80,12 @@ t.test('services in etcd', async t => {
 
   // list, show, a bad stored value skipped with why.
   await client.put(serviceKey(prefix, 'broken')).value('{"v":1,"name":"other"}')
-  const listed = await listServices(client, prefix)
-  t.strictSame(listed.services.map(s => s.name), ['fill', 'np', 'web'])
-  t.match(listed.skipped, [{ key: serviceKey(prefix, 'broken'), reason: /names "other", not the key's "broken"/ }])
+  const skipped: Array<{ key: string, reason: string }> = []
+  const listed = await listServices(client, prefix, (key, e) => skipped.push({ key, reason: e.message }))
+  t.strictSame(listed.map(s => s.name), ['fill', 'np', 'web'])
+  t.match(skipped, [{ key: serviceKey(prefix, 'broken'), reason: /name "other" does not match the key's "broken"/ }])
   await t.rejects(getService(client, prefix, 'broken'), { problem: 'bad-value' })
-  await t.rejects(getService(client, prefix, 'nope'), { problem: 'not-found', message: 'no service named "nope"' })
+  await t.rejects(getService(client, prefix, 'nope'), { problem: 'not-found', message: 'no service named "nope" in cluster "svc"' })
 
   // remove: the service and exactly its claims; an unreadable service still goes.
   const removed = await removeService(client, prefix, 'np')
@@ -143,7 +143,7 @@ t.test('20 concurrent adds in a /28 and a /124: distinct addresses, clean failur
   if (failed.every(e => isServiceStoreError(e) && e.problem === 'ip-exhausted')) t.equal(ok.length, 14, 'every usable address handed out before any refusal')
   t.ok(failed.some(e => isServiceStoreError(e) && e.problem === 'ip-exhausted'), 'the range ran out')
   const keys = await dump(client, prefix)
-  const stored = (await listServices(client, prefix)).services
+  const stored = await listServices(client, prefix, key => t.fail(`nothing to skip: ${key}`))
   t.strictSame(stored.map(s => s.name).sort(), ok.map(s => s.name).sort(), 'exactly the successful services are stored')
   consistent(t, keys, stored)
 })
@@ -160,5 +160,5 @@ t.test('20 concurrent NodePort adds for 10 node ports', async t => {
   t.ok(failed.every(e => isServiceStoreError(e) && (e.problem === 'port-exhausted' || e.problem === 'conflict')), `failures are clean: ${failed.map(String).join('; ')}`)
   t.equal(new Set(ok.map(s => s.ports[0]?.nodePort)).size, ok.length, 'no node port twice')
   t.ok(ok.length <= 10)
-  consistent(t, await dump(client, prefix), (await listServices(client, prefix)).services)
+  consistent(t, await dump(client, prefix), await listServices(client, prefix, key => t.fail(`nothing to skip: ${key}`)))
 })
