@@ -1,13 +1,13 @@
-// A service as the store takes it (AddServiceRequest) and writes it: the request checked and
-// normalised before any key is read, the canonical JSON of services/<name>, and a minimal read
-// of a stored one (version and name; the full validator of stored values is
-// lib/service/service-value.ts once it lands). Pure.
+// A service as the store takes it (AddServiceRequest): the request checked and normalised before
+// any key is read, by the rules every reader applies to services/<name>
+// (lib/service/service-value.ts), so that what addService writes is always readable. Pure.
 import { parseIp, formatIp, type Family } from '../ipam/cidr'
 import { SERVICE_NAME_RULE, isServiceName } from '../service/names'
 import { checkPortSet, isPortSpecError } from '../service/port-spec'
 import { validLabelKey, validLabelValue } from '../service/selector'
+import { MAX_AFFINITY_SECONDS, MAX_LABELS, MAX_SERVICE_PORTS } from '../service/service-value'
 import {
-  type ExternalTrafficPolicy, PROTOCOLS, type Selector, type ServicePort, type ServiceSpec, type ServiceType,
+  type ExternalTrafficPolicy, PROTOCOLS, type Selector, type ServicePort, type ServiceType,
   type SessionAffinity
 } from '../service/types'
 import { ServiceStoreError } from './service-store-error'
@@ -60,8 +60,9 @@ export function checkServiceRequest (req: AddServiceRequest): CheckedRequest {
   const timeout = req.affinityTimeoutSeconds
   if (timeout !== undefined) {
     if (sessionAffinity !== 'ClientIP') throw invalid('an affinity timeout needs session affinity ClientIP')
-    if (!Number.isInteger(timeout) || timeout < 1 || timeout > 86400) throw invalid(`affinity timeout ${timeout} is outside 1..86400 seconds`)
+    if (!Number.isInteger(timeout) || timeout < 1 || timeout > MAX_AFFINITY_SECONDS) throw invalid(`affinity timeout ${timeout} is outside 1..${MAX_AFFINITY_SECONDS} seconds`)
   }
+  if (req.ports.length > MAX_SERVICE_PORTS) throw invalid(`${req.ports.length} ports (at most ${MAX_SERVICE_PORTS})`)
   const ports: ServicePort[] = []
   const nodePorts = new Set<string>()
   for (const p of req.ports) {
@@ -86,7 +87,9 @@ export function checkServiceRequest (req: AddServiceRequest): CheckedRequest {
     throw e
   }
   const selector: Record<string, string> = {}
-  for (const k of Object.keys(req.selector).sort()) {
+  const selectorKeys = Object.keys(req.selector)
+  if (selectorKeys.length > MAX_LABELS) throw invalid(`a selector of ${selectorKeys.length} pairs (at most ${MAX_LABELS})`)
+  for (const k of selectorKeys.sort()) {
     const v = req.selector[k] as string
     if (!validLabelKey(k)) throw invalid(`selector key "${k}" is not a valid label key`)
     if (typeof v !== 'string' || !validLabelValue(v)) throw invalid(`selector value "${String(v)}" of ${k} is not a valid label value`)
@@ -102,40 +105,4 @@ export function checkServiceRequest (req: AddServiceRequest): CheckedRequest {
   const out: CheckedRequest = { name, type, ports, selector, sessionAffinity, externalTrafficPolicy, clusterIPs }
   if (timeout !== undefined) out.affinityTimeoutSeconds = timeout
   return out
-}
-
-/** services/<name> as written: fields in one order, selector keys sorted, so equal services are equal bytes. */
-export function formatServiceValue (s: ServiceSpec): string {
-  return JSON.stringify({
-    v: 1,
-    name: s.name,
-    type: s.type,
-    clusterIPs: s.clusterIPs,
-    ports: s.ports.map(p => ({ protocol: p.protocol, port: p.port, targetPort: p.targetPort, ...(p.nodePort !== undefined ? { nodePort: p.nodePort } : {}) })),
-    selector: Object.fromEntries(Object.keys(s.selector).sort().map(k => [k, s.selector[k]])),
-    sessionAffinity: s.sessionAffinity,
-    ...(s.affinityTimeoutSeconds !== undefined ? { affinityTimeoutSeconds: s.affinityTimeoutSeconds } : {}),
-    externalTrafficPolicy: s.externalTrafficPolicy
-  })
-}
-
-/**
- * A stored service, checked only for what podmeshctl needs to show it: version, the key's name,
- * and the shapes of its lists. Throws ServiceStoreError 'bad-value'.
- */
-export function readServiceValue (name: string, key: string, text: string): ServiceSpec {
-  const bad = (why: string): ServiceStoreError => new ServiceStoreError(name, 'bad-value', `${key}: ${why}`)
-  if (text.length > 64 * 1024) throw bad(`value is ${text.length} bytes`)
-  let o: unknown
-  try { o = JSON.parse(text) } catch (e) { throw bad(`not JSON: ${(e as Error).message}`) }
-  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw bad('not an object')
-  const v = o as Record<string, unknown>
-  if (v.v !== 1) throw bad(`unsupported version ${JSON.stringify(v.v)}`)
-  if (v.name !== name) throw bad(`names ${JSON.stringify(v.name)}, not the key's "${name}"`)
-  if (!Array.isArray(v.clusterIPs) || !v.clusterIPs.every(ip => typeof ip === 'string')) throw bad('clusterIPs is not a list of strings')
-  if (!Array.isArray(v.ports) || !v.ports.every(p => typeof p === 'object' && p !== null && isPort((p as ServicePort).port) &&
-      PROTOCOLS.includes((p as ServicePort).protocol))) throw bad('ports is not a list of ports')
-  if (typeof v.selector !== 'object' || v.selector === null || Array.isArray(v.selector)) throw bad('selector is not an object')
-  if (typeof v.type !== 'string') throw bad('type is not a string')
-  return v as unknown as ServiceSpec
 }

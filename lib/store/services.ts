@@ -11,12 +11,13 @@ import { type StoreClient, storeCall } from './client'
 import { readConfig } from './config-store'
 import { prefixEnd } from './keys'
 import { SERVICE_NAME_RULE, isServiceName } from '../service/names'
+import { serviceValueText } from '../service/service-value'
 import {
   formatServiceClaim, nodePortKey, nodePortsPrefix, parseServiceClaim, serviceIpKey, serviceIpsPrefix, serviceKey
 } from './service-keys'
 import { serviceNotFound } from './service-read'
 import { type RandomBelow, type UsableRange, outOfRange, pickAddress, pickPort, randomBelow, usableRange, usableText } from './service-pick'
-import { type AddServiceRequest, type CheckedRequest, checkServiceRequest, formatServiceValue } from './service-request'
+import { type AddServiceRequest, type CheckedRequest, checkServiceRequest } from './service-request'
 import { ServiceStoreError } from './service-store-error'
 
 export type { AddServiceRequest } from './service-request'
@@ -175,7 +176,7 @@ export async function addService (client: StoreClient, prefix: string, request: 
     ]
     const compare: ICompare[] = [key, ...claims].map(k => ({ key: Buffer.from(k), target: 'Create', result: 'Equal', create_revision: 0 }))
     const success: IRequestOp[] = [
-      { request_put: { key: Buffer.from(key), value: Buffer.from(formatServiceValue(spec)) } },
+      { request_put: { key: Buffer.from(key), value: Buffer.from(serviceValueText(spec)) } },
       ...claims.map(k => ({ request_put: { key: Buffer.from(k), value: Buffer.from(claim) } }))
     ]
     const res = await storeCall(`add service ${req.name}`, async () => await client.kv.txn({ compare, success, failure: [] }))

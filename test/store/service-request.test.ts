@@ -1,8 +1,9 @@
 import t from 'tap'
-import { type AddServiceRequest, checkServiceRequest, formatServiceValue, readServiceValue } from '../../lib/store/service-request'
+import { type AddServiceRequest, checkServiceRequest } from '../../lib/store/service-request'
 import { isServiceStoreError } from '../../lib/store/service-store-error'
 import { formatServiceClaim, nodePodsPrefix, nodePortKey, parseServiceClaim, serviceIpKey, serviceKey } from '../../lib/store/service-keys'
 import { isServiceName } from '../../lib/service/names'
+import { parseServiceValue, serviceValueText } from '../../lib/service/service-value'
 
 const web = (over: Partial<AddServiceRequest> = {}): AddServiceRequest => ({
   name: 'web', ports: [{ protocol: 'tcp', port: 80, targetPort: 8080 }], selector: { app: 'web' }, ...over
@@ -37,7 +38,10 @@ t.test('bad requests are refused as invalid, naming the fault', async t => {
     ['bad selector key', web({ selector: { 'a b': 'x' } }), /selector key "a b" is not a valid label key/],
     ['bad selector value', web({ selector: { app: 'a b' } }), /selector value "a b" of app/],
     ['cluster IP not an IP', web({ clusterIPs: ['10.96.0.300'] }), /cluster IP "10\.96\.0\.300" is not an IP address/],
-    ['two IPv4 cluster IPs', web({ clusterIPs: ['10.96.0.1', '10.96.0.2'] }), /two IPv4 cluster IPs/]
+    ['two IPv4 cluster IPs', web({ clusterIPs: ['10.96.0.1', '10.96.0.2'] }), /two IPv4 cluster IPs/],
+    // The readers' limits (parseServiceValue), so that what addService writes they accept.
+    ['65 selector pairs', web({ selector: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, 'v'])) }), /a selector of 65 pairs \(at most 64\)/],
+    ['257 ports', web({ ports: Array.from({ length: 257 }, (_, i) => ({ protocol: 'tcp' as const, port: i + 1, targetPort: 80 })) }), /257 ports \(at most 256\)/]
   ]
   for (const [name, req, says] of cases) {
     let err: unknown
@@ -47,20 +51,23 @@ t.test('bad requests are refused as invalid, naming the fault', async t => {
   }
 })
 
-t.test('stored value: canonical bytes, and a minimal read that refuses what it cannot show', async t => {
+// The store writes serviceValueText and reads parseServiceValue (lib/service/service-value.ts,
+// tested in full in test/service/service-value.test.ts); these are the cases the store's former
+// stand-ins (formatServiceValue / readServiceValue) were tested with, kept against the real ones.
+t.test('stored value: canonical bytes, and the read refuses what it cannot use', async t => {
   const spec = { v: 1 as const, name: 'web', type: 'NodePort' as const, clusterIPs: ['10.96.0.10'], ports: [{ nodePort: 30080, targetPort: 8080, port: 80, protocol: 'tcp' as const }], selector: { z: '1', a: '2' }, sessionAffinity: 'None' as const, externalTrafficPolicy: 'Cluster' as const }
-  const text = formatServiceValue(spec)
+  const text = serviceValueText(spec)
   t.equal(text, '{"v":1,"name":"web","type":"NodePort","clusterIPs":["10.96.0.10"],"ports":[{"protocol":"tcp","port":80,"targetPort":8080,"nodePort":30080}],"selector":{"a":"2","z":"1"},"sessionAffinity":"None","externalTrafficPolicy":"Cluster"}')
-  t.strictSame(readServiceValue('web', 'k', text), JSON.parse(text))
+  t.strictSame(parseServiceValue('k', 'web', text), JSON.parse(text))
   const bad: Array<[string, RegExp]> = [
     ['nope', /not JSON/],
-    ['[]', /not an object/],
-    [text.replace('"v":1', '"v":2'), /unsupported version 2/],
-    [text.replace('"name":"web"', '"name":"db"'), /names "db", not the key's "web"/],
-    [text.replace('["10.96.0.10"]', '"10.96.0.10"'), /clusterIPs is not a list/],
-    [text.replace('"port":80', '"port":"80"'), /ports is not a list of ports/]
+    ['[]', /must be a JSON object/],
+    [text.replace('"v":1', '"v":2'), /unsupported value version 2/],
+    [text.replace('"name":"web"', '"name":"db"'), /name "db" does not match the key's "web"/],
+    [text.replace('["10.96.0.10"]', '"10.96.0.10"'), /clusterIPs must be an array/],
+    [text.replace('"port":80', '"port":"80"'), /ports\[0\]\.port must be a number/]
   ]
-  for (const [value, says] of bad) t.throws(() => readServiceValue('web', 'k', value), { problem: 'bad-value', message: says })
+  for (const [value, says] of bad) t.throws(() => parseServiceValue('k', 'web', value), { code: 'ESERVICEVALUE', key: 'k', message: says })
 })
 
 t.test('keys and claim values', async t => {

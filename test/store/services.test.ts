@@ -9,6 +9,7 @@ import { formatServiceClaim, parseServiceClaim, serviceIpKey, serviceKey } from 
 import { type AddServiceRequest, type ServiceStoreProblem, addService, isServiceStoreError, removeService } from '../../lib/store/services'
 import { getService, listServices } from '../../lib/store/service-read'
 import type { ServiceSpec } from '../../lib/service/types'
+import { parseServiceValue } from '../../lib/service/service-value'
 import { startEtcd } from '../harness/etcd'
 import { dump, testClient } from '../harness/store'
 
@@ -25,6 +26,19 @@ async function refused (t: Test, client: StoreClient, prefix: string, call: () =
   t.ok(isServiceStoreError(err) && err.problem === problem, `${problem}: ${String((err as Error | undefined)?.message)}`)
   t.match((err as Error | undefined)?.message, says)
   t.strictSame(await dump(client, prefix), before, `${problem}: etcd unchanged`)
+}
+
+/**
+ * Every services/ value under the prefix passes the readers' validator (what podmeshd and every
+ * podmeshctl command apply): the store never writes a service that its readers would skip.
+ */
+async function readable (t: Test, client: StoreClient, prefix: string, atLeast: number): Promise<void> {
+  const folder = `${prefix}services/`
+  const values = [...await dump(client, prefix)].filter(([k]) => k.startsWith(folder))
+  t.ok(values.length >= atLeast, `${values.length} services written (at least ${atLeast})`)
+  for (const [k, v] of values) {
+    t.doesNotThrow(() => parseServiceValue(k, k.slice(folder.length), v), `${k} reads back through parseServiceValue`)
+  }
 }
 
 t.test('services in etcd', async t => {
@@ -98,6 +112,7 @@ t.test('services in etcd', async t => {
   t.strictSame(await removeService(client, prefix, 'broken'), { name: 'broken', service: true, claims: [] })
   // The freed port can be taken again.
   t.equal((await addService(client, prefix, npPort(30005))).ports[0]?.nodePort, 30005)
+  await readable(t, client, prefix, 3)
 })
 
 t.test('a family without a service range cannot be asked for', async t => {
@@ -108,6 +123,7 @@ t.test('a family without a service range cannot be asked for', async t => {
   await refused(t, client, prefix, async () => await addService(client, prefix, req('web', { clusterIPs: ['fd00:10:96::1'] })), 'no-service-range', /cluster IP fd00:10:96::1: the cluster has no IPv6 service range/)
   const web = await addService(client, prefix, req('web'))
   t.equal(web.clusterIPs.length, 1, 'IPv4 only')
+  await readable(t, client, prefix, 1)
 })
 
 /** Every claim names a stored service that lists it, and every stored service's claims exist. */
@@ -146,6 +162,7 @@ t.test('20 concurrent adds in a /28 and a /124: distinct addresses, clean failur
   const stored = await listServices(client, prefix, key => t.fail(`nothing to skip: ${key}`))
   t.strictSame(stored.map(s => s.name).sort(), ok.map(s => s.name).sort(), 'exactly the successful services are stored')
   consistent(t, keys, stored)
+  await readable(t, client, prefix, 1)
 })
 
 t.test('20 concurrent NodePort adds for 10 node ports', async t => {
@@ -161,4 +178,5 @@ t.test('20 concurrent NodePort adds for 10 node ports', async t => {
   t.equal(new Set(ok.map(s => s.ports[0]?.nodePort)).size, ok.length, 'no node port twice')
   t.ok(ok.length <= 10)
   consistent(t, await dump(client, prefix), await listServices(client, prefix, key => t.fail(`nothing to skip: ${key}`)))
+  await readable(t, client, prefix, 1)
 })
