@@ -7,10 +7,9 @@ import { isServiceValueError, parseServiceValue } from '../service/service-value
 import type { ServiceSpec } from '../service/types'
 import { type StoreClient, storeCall } from './client'
 import { isKeyError } from './keys'
-import { rangePages } from './paged-range'
-import type { BadValue } from './pods'
 import { parseServiceKey, serviceKey, servicesPrefix } from './service-keys'
 import { ServiceStoreError } from './service-store-error'
+import { type BadValue, listValid } from './value-list'
 
 /** Values per page: at most 64 KiB each (MAX_SERVICE_VALUE_BYTES), so a page stays within 4 MiB. */
 export const SERVICE_LIST_PAGE = 64
@@ -46,26 +45,9 @@ export const serviceNotFound = (name: string, prefix: string): ServiceStoreError
 
 /** Every valid service, in name order, read at one revision. */
 export async function listServices (client: StoreClient, prefix: string, onBad: BadValue): Promise<ServiceSpec[]> {
-  const out: ServiceSpec[] = []
-  for await (const page of rangePages(client, servicesPrefix(prefix), { limit: SERVICE_LIST_PAGE })) {
-    for (const kv of page.kvs) {
-      const key = kv.key.toString()
-      let name: string
-      try {
-        name = parseServiceKey(prefix, key)
-      } catch (e) {
-        if (!isKeyError(e)) throw e
-        onBad(key, e)
-        continue
-      }
-      try {
-        out.push(parseServiceValue(key, name, kv.value.toString()))
-      } catch (e) {
-        // Anything else is a bug of ours, not a bad value: it must not pass for one.
-        if (!isServiceValueError(e)) throw e
-        onBad(key, e)
-      }
-    }
-  }
-  return out
+  return await listValid(client, servicesPrefix(prefix), {
+    pageLimit: SERVICE_LIST_PAGE,
+    parseKey: key => parseServiceKey(prefix, key),
+    parseValue: parseServiceValue
+  }, onBad)
 }

@@ -1,0 +1,37 @@
+// The read every lister of untrusted values shares (pods/, services/): one snapshot of a folder,
+// read in pages, each key and value checked by the caller's parsers. A bad key (KeyError) or value
+// (ServiceValueError) is handed to `onBad` and skipped, so one hostile value never hides the
+// rest; any other error is a bug of ours, not a bad value, and must not pass for one.
+import { type ServiceValueError, isServiceValueError } from '../service/service-value'
+import type { StoreClient } from './client'
+import { type KeyError, isKeyError } from './keys'
+import { rangePages } from './paged-range'
+
+/** What a reader is told of a key or value it skipped. */
+export type BadValue = (key: string, error: KeyError | ServiceValueError) => void
+
+export interface ValueReader<K, V> {
+  /** Values per page: a page must stay within etcd's response limit (4 MiB). */
+  pageLimit: number
+  /** What the key names (throws KeyError for a key no writer makes). */
+  parseKey: (key: string) => K
+  /** The validated value (throws ServiceValueError). */
+  parseValue: (key: string, named: K, text: string) => V
+}
+
+/** Every valid value under `folder`, in key order, read at one revision. */
+export async function listValid<K, V> (client: StoreClient, folder: string, reader: ValueReader<K, V>, onBad: BadValue): Promise<V[]> {
+  const out: V[] = []
+  for await (const page of rangePages(client, folder, { limit: reader.pageLimit })) {
+    for (const kv of page.kvs) {
+      const key = kv.key.toString()
+      try {
+        out.push(reader.parseValue(key, reader.parseKey(key), kv.value.toString()))
+      } catch (e) {
+        if (!isKeyError(e) && !isServiceValueError(e)) throw e
+        onBad(key, e)
+      }
+    }
+  }
+  return out
+}
