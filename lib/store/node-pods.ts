@@ -1,10 +1,10 @@
-// One node's pods/<node>/ folder as its podmeshd publishes it (keys: pods.ts): the read of every
-// key with the lease it hangs on, and the batched write that makes the folder what the node's
-// spool says. Thin etcd access; the plan is the caller's (daemon/pod-publish-plan.ts).
+// One node's pods/<node>/ folder as its podmeshd publishes it (keys: service-keys.ts): the read
+// of every key with the lease it hangs on, and the batched write that makes the folder what the
+// node's spool says. Thin etcd access; the plan is the caller's (daemon/pod-publish-plan.ts).
 import type { IRequestOp } from 'etcd3'
 import { type StoreClient, storeCall } from './client'
 import { rangePages } from './paged-range'
-import { nodePodsPrefix } from './pods'
+import { nodePodsPrefix } from './service-keys'
 
 /** One stored key of the folder: its value and lease ("0": none). */
 export interface StoredPod {
