@@ -1,8 +1,9 @@
 // Services in etcd: add (validate, allocate cluster IPs and NodePorts, claim them and write the
-// service in one transaction) and remove; reading them is service-read.ts's. Race-free like subnet leases: every claim key
-// (serviceips/<ip>, nodeports/<protocol>-<port>) and services/<name> are created together by a
-// transaction that succeeds only if none exists; a lost race re-reads and chooses again, a
-// bounded number of times. Allocation policy: service-pick.ts; key layout: service-keys.ts.
+// service in one transaction) and remove; reading them is service-read.ts's. Race-free like
+// subnet leases: every claim key (serviceips/<ip>, nodeports/<protocol>-<port>) and
+// services/<name> are created together by a transaction that succeeds only if none exists; a
+// lost race re-reads and chooses again, a bounded number of times. Allocation policy:
+// service-pick.ts; key layout: service-keys.ts; the value written: service-value.ts.
 import type { ICompare, IKeyValue, IRequestOp } from 'etcd3'
 import type { ServiceRanges } from '../config/network'
 import { type Family, formatIp, parseIp } from '../ipam/cidr'
