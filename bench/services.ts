@@ -1,0 +1,248 @@
+// Services at scale (issue #11, acceptance 7): N services × 10 endpoints in podmesh's nft table,
+// in namespaces of its own (a node, a pod serving TCP on ten addresses, a client behind the
+// node). For each N: (1) a full sync along podmesh's path (ruleset → render → one `nft -f`)
+// against the floor, the same script written to a file beforehand and loaded by one `nft -f`;
+// (2) one endpoint change (ruleset → diff → render → apply) and the processes it spawned;
+// (3) TCP connection setup from the client to a ClusterIP with 10 and with N services present,
+// beside an iptables-style linear chain of N `ip daddr … dnat` rules (the VIP under test last)
+// in a table of its own, measured in the same run. Prints figures; never fails on them.
+//
+//   npm run -s bench:services [-- --sizes 1000,10000 --rounds 3 --connects 200] [--json]
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { serviceRuleset, type ServiceRuleset } from '../lib/service/rules'
+import type { Endpoint, ServiceSpec } from '../lib/service/types'
+import { diffRulesets } from '../lib/service/rules-diff'
+import { renderChange, renderFullSync } from '../lib/dataplane/nft/render'
+import { applyNftScript, applyServiceRules, removeServiceTable } from '../lib/dataplane/nft/apply'
+import { spawnCount } from '../lib/dataplane/exec'
+import { printReport, ms, now, percentile, type Row } from './report'
+import { benchTag, TS_LOADER } from './netns-run'
+import { sized } from './smoke'
+
+const arg = (name: string, def: string): string => {
+  const i = process.argv.indexOf(name)
+  return i >= 0 ? process.argv[i + 1] ?? def : def
+}
+const SIZES = arg('--sizes', sized('1000,10000', '50')).split(',').map(Number)
+const ROUNDS = Number(arg('--rounds', sized('3', '1')))
+const CONNECTS = Number(arg('--connects', sized('200', '30')))
+const ENDPOINTS = 10
+const BASELINE = 10
+
+const NODE_SIDE = '10.244.1.1'
+const POD_IPS = Array.from({ length: ENDPOINTS }, (_, i) => `10.244.1.${i + 2}`)
+const SPARE_IP = '10.244.1.200'
+const PORT = 80
+const TARGET_PORT = 8080
+const TESTED = 'tested'
+const TESTED_VIP = '10.96.255.254'
+const LINEAR_TESTED_VIP = '10.97.255.254'
+const LINEAR_TABLE = 'podmesh_bench_linear'
+
+// The VIP of the i-th filler service (i < 65,000): 10.96.0.0/16 without the tested one.
+const vip = (net: number, i: number): string => `10.${net}.${(i + 1) >> 8}.${(i + 1) & 255}`
+
+const spec = (name: string, clusterIP: string): ServiceSpec => ({
+  v: 1, name, type: 'ClusterIP', clusterIPs: [clusterIP], ports: [{ protocol: 'tcp', port: PORT, targetPort: TARGET_PORT }],
+  selector: { app: name }, sessionAffinity: 'None', externalTrafficPolicy: 'Cluster'
+})
+const endpoints = (ips: readonly string[]): Endpoint[] => ips.map((ip, i) => ({ ip, node: 'n1', pod: `p${i}`, local: true }))
+
+/** n services (n − 1 fillers and the tested one, which sorts last), each with the pod's ten addresses. */
+function services (n: number): { services: ServiceSpec[], endpoints: Map<string, Endpoint[]> } {
+  const svcs = Array.from({ length: n - 1 }, (_, i) => spec(`s${String(i).padStart(6, '0')}`, vip(96, i)))
+  svcs.push(spec(TESTED, TESTED_VIP))
+  return { services: svcs, endpoints: new Map(svcs.map(s => [s.name, endpoints(POD_IPS)])) }
+}
+const ruleset = (input: ReturnType<typeof services>): ServiceRuleset =>
+  serviceRuleset({ ...input, node: 'n1', nodeAddresses: { 4: ['192.0.2.1'] } })
+
+/** An iptables-style chain: one rule per service, tested in order; the tested VIP is last. */
+function linearTable (n: number): string {
+  const rules = Array.from({ length: n - 1 }, (_, i) => `  ip daddr ${vip(97, i)} tcp dport ${PORT} dnat to ${POD_IPS[0] as string}:${TARGET_PORT}`)
+  rules.push(`  ip daddr ${LINEAR_TESTED_VIP} tcp dport ${PORT} dnat to ${POD_IPS[0] as string}:${TARGET_PORT}`)
+  // After podmesh's dstnat (-100): a packet podmesh already DNATed skips it, one to 10.97/16 misses podmesh's map.
+  return `table ip ${LINEAR_TABLE}\ndelete table ip ${LINEAR_TABLE}\ntable ip ${LINEAR_TABLE} {\n chain prerouting {\n  type nat hook prerouting priority -90; policy accept;\n${rules.join('\n')}\n }\n}\n`
+}
+
+const median = (xs: readonly number[]): number => percentile(xs, 50)
+
+// Connects COUNT times in sequence (a new flow each), after 10 unmeasured ones; prints the setup times (ms) as JSON.
+const CLIENT = `
+const net = require('net')
+const [host, port, count] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3])]
+const once = () => new Promise(res => {
+  const t0 = process.hrtime.bigint()
+  const s = net.connect({ host, port })
+  const timer = setTimeout(() => { s.destroy(); res(-1) }, 3000)
+  s.once('connect', () => { const t = Number(process.hrtime.bigint() - t0) / 1e6; clearTimeout(timer); s.destroy(); res(t) })
+  s.once('error', () => { clearTimeout(timer); res(-1) })
+})
+;(async () => { for (let i = 0; i < 10; i++) await once(); const out = []; for (let i = 0; i < count; i++) out.push(await once()); console.log(JSON.stringify(out)) })()`
+
+const SERVER = `
+require('net').createServer(s => { s.on('error', () => {}); s.end() }).listen(${TARGET_PORT}, '0.0.0.0', () => console.log('ready'))`
+
+async function connects (clientNs: string, host: string): Promise<{ median: number, p99: number, failed: number }> {
+  const out = execFileSync('ip', ['netns', 'exec', clientNs, process.execPath, '-e', CLIENT, host, String(PORT), String(CONNECTS)], { encoding: 'utf8', timeout: 60_000 + CONNECTS * 3000 })
+  const xs = JSON.parse(out) as number[]
+  const ok = xs.filter(x => x >= 0)
+  return { median: median(ok), p99: percentile(ok, 99), failed: xs.length - ok.length }
+}
+
+async function startServer (podNs: string): Promise<ChildProcess> {
+  const child = spawn('ip', ['netns', 'exec', podNs, process.execPath, '-e', SERVER], { stdio: ['ignore', 'pipe', 'inherit'], detached: true })
+  await new Promise<void>((resolve, reject) => {
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).once('line', () => resolve())
+    child.once('exit', code => reject(new Error(`server in ${podNs} exited (${String(code)})`)))
+  })
+  return child
+}
+
+async function measure (n: number, clientNs: string, dir: string): Promise<Row[]> {
+  const rows: Row[] = []
+  const input = services(n)
+
+  // (1) Full sync from an empty namespace, podmesh's path against one load of the same script.
+  const path: number[] = []; const floor: number[] = []
+  let rs = ruleset(input)
+  const script = renderFullSync(rs)
+  const file = join(dir, `full-${n}.nft`)
+  writeFileSync(file, script)
+  for (let r = 0; r < ROUNDS; r++) {
+    await removeServiceTable()
+    const t0 = now()
+    rs = ruleset(input)
+    await applyServiceRules(rs)
+    path.push(ms(t0))
+    await removeServiceTable()
+    const t1 = now()
+    execFileSync('nft', ['-f', file])
+    floor.push(ms(t1))
+  }
+  const p = median(path); const f = median(floor)
+  rows.push({ metric: `N=${n}: full sync, podmesh (ruleset+render+nft -f)`, value: p, unit: 'ms', floor: f, note: `median of ${ROUNDS}; ${script.split('\n').length - 1} script lines` })
+  rows.push({ metric: `N=${n}: full sync / floor (one nft -f of the same script)`, value: p / f, unit: 'x', target: 1.5 })
+
+  // (2) One endpoint change among N services: the tested service's last endpoint swapped, and back.
+  const change: number[] = []; const pure: number[] = []; const spawns: number[] = []; const kinds = new Set<string>()
+  let previous = rs
+  for (let r = 0; r < Math.max(ROUNDS, 3); r++) {
+    const ips = r % 2 === 0 ? [...POD_IPS.slice(0, -1), SPARE_IP] : POD_IPS
+    const changed = { services: input.services, endpoints: new Map(input.endpoints).set(TESTED, endpoints(ips)) }
+    const s0 = spawnCount()
+    const t0 = now()
+    const next = ruleset(changed)
+    const kind = await applyServiceRules(next, previous)
+    change.push(ms(t0))
+    spawns.push(spawnCount() - s0)
+    kinds.add(kind)
+    const t1 = now()
+    const d = diffRulesets(previous, ruleset(changed))
+    if (d !== 'full') renderChange(d)
+    pure.push(ms(t1))
+    previous = next
+  }
+  rows.push({ metric: `N=${n}: one endpoint change (ruleset+diff+render+apply)`, value: median(change), unit: 'ms', target: 50, note: `median of ${change.length}, max ${Math.max(...change).toFixed(1)} ms; apply: ${[...kinds].join(',')}` })
+  rows.push({ metric: `N=${n}: one endpoint change: pure part (ruleset+diff+render)`, value: median(pure), unit: 'ms' })
+  rows.push({ metric: `N=${n}: one endpoint change: processes spawned`, value: Math.max(...spawns), unit: 'spawns', target: 1 })
+  // Leave the tested service with the pod's ten addresses.
+  if (previous !== rs) await applyServiceRules(ruleset(input), previous)
+
+  // (3) Connection setup through the ClusterIP, 10 against N services; the linear chain the same way.
+  await applyServiceRules(ruleset(services(BASELINE)))
+  const few = await connects(clientNs, TESTED_VIP)
+  await applyServiceRules(ruleset(input))
+  const many = await connects(clientNs, TESTED_VIP)
+  await applyNftScript(linearTable(BASELINE))
+  const linFew = await connects(clientNs, LINEAR_TESTED_VIP)
+  await applyNftScript(linearTable(n))
+  const linMany = await connects(clientNs, LINEAR_TESTED_VIP)
+  await applyNftScript(`table ip ${LINEAR_TABLE}\ndelete table ip ${LINEAR_TABLE}\n`)
+  const failed = few.failed + many.failed + linFew.failed + linMany.failed
+  rows.push({ metric: `N=${n}: connect to a ClusterIP, podmesh, ${n} services`, value: many.median, unit: 'ms', floor: few.median, note: `median of ${CONNECTS}; floor: ${BASELINE} services; p99 ${many.p99.toFixed(3)} / ${few.p99.toFixed(3)} ms${failed > 0 ? `; ${failed} connects FAILED` : ''}` })
+  rows.push({ metric: `N=${n}: connect, podmesh: ${n} / ${BASELINE} services`, value: many.median / few.median, unit: 'x', target: 1.1 })
+  rows.push({ metric: `N=${n}: connect, linear chain (VIP last), ${n} rules`, value: linMany.median, unit: 'ms', floor: linFew.median, note: `floor: ${BASELINE} rules; p99 ${linMany.p99.toFixed(3)} / ${linFew.p99.toFixed(3)} ms` })
+  rows.push({ metric: `N=${n}: connect, linear chain: ${n} / ${BASELINE} rules`, value: linMany.median / linFew.median, unit: 'x' })
+  return rows
+}
+
+async function inner (): Promise<void> {
+  const podNs = process.env.BENCH_POD_NS ?? ''
+  const clientNs = process.env.BENCH_CLIENT_NS ?? ''
+  if (podNs === '' || clientNs === '') throw new Error('--inner needs BENCH_POD_NS and BENCH_CLIENT_NS')
+  const dir = mkdtempSync(join(tmpdir(), 'podmesh-bench-services-'))
+  const server = await startServer(podNs)
+  try {
+    // Unmeasured: the first call of each pure function pays for its compilation.
+    const warm = ruleset(services(BASELINE))
+    const d = diffRulesets(warm, ruleset(services(BASELINE + 1)))
+    renderFullSync(warm); if (d !== 'full') renderChange(d)
+    const rows: Row[] = []
+    for (const n of SIZES) {
+      process.stderr.write(`services: N=${n}…\n`)
+      rows.push(...await measure(n, clientNs, dir))
+    }
+    printReport('services', rows, { sizes: SIZES.join(','), endpointsPerService: ENDPOINTS, rounds: ROUNDS, connects: CONNECTS, nft: execFileSync('nft', ['--version'], { encoding: 'utf8' }).trim() })
+  } finally {
+    try { if (server.pid !== undefined) process.kill(-server.pid, 'SIGKILL') } catch {}
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+const ip = (...args: string[]): void => { execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] }) }
+
+/** Kills what still runs in our namespaces (the server, a client), by PID, then removes them. */
+function removeNamespaces (names: readonly string[]): void {
+  for (const ns of names) {
+    try {
+      for (const pid of execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).split('\n').map(Number).filter(n => n > 0)) {
+        try { process.kill(pid, 'SIGKILL') } catch {}
+      }
+    } catch {}
+    try { ip('netns', 'del', ns) } catch {}
+  }
+}
+
+/** The node (where the measuring half and nft run), a pod on ten addresses, a client behind the node. */
+async function outer (): Promise<number> {
+  const tag = benchTag()
+  const [node, pod, client] = [`${tag}nd`, `${tag}pd`, `${tag}cl`]
+  const all = [node, pod, client]
+  const onSignal = (): void => { removeNamespaces(all); process.exit(130) }
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+  try {
+    for (const ns of all) { ip('netns', 'add', ns); ip('-n', ns, 'link', 'set', 'lo', 'up') }
+    ip('netns', 'exec', node, 'sysctl', '-qw', 'net.ipv4.ip_forward=1')
+    ip('-n', node, 'link', 'add', `${tag}p0`, 'type', 'veth', 'peer', 'name', `${tag}p1`, 'netns', pod)
+    ip('-n', node, 'addr', 'add', `${NODE_SIDE}/24`, 'dev', `${tag}p0`)
+    ip('-n', node, 'link', 'set', `${tag}p0`, 'up')
+    for (const a of POD_IPS) ip('-n', pod, 'addr', 'add', `${a}/24`, 'dev', `${tag}p1`)
+    ip('-n', pod, 'link', 'set', `${tag}p1`, 'up')
+    ip('-n', pod, 'route', 'add', 'default', 'via', NODE_SIDE)
+    ip('-n', node, 'link', 'add', `${tag}c0`, 'type', 'veth', 'peer', 'name', `${tag}c1`, 'netns', client)
+    ip('-n', node, 'addr', 'add', '192.0.2.1/24', 'dev', `${tag}c0`)
+    ip('-n', node, 'link', 'set', `${tag}c0`, 'up')
+    ip('-n', client, 'addr', 'add', '192.0.2.2/24', 'dev', `${tag}c1`)
+    ip('-n', client, 'link', 'set', `${tag}c1`, 'up')
+    ip('-n', client, 'route', 'add', 'default', 'via', '192.0.2.1')
+    const child = spawn('ip', ['netns', 'exec', node, process.execPath, `--import=${TS_LOADER}`, __filename, '--inner', ...process.argv.slice(2)],
+      { stdio: 'inherit', env: { ...process.env, BENCH_TAG: tag, BENCH_POD_NS: pod, BENCH_CLIENT_NS: client } })
+    return await new Promise<number>(resolve => child.on('exit', code => resolve(code ?? 1)))
+  } finally {
+    removeNamespaces(all)
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+  }
+}
+
+if (process.argv.includes('--inner')) {
+  inner().then(() => process.exit(0), e => { process.stderr.write(`services: ${(e as Error).stack ?? String(e)}\n`); process.exit(1) })
+} else {
+  outer().then(code => process.exit(code), e => { process.stderr.write(`services: ${String(e)}\n`); process.exit(1) })
+}
