@@ -2,7 +2,8 @@
 // `scripts/bench <name> --smoke --json` from a directory outside the checkout, so that none can
 // rot: each must exit 0 and print its figures — a JSON report under its own name, marked smoke,
 // with rows of numbers. The figures are printed here as comments and never judged: how fast
-// podmesh is belongs to the benchmarks, not to pass/fail.
+// podmesh is belongs to the benchmarks, not to pass/fail. BENCH_SMOKE_ONLY=services,scale runs
+// only those (while working on one benchmark); the list check still covers them all.
 import t, { type Test } from 'tap'
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
@@ -38,6 +39,10 @@ async function runSmoke (t: Test, name: string): Promise<Outcome> {
 }
 
 const names = benchNames()
+const only = (process.env.BENCH_SMOKE_ONLY ?? '').split(',').filter(n => n !== '')
+const unknown = only.filter(n => !names.includes(n))
+if (unknown.length > 0) throw new Error(`BENCH_SMOKE_ONLY names no benchmark: ${unknown.join(', ')} (known: ${names.join(', ')})`)
+const selected = only.length > 0 ? only : names
 const total = Date.now()
 
 t.before(async () => {
@@ -54,7 +59,7 @@ t.test('package.json names the benchmarks, each with its bench/<name>.ts', async
   for (const n of names) t.ok(existsSync(join(ROOT, 'bench', `${n}.ts`)), `bench/${n}.ts exists`)
 })
 
-for (const name of names) {
+for (const name of selected) {
   t.test(`bench:${name} --smoke`, async t => {
     const r = await runSmoke(t, name)
     t.comment(`bench:${name} --smoke: exit ${String(r.code ?? r.signal)} in ${r.seconds.toFixed(1)} s`)
@@ -73,4 +78,4 @@ for (const name of names) {
   })
 }
 
-t.after(() => { t.comment(`smoke: ${names.length} benchmarks in ${((Date.now() - total) / 1000).toFixed(0)} s`) })
+t.after(() => { t.comment(`smoke: ${selected.length} benchmarks in ${((Date.now() - total) / 1000).toFixed(0)} s`) })
