@@ -3,7 +3,7 @@
 // SIGKILLed and started again on its data dir, or frozen (SIGSTOP): a frozen member keeps its
 // TCP connections open and answers nothing, which is what a client sees of a partitioned one.
 import { spawn, execFile, type ChildProcess } from 'node:child_process'
-import { mkdtemp, open, rm } from 'node:fs/promises'
+import { mkdtemp, open, readFile, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -34,14 +34,27 @@ export class EtcdCluster {
   private constructor (readonly dir: string, readonly members: Member[]) {}
 
   static async create (t: Teardownable, size = 3): Promise<EtcdCluster> {
-    const dir = await mkdtemp(join(tmpdir(), 'podmesh-etcd-cluster-'))
-    const members: Member[] = []
-    for (let i = 0; i < size; i++) members.push({ name: `m${i}`, client: await freePort(), peer: await freePort(), frozen: false })
-    const c = new EtcdCluster(dir, members)
-    t.teardown(async () => await c.destroy())
-    await Promise.all(members.map(async (_, i) => { await c.start(i) }))
-    await c.waitHealthy()
-    return c
+    // Ports are picked free but another process can bind one before etcd does (a parallel test,
+    // an outgoing connection's ephemeral port): that member exits at once. A cluster that starts
+    // with a member missing is not the one the test asked for (a client pointed at the dead
+    // member waits forever), so start again on new ports.
+    let lastErr: unknown
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const dir = await mkdtemp(join(tmpdir(), 'podmesh-etcd-cluster-'))
+      const members: Member[] = []
+      for (let i = 0; i < size; i++) members.push({ name: `m${i}`, client: await freePort(), peer: await freePort(), frozen: false })
+      const c = new EtcdCluster(dir, members)
+      try {
+        await Promise.all(members.map(async (_, i) => { await c.start(i) }))
+        await c.waitHealthy(30_000, { all: true })
+        t.teardown(async () => await c.destroy())
+        return c
+      } catch (e) {
+        lastErr = e
+        await c.destroy()
+      }
+    }
+    throw lastErr
   }
 
   endpoint (i: number): string { return `http://127.0.0.1:${this.members[i]?.client ?? 0}` }
@@ -103,9 +116,14 @@ export class EtcdCluster {
   }
 
   /** Waits until a leader is elected and every running member answers. */
-  async waitHealthy (timeoutMs = 30_000): Promise<void> {
+  async waitHealthy (timeoutMs = 30_000, o: { all?: boolean } = {}): Promise<void> {
     const deadline = Date.now() + timeoutMs
     for (;;) {
+      const gone = this.members.filter(m => m.child === undefined).map(m => m.name)
+      if (o.all === true && gone.length > 0) {
+        const tails = await Promise.all(gone.map(async n => `${n}: ${(await readFile(join(this.dir, `${n}.log`), 'utf8').catch(() => '')).split('\n').slice(-3).join(' | ')}`))
+        throw new Error(`etcd member ${gone.join(', ')} exited during start (a port taken?): ${tails.join('; ')}`)
+      }
       try {
         const eps = this.members.map((m, i) => (m.child !== undefined && !m.frozen ? this.endpoint(i) : '')).filter(e => e !== '')
         await run(ETCDCTL_BIN, ['--endpoints', eps.join(','), '--command-timeout=2s', 'endpoint', 'health'], { env: { ...process.env, ETCDCTL_API: '3' } })

@@ -77,7 +77,10 @@ t.test('the policy declines an avoided member and suspects one that was silent',
   for (const [e, want] of cases) t.equal(isMemberSilence(e), want, `${String(e)} → ${String(want)}`)
 })
 
-t.test('a member whose connections went silent: the watch leaves it, calls avoid it', async t => {
+// A hang (a member that never came up) fails in two minutes, not at the file's timeout.
+const BOUNDED = { timeout: 120_000 }
+
+t.test('a member whose connections went silent: the watch leaves it, calls avoid it', BOUNDED, async t => {
   const etcd = await startEtcd(t)
   const good = await startProxy(t, etcd.clientPort)
   const silent = await startProxy(t, etcd.clientPort)
@@ -127,7 +130,7 @@ t.test('a member whose connections went silent: the watch leaves it, calls avoid
   t.ok(ms < 8000, `a call goes to the other member at once (${ms} ms), not into the silent one's 10 s deadline`)
 })
 
-t.test('a member that lost its leader ends the watch (require leader), so it cannot serve stale state', async t => {
+t.test('a member that lost its leader ends the watch (require leader), so it cannot serve stale state', BOUNDED, async t => {
   const cluster = await EtcdCluster.create(t)
   // The client knows one member only, and probes far too rarely to notice anything itself.
   const client = await testClient(t, [cluster.endpoint(0)])
@@ -136,6 +139,7 @@ t.test('a member that lost its leader ends the watch (require leader), so it can
   const degraded: string[] = []
   w.on('degraded', e => degraded.push(e.message))
   await w.start()
+  t.comment('watching member 0; killing the other two')
   await cluster.kill(1)
   await cluster.kill(2)
   const cutAt = Date.now()
