@@ -6,72 +6,17 @@
 // partial update (one spawn) gets no new connection, ClientIP affinity holds a client to one endpoint, NodePort masquerades under Cluster and keeps
 // the client under Local, and another table in the namespace is never touched.
 import t, { type Test } from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
-import { createInterface } from 'node:readline'
 import { serviceRuleset, type ServiceRuleset } from '../../lib/service/rules'
 import type { Endpoint, ServiceSpec } from '../../lib/service/types'
 import { Lab, type Netns } from '../harness/netns'
+import { type Answer, answerNames, answerSources, requests as echoRequests, startEchoServer } from '../harness/echo'
 
 const AGENT = 'test/dataplane/nft-agent.ts'
 
-// Answers a TCP connection or a UDP datagram with "<name> <source address seen>".
-const SERVER = `
-const net = require('net'), dgram = require('dgram')
-const [name, port] = [process.argv[1], Number(process.argv[2])]
-let ready = 0
-const up = () => { if (++ready === 3) console.log('ready') }
-net.createServer(s => s.end(name + ' ' + s.remoteAddress.replace(/^::ffff:/, '') + '\\n')).listen({ port, host: '::', ipv6Only: false }, up)
-for (const type of ['udp4', 'udp6']) {
-  const u = dgram.createSocket({ type, ipv6Only: type === 'udp6' })
-  u.on('message', (m, r) => u.send(name + ' ' + r.address, r.port, r.address))
-  u.bind(port, type === 'udp4' ? '0.0.0.0' : '::', up)
-}`
-
-// Makes COUNT requests one after the other (a new socket, so a new flow, each); prints the answers as JSON.
-const CLIENT = `
-const net = require('net'), dgram = require('dgram')
-const [proto, host, port, count] = [process.argv[1], process.argv[2], Number(process.argv[3]), Number(process.argv[4])]
-const tcp = () => new Promise(res => {
-  const s = net.connect({ host, port }); let d = ''
-  const t = setTimeout(() => { s.destroy(); res('ERR:timeout') }, 5000)
-  s.on('data', b => { d += b }); s.on('end', () => { clearTimeout(t); res(d.trim()) })
-  s.on('error', e => { clearTimeout(t); res('ERR:' + e.code) })
-})
-const udp = () => new Promise(res => {
-  const u = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4')
-  const t = setTimeout(() => { u.close(); res('ERR:timeout') }, 5000)
-  u.on('message', m => { clearTimeout(t); u.close(); res(m.toString()) })
-  u.on('error', e => { clearTimeout(t); u.close(); res('ERR:' + e.code) })
-  u.connect(port, host, () => u.send('hi'))
-})
-;(async () => { const out = []; for (let i = 0; i < count; i++) out.push(await (proto === 'udp' ? udp() : tcp())); console.log(JSON.stringify(out)) })()`
-
-interface Answer { name: string, source: string }
-
-async function requests (ns: Netns, proto: 'tcp' | 'udp', host: string, port: number, count: number): Promise<Array<Answer | string>> {
-  const out = await ns.exec(process.execPath, ['-e', CLIENT, proto, host, String(port), String(count)], { timeoutMs: 10_000 + count * 6000 })
-  return (JSON.parse(out.stdout) as string[]).map(a => {
-    if (a.startsWith('ERR:')) return a
-    const [name = '', source = ''] = a.split(' ')
-    return { name, source }
-  })
-}
-
-/** Starts the echo server in a pod; resolves when it listens. Killed (by its process group) in teardown. */
-async function startServer (t: Test, ns: Netns, name: string, port: number): Promise<ChildProcess> {
-  const child = spawn('ip', ['netns', 'exec', ns.name, process.execPath, '-e', SERVER, name, String(port)], { stdio: ['ignore', 'pipe', 'inherit'], detached: true })
-  t.teardown(() => { try { if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL') } catch {} })
-  await new Promise<void>((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream })
-    lines.once('line', () => resolve())
-    child.once('exit', code => reject(new Error(`echo server in ${ns.name} exited (${code})`)))
-  })
-  return child
-}
-
-const names = (as: Array<Answer | string>): string[] => [...new Set(as.map(a => (typeof a === 'string' ? a : a.name)))].sort()
-const sources = (as: Array<Answer | string>, name: string): string[] =>
-  [...new Set(as.flatMap(a => (typeof a !== 'string' && a.name === name ? [a.source] : [])))].sort()
+const requests = async (ns: Netns, proto: 'tcp' | 'udp', host: string, port: number, count: number): Promise<Array<Answer | string>> => await echoRequests(ns.name, proto, host, port, count)
+const startServer = async (t: Test, ns: Netns, name: string, port: number): Promise<unknown> => await startEchoServer(t, ns.name, name, port)
+const names = answerNames
+const sources = answerSources
 
 t.test('service table in a node namespace: ClusterIP, hairpin, no endpoints, endpoint removal, NodePort, other tables', async t => {
   const lab = new Lab({ t })
