@@ -3,12 +3,14 @@
 // default. Parsing is pure (argv, env and file content are passed in); errors name the option.
 
 import { hostname } from 'node:os'
+import { isAbsolute } from 'node:path'
 import { NODE_NAME_RULE, isNodeName } from '../store/keys'
 import { INTERFACE_NAME_RULE, isInterfaceName } from './interface-name'
 import { type EtcdOptions, resolveEtcdOptions } from './etcd-options'
 import { ETCD_FLAGS, type EtcdField } from './etcd-flags'
 import { NODE_FLAGS, type NodeField, checkNodeFlag } from './node-flags'
 import type { SharedFlag } from './shared-flag'
+import { DEFAULT_POD_DIR } from '../cni-plugin/net-config'
 import { isConfigError } from './config-error'
 
 type Kind = 'string' | 'list' | 'int' | 'bool' | 'duration'
@@ -66,6 +68,7 @@ export const OPTION_SPECS = {
   cniNetwork: nodeSpec('cniNetwork'),
   cniBridge: { flag: 'cni-bridge', kind: 'string', help: 'pod bridge name', default: 'podmesh-br0' },
   cniDataDir: { flag: 'cni-data-dir', kind: 'string', help: 'host-local IPAM state dir (default: the plugin\'s own)' },
+  podDir: { flag: 'pod-dir', kind: 'string', help: 'spool where the podmesh CNI plugin reports pods (clusters with services)', default: DEFAULT_POD_DIR },
   masquerade: { flag: 'masquerade', kind: 'bool', help: 'masquerade pod traffic to destinations outside all pod CIDRs', default: false },
   metricsAddress: { flag: 'metrics-address', kind: 'string', help: 'host:port for /healthz, /readyz, /metrics; empty disables', default: '127.0.0.1:9475' },
   resyncInterval: { flag: 'resync-interval', kind: 'duration', help: 'full reconcile period that repairs drift', default: '30s' },
@@ -100,6 +103,7 @@ export interface DaemonOptions {
   cniNetwork: string
   cniBridge: string
   cniDataDir?: string
+  podDir: string
   masquerade: boolean
   metricsAddress: string
   resyncIntervalMs: number
@@ -262,6 +266,8 @@ export function parseDaemonOptions (src: OptionSources): DaemonOptions | 'help' 
   if (pathMtuIntervalMs < 10_000) throw new OptionsError('--path-mtu-interval must be at least 10s')
   const leaseTtlSeconds = Math.round(parseDuration(String(get('leaseTtl')), '--lease-ttl') / 1000)
   if (leaseTtlSeconds < 5) throw new OptionsError('--lease-ttl must be at least 5s')
+  const podDir = get<string>('podDir')
+  if (!isAbsolute(podDir)) throw new OptionsError(`--pod-dir "${podDir}" must be an absolute path`)
   const metricsAddress = get<string>('metricsAddress')
   if (metricsAddress !== '' && !/^[^\s]+:\d{1,5}$/.test(metricsAddress)) throw new OptionsError(`--metrics-address "${metricsAddress}" is not host:port`)
   const opt = <K extends OptionName>(k: K): Record<string, unknown> => raw[k] === undefined ? {} : { [k]: raw[k] }
@@ -284,6 +290,7 @@ export function parseDaemonOptions (src: OptionSources): DaemonOptions | 'help' 
     cniConfDir: get('cniConfDir'),
     cniNetwork: get('cniNetwork'),
     cniBridge: get('cniBridge'),
+    podDir,
     masquerade: get('masquerade'),
     metricsAddress,
     resyncIntervalMs,

@@ -42,6 +42,11 @@ import { UnderlayFollower } from './underlay-follow'
 import { dropConnections, memberHealth } from '../store/client'
 import { parseEndpoint } from '../store/endpoint'
 import { PathMtuProber } from './path-mtu-prober'
+import { ServiceSync } from './service-sync'
+import { PodPublisher } from './pod-publisher'
+import { ensureBridgeNetfilter } from '../dataplane/sysctl'
+import { removeServiceTable } from '../dataplane/nft/apply'
+import type { NodeSubnets } from '../service/pod-trust'
 
 export interface DaemonEvents {
   ready: []
@@ -90,6 +95,10 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   /** The device and pod MTUs of the last pass that applied. */
   private mtu: MtuPlan | undefined
   private pathMtu: PathMtuProber | undefined
+  /** Services (issue #11): only in a cluster with service ranges. */
+  private services: ServiceSync | undefined
+  private podPublisher: PodPublisher | undefined
+  private nodeSubnetsOf: { of: ReadonlyMap<string, NodeRecord>, subnets: NodeSubnets } | undefined
   /** The node records last handed to the path MTU prober, and the known path MTUs at a prober revision. */
   private pathPeersOf: ReadonlyMap<string, NodeRecord> | undefined
   private knownPaths: { revision: number, mtus: ReadonlyMap<string, number> } | undefined
@@ -193,10 +202,26 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       podCIDRs,
       clusterCIDRs: [config.ipv4?.cidr, config.ipv6?.cidr].filter((c): c is string => c !== undefined),
       mtu: identity.mtu,
-      masquerade: o.masquerade
+      masquerade: o.masquerade,
+      ...(config.services !== undefined ? { podDir: o.podDir } : {})
     }
+    if (config.services !== undefined) await this.prepareBridgeNetfilter(config)
     const pod = await ensurePodNetwork(rtnl, this.podNetwork)
     this.log.info({ bridge: o.cniBridge, conflist: pod.conflistPath, written: pod.conflistWritten, masquerade: o.masquerade }, 'pod network ready')
+  }
+
+  /**
+   * A pod calling a pod of its own node through a cluster IP gets its reply bridged: without
+   * br_netfilter that reply is not un-DNATed and the call fails (docs/services.md). Said, not fatal:
+   * everything else works, and loading a kernel module is the operator's choice.
+   */
+  private async prepareBridgeNetfilter (config: NetworkConfig): Promise<void> {
+    const bridged = await ensureBridgeNetfilter({ ipv4: config.ipv4 !== undefined, ipv6: config.ipv6 !== undefined })
+    if (bridged.missing) {
+      this.log.warn('br_netfilter is not loaded: a pod calling a service whose endpoint is on its own node gets no answer (modprobe br_netfilter; docs/services.md)')
+    } else if (bridged.changes.length > 0) {
+      this.log.info({ sysctls: bridged.changes }, 'bridged pod traffic goes through netfilter (services)')
+    }
   }
 
   /** The kernel adapter, the reconcile loop, the watch and the status report, wired together. */
@@ -221,6 +246,58 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.configWatch = await this.watchConfig(store)
     this.underlay = this.followUnderlay(store, rtnl, identity)
     this.pathMtu = this.probePaths(rtnl, identity)
+    if (this.config?.services !== undefined) this.startServices(store)
+  }
+
+  /**
+   * Services (issue #11): this node's pods published from the CNI plugin's spool, and the
+   * service rules kept equal to etcd. Both follow the lease: a lease taken anew republishes.
+   */
+  private startServices (store: Store): void {
+    const o = this.opts
+    const lease = this.lease
+    const publisher = new PodPublisher({ client: store.client, prefix: store.prefix, node: o.nodeName, dir: o.podDir, leaseId: () => lease?.held === true ? lease.leaseId : undefined })
+    publisher.on('published', r => this.log.info({ put: r.put, deleted: r.deleted, pods: r.pods }, 'pods published'))
+    publisher.on('badFile', b => this.log.warn({ file: b.file, problem: b.problem }, 'pod report skipped'))
+    publisher.on('failed', e => { this.metrics.etcdErrors.inc({ op: 'pods' }); this.log.warn({ error: e.message }, 'publishing pods failed; will retry') })
+    lease?.on('reacquired', () => publisher.trigger())
+    publisher.start()
+    this.podPublisher = publisher
+    const sync = new ServiceSync({
+      client: store.client,
+      prefix: store.prefix,
+      node: o.nodeName,
+      nodeSubnets: () => this.nodeSubnets(),
+      nodeAddresses: () => this.nodeAddresses(),
+      resyncIntervalMs: o.resyncIntervalMs
+    })
+    sync.on('applied', a => {
+      this.metrics.serviceSyncs.inc({ kind: a.kind })
+      this.metrics.services.set(a.services)
+      this.metrics.serviceEndpoints.set(a.endpoints)
+      if (a.kind !== 'none') this.log.info({ reason: a.reason, kind: a.kind, services: a.services, endpoints: a.endpoints, durationMs: a.durationMs }, 'service rules updated')
+    })
+    sync.on('skipped', s => { this.metrics.rejectedRecords.inc(); this.log.warn({ key: s.key, reason: s.reason }, 'etcd value skipped for services') })
+    sync.on('drift', () => this.log.warn('table inet podmesh was gone; writing it whole'))
+    sync.on('failed', f => {
+      this.metrics.serviceSyncs.inc({ kind: 'failed' })
+      this.log.warn({ step: f.step, error: f.error.message, retryInMs: f.retryInMs }, 'service rules not updated; will retry')
+    })
+    sync.start()
+    this.services = sync
+  }
+
+  private nodeSubnets (): NodeSubnets {
+    if (this.nodeSubnetsOf?.of !== this.nodes) {
+      this.nodeSubnetsOf = { of: this.nodes, subnets: new Map([...this.nodes.values()].map(n => [n.name, n.podCIDRs])) }
+    }
+    return this.nodeSubnetsOf.subnets
+  }
+
+  private nodeAddresses (): { 4?: readonly string[], 6?: readonly string[] } {
+    const ip = this.self?.underlayIp
+    if (ip === undefined) return {}
+    return ip.includes(':') ? { 6: [ip] } : { 4: [ip] }
   }
 
   /**
@@ -298,6 +375,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       if (this.self !== undefined) this.self = { ...this.self, underlayIp: m.to.ip }
       this.log.warn({ old: endpoint(m.from.ip), new: endpoint(m.to.ip), underlayInterface: m.to.ifname }, 'underlay address changed; following it')
       this.reconciler?.trigger('underlay')
+      this.services?.trigger('nodes')
     })
     f.on('published', p => {
       this.metrics.endpointChanges.inc()
@@ -349,6 +427,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         this.log.info({ added: ev.added, updated: ev.updated, removed: ev.removed, relisted: ev.relisted, revision: ev.revision }, 'node records changed')
       }
       this.reconciler?.trigger('watch')
+      // A pod counts only inside its node's subnets: node records changing changes endpoints.
+      this.services?.trigger('nodes')
     })
     this.followConflicts(w)
     w.on('rejected', r => { this.metrics.rejectedRecords.inc(); this.log.warn({ key: r.key, reason: r.reason }, 'etcd value rejected') })
@@ -561,6 +641,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     const leave = opts.leave ?? this.opts.leave
     this.registration?.stop()
     this.pathMtu?.stop()
+    await this.podPublisher?.stop()
+    await this.services?.stop()
     await this.underlay?.stop()
     await this.reconciler?.stop()
     await this.status?.stop()
@@ -578,7 +660,14 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     if (leave) {
       await this.kernel?.teardown()
       if (this.rtnl !== undefined) await removePodNetwork(this.rtnl, { bridge: this.opts.cniBridge, network: this.opts.cniNetwork, confDir: this.opts.cniConfDir })
-      this.log.info('tunnels, routes and pod network removed')
+      if (this.config?.services !== undefined) {
+        try {
+          await removeServiceTable()
+        } catch (e) {
+          this.log.error({ err: e }, 'could not remove table inet podmesh')
+        }
+      }
+      this.log.info('tunnels, routes, service rules and pod network removed')
     } else if (!refused) {
       // The lease keeps running in etcd until its TTL: a restart takes the keys over.
       await this.lease?.close()

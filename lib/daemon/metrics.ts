@@ -53,6 +53,9 @@ export function createMetrics (handshakes: () => Iterable<PeerHandshake> = () =>
     etcdMemberAvoided: new Counter({ name: 'podmesh_etcd_member_avoided_total', help: 'Times an etcd member was set aside for a while because it did not answer in time, lost its leader, or left the watch silent', labelNames: ['member'], registers: [registry] }),
     restoreRemovals: new Counter({ name: 'podmesh_restore_removed_nodes_total', help: 'Node records removed after an etcd restore because no live node re-asserted them', registers: [registry] }),
     mtu: new Gauge({ name: 'podmesh_mtu_bytes', help: 'MTU the last pass gave each tunnel device in use (kind: wireguard, vxlan) and the pods (kind: pod)', labelNames: ['kind'], registers: [registry] }),
+    services: new Gauge({ name: 'podmesh_services', help: 'Services in the last service rules that landed', registers: [registry] }),
+    serviceEndpoints: new Gauge({ name: 'podmesh_service_endpoints', help: 'Endpoints (pod addresses behind services) in the last service rules that landed', registers: [registry] }),
+    serviceSyncs: new Counter({ name: 'podmesh_service_syncs_total', help: 'Service rule passes (kind: full, partial, none, failed)', labelNames: ['kind'], registers: [registry] }),
     narrowPaths: new Gauge({ name: 'podmesh_narrow_paths', help: 'Peers behind a path narrower than their tunnel device needs, whose routes got a smaller MTU', registers: [registry] }),
     conflictingRecords: new Gauge({
       name: 'podmesh_conflicting_records',

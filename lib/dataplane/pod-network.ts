@@ -5,6 +5,7 @@
 
 import { parseCidr } from '../ipam/cidr'
 import { renderConflist, gatewayAddresses } from '../mesh/cni-config'
+import { podmeshPluginEntry } from '../cni-plugin/conflist-entry'
 import { ensureBridge, type BridgeChange } from './cni/bridge'
 import { conflistPath, removeConflist, writeConflist } from './cni/conflist-file'
 import { run } from './exec'
@@ -19,6 +20,8 @@ export interface PodNetworkSpec {
   clusterCIDRs: readonly string[]
   mtu: number
   masquerade: boolean
+  /** The podmesh plugin's spool, when the conflist carries the plugin (a cluster with services). */
+  podDir?: string
 }
 
 export const MASQUERADE_CHAIN = 'PODMESH-MASQ'
@@ -54,7 +57,8 @@ const conflistFor = (s: PodNetworkSpec): ReturnType<typeof renderConflist> => re
   podCIDRs: [...s.podCIDRs],
   clusterCIDRs: [...s.clusterCIDRs],
   mtu: s.mtu,
-  ...(s.dataDir !== undefined ? { dataDir: s.dataDir } : {})
+  ...(s.dataDir !== undefined ? { dataDir: s.dataDir } : {}),
+  ...(s.podDir !== undefined ? { podmesh: podmeshPluginEntry(s.podDir) } : {})
 })
 
 export async function removePodNetwork (rtnl: Rtnl, s: { bridge: string, network: string, confDir: string }): Promise<void> {

@@ -1,9 +1,11 @@
 // The CNI network config (a .conflist, CNI 1.0.0) podmeshd writes for its node: the reference
-// `bridge` + `host-local` + `portmap` plugins, and the gateway addresses that go on the bridge.
+// `bridge` + `host-local` + `portmap` plugins (and podmesh's own, last, when the cluster has
+// services), and the gateway addresses that go on the bridge.
 // Pure: a function of the node's pod subnets, the cluster's pod CIDRs and the tunnel MTU.
 
 import { containsCidr, formatIp, hostAddr, lastAddr, parseCidr, type Cidr, type Family } from '../ipam/cidr'
 import { INTERFACE_NAME_RULE, isInterfaceName } from '../config/interface-name'
+import type { PodmeshPluginConf } from '../cni-plugin/conflist-entry'
 
 export const CNI_VERSION = '1.0.0'
 
@@ -20,6 +22,11 @@ export interface ConflistInput {
   mtu: number
   /** host-local's state dir; unset means the plugin default /var/lib/cni/networks. */
   dataDir?: string
+  /**
+   * podmesh's own plugin, last (issue #11): it reports each pod to podmeshd's spool, so services
+   * find their endpoints. Set when the cluster has service ranges.
+   */
+  podmesh?: PodmeshPluginConf
 }
 
 export interface IpamRange { subnet: string, gateway: string }
@@ -52,7 +59,7 @@ export interface PortmapPlugin {
 export interface Conflist {
   cniVersion: typeof CNI_VERSION
   name: string
-  plugins: [BridgePlugin, PortmapPlugin]
+  plugins: [BridgePlugin, PortmapPlugin] | [BridgePlugin, PortmapPlugin, PodmeshPluginConf]
 }
 
 export class CniConfigError extends Error {
@@ -101,6 +108,11 @@ const gatewayOf = (s: Cidr): string => formatIp(s.family, hostAddr(s, 1n))
 const textOf = (s: Cidr): string => `${formatIp(s.family, s.addr)}/${s.len}`
 
 /** The bridge's addresses: the first host of each pod subnet with its prefix ("10.244.1.1/24", "fd00:10:244:1::1/64"). */
+/** The gateway of each pod subnet (the bridge's address there), without its length. */
+export function podGateways (podCIDRs: readonly string[]): Array<{ family: Family, ip: string }> {
+  return podSubnets(podCIDRs).map(s => ({ family: s.family, ip: gatewayOf(s) }))
+}
+
 export function gatewayAddresses (podCIDRs: readonly string[]): string[] {
   return podSubnets(podCIDRs).map(s => `${gatewayOf(s)}/${s.len}`)
 }
@@ -143,7 +155,8 @@ export function renderConflist (input: ConflistInput): Conflist {
     name: input.networkName,
     plugins: [
       { type: 'bridge', bridge: input.bridge, isGateway: true, ipMasq: false, hairpinMode: true, mtu: input.mtu, ipam },
-      { type: 'portmap', capabilities: { portMappings: true }, snat: true }
-    ]
+      { type: 'portmap', capabilities: { portMappings: true }, snat: true },
+      ...(input.podmesh !== undefined ? [{ type: 'podmesh' as const, podDir: input.podmesh.podDir }] : [])
+    ] as Conflist['plugins']
   }
 }

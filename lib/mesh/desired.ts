@@ -8,6 +8,7 @@ import { formatIp, parseCidr, parseIp, overlaps, type Family } from '../ipam/cid
 import type { DesiredState, Peer, Route, VxlanRemote, WireguardDevice, VxlanDevice } from './types'
 import { parseEndpoint } from '../store/endpoint'
 import { deviceMtu, narrowRouteMtu, podMtu, type DeviceMtu, type PeerPath } from './mtu'
+import { podGateways } from './cni-config'
 
 /** What this node knows of itself that is not in etcd's records (or must not be trusted from them). */
 export interface LocalIdentity {
@@ -163,6 +164,7 @@ export function desiredState (config: NetworkConfig, nodes: Iterable<NodeRecord>
     transports.set(node.name, transport)
   }
 
+  routes.push(...serviceRoutes(config, self))
   const state: DesiredState = { routes }
   const mtuOf = (transport: Transport): DeviceMtu => deviceMtu({
     transport,
@@ -213,4 +215,31 @@ export function desiredState (config: NetworkConfig, nodes: Iterable<NodeRecord>
   const pod = devices.length > 0 ? podMtu(devices) : mtuOf(primaryTransport(config)).mtu
   const narrowList = [...narrowed.values()].sort((a, b) => a.node < b.node ? -1 : a.node > b.node ? 1 : 0)
   return { state, transports, skipped, mtu: { ...mtu, pod, ...(narrowList.length > 0 ? { narrow: narrowList } : {}) } }
+}
+
+/**
+ * A route per service range (issue #11) on the node's primary tunnel device. A node's own
+ * processes need one to reach a cluster IP at all (their packets are routed before the output
+ * hook rewrites the address, then routed again), and a packet to a cluster IP without endpoints
+ * must be routed to meet the rule that refuses it. Its source is the pod bridge's gateway: an
+ * address inside this node's pod subnet, which every other node routes back through the mesh
+ * and a pod of this node reaches on its own link — so a reply finds its way whichever endpoint
+ * the connection went to, and host traffic is never NATed (an underlay source would be dropped
+ * by a WireGuard peer's allowed IPs).
+ */
+export function serviceRoutes (config: NetworkConfig, self: LocalIdentity): Route[] {
+  const ranges = config.services
+  if (ranges === undefined) return []
+  const dev = primaryTransport(config) === 'wireguard' ? self.devices.wireguard : self.devices.vxlan
+  const gateways = self.podCIDRs.length === 0 ? [] : podGateways(self.podCIDRs)
+  const out: Route[] = []
+  for (const dst of [ranges.ipv4, ranges.ipv6]) {
+    if (dst === undefined) continue
+    const family = parseCidr(dst).family
+    const gw = gateways.find(g => g.family === family)
+    // A family this node has no pod subnet for has no source to give: no route (no pod of that family either).
+    if (gw === undefined) continue
+    out.push({ family, dst, dev, src: gw.ip })
+  }
+  return out
 }

@@ -7,7 +7,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process'
 import { REPO_ROOT, sh as harnessSh } from '../harness/netns'
-import { mkdtempSync, rmSync, existsSync, openSync, closeSync, mkdirSync, readFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, existsSync, openSync, closeSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
@@ -81,7 +81,17 @@ export interface LabOptions {
    * 192.0.2.1. podmeshd, podmeshctl, etcdctl and the health check present the client certificate.
    */
   etcdTls?: LabEtcdTls
+  /**
+   * Services (issue #11): init with service ranges (SERVICE_CIDR4/6, NodePorts LAB_NODE_PORTS),
+   * so podmeshd puts its CNI plugin in the conflist; the lab's CNI runtime finds it in a plugin
+   * dir of the lab's own (a wrapper of the compiled dist/cmd/podmesh-cni.js).
+   */
+  services?: boolean
 }
+
+export const SERVICE_CIDR4 = '10.96.0.0/16'
+export const SERVICE_CIDR6 = 'fd00:96::/112'
+export const LAB_NODE_PORTS = { min: 30000, max: 30099 }
 
 export interface LabEtcdTls { caFile: string, serverCertFile: string, serverKeyFile: string, clientCertFile: string, clientKeyFile: string }
 
@@ -102,6 +112,8 @@ export class LabNode {
 
   get conflist (): string { return join(this.dir, 'cni', '10-podmesh.conflist') }
   get logFile (): string { return join(this.dir, 'podmeshd.log') }
+  /** The podmesh CNI plugin's spool on this node (--pod-dir). */
+  get podDir (): string { return join(this.dir, 'pods') }
   get followsUnderlay (): boolean { return this.lab.opts.followUnderlay?.includes(this.index) === true }
   /** The family of the endpoint this node publishes. */
   get endpointFamily (): 4 | 6 {
@@ -129,6 +141,7 @@ export class LabNode {
       '--state-dir', join(this.dir, 'state'),
       '--cni-conf-dir', join(this.dir, 'cni'),
       '--cni-data-dir', join(this.dir, 'ipam'),
+      '--pod-dir', this.podDir,
       '--metrics-address', `${this.followsUnderlay ? '0.0.0.0' : this.metricsHost}:9475`,
       '--resync-interval', this.lab.opts.resyncInterval ?? '2s',
       '--lease-ttl', '60s',
@@ -184,13 +197,18 @@ export class LabNode {
     try { return readFileSync(this.logFile, 'utf8').trim().split('\n').slice(-lines).join('\n') } catch { return '(no log)' }
   }
 
-  async addPod (j: number): Promise<LabPod> {
+  /** A pod through the node's conflist; `labels` go to the plugins as the CNI conventions' args.cni.labels. */
+  async addPod (j: number, o: { labels?: Readonly<Record<string, string>> } = {}): Promise<LabPod> {
     const name = `${this.name}-p${j}`
     const ns = `${this.lab.id}${this.index}p${j}`
     await sh('ip', ['netns', 'add', ns])
     this.lab.namespaces.push(ns)
     await nsExec(ns, ['ip', 'link', 'set', 'lo', 'up'])
-    const result: CniResult = await cniAdd({ conflistPath: this.conflist, containerId: ns, netns: ns, hostNetns: this.ns, ifName: 'eth0', cacheDir: join(this.dir, 'cni-cache') })
+    const labels = Object.entries(o.labels ?? {}).map(([key, value]) => ({ key, value }))
+    const result: CniResult = await cniAdd({
+      ...this.cniCall(ns),
+      ...(labels.length > 0 ? { args: { cni: { labels } } } : {})
+    })
     const ips = (result.ips ?? []).map(i => i.address.split('/')[0] as string)
     const pod = { name, node: this, ns, ips }
     this.pods.push(pod)
@@ -198,7 +216,11 @@ export class LabNode {
   }
 
   async delPod (pod: LabPod): Promise<void> {
-    await cniDel({ conflistPath: this.conflist, containerId: pod.ns, netns: pod.ns, hostNetns: this.ns, ifName: 'eth0', cacheDir: join(this.dir, 'cni-cache') })
+    await cniDel(this.cniCall(pod.ns))
+  }
+
+  private cniCall (ns: string): { conflistPath: string, containerId: string, netns: string, hostNetns: string, ifName: string, cacheDir: string, pluginDirs: string[] } {
+    return { conflistPath: this.conflist, containerId: ns, netns: ns, hostNetns: this.ns, ifName: 'eth0', cacheDir: join(this.dir, 'cni-cache'), pluginDirs: this.lab.cniPluginDirs }
   }
 
   /** Runs podmeshctl (compiled) inside this node's namespace, as an operator on the node would. */
@@ -271,6 +293,9 @@ export class Lab {
     return tls === undefined ? [] : ['--cacert', tls.caFile, '--cert', tls.clientCertFile, '--key', tls.clientKeyFile]
   }
 
+  /** Where the lab's CNI runtime looks for plugins: the lab's own dir (podmesh's plugin) first, then Debian's. */
+  get cniPluginDirs (): string[] { return [join(this.dir, 'cni-bin'), '/usr/lib/cni'] }
+
   /** What --etcd-endpoints takes: the one URL, or every member's comma-separated. */
   get etcdUrl (): string { return this.etcdEndpoints.join(',') }
   private get hasIpv4 (): boolean { return this.opts.underlay !== 'ipv6' }
@@ -333,6 +358,11 @@ export class Lab {
     if (this.opts.dualStack !== false) args.push('--ipv6-cidr', 'fd00:10:244::/56', '--subnet-len6', '64')
     args.push('--backend', this.opts.backend ?? 'wireguard')
     if (this.opts.vxlanWithinLocation === true) args.push('--vxlan-within-location')
+    if (this.opts.services === true) {
+      args.push('--service-cidr', SERVICE_CIDR4, '--node-port-range', `${LAB_NODE_PORTS.min}-${LAB_NODE_PORTS.max}`)
+      if (this.opts.dualStack !== false) args.push('--service-cidr', SERVICE_CIDR6)
+    }
+    this.installCniPlugin()
     await this.ctl(...args)
     if (this.opts.etcdAuth === true) await this.enableEtcdAuth()
     for (let i = 1; i <= this.opts.nodes; i++) await this.addNode(i)
@@ -340,6 +370,13 @@ export class Lab {
     for (const n of this.nodes) {
       for (let j = 1; j <= (this.opts.podsPerNode ?? 0); j++) await n.addPod(j)
     }
+  }
+
+  /** podmesh's CNI plugin for the lab's runtime: a wrapper running the compiled plugin with this node binary. */
+  private installCniPlugin (): void {
+    const dir = join(this.dir, 'cni-bin')
+    mkdirSync(dir, { recursive: true })
+    writeFileSync(join(dir, 'podmesh'), `#!/bin/sh\nexec ${process.execPath} ${join(ROOT, 'dist', 'cmd', 'podmesh-cni.js')} "$@"\n`, { mode: 0o755 })
   }
 
   get router1 (): string { return `${this.id}r1` }

@@ -40,6 +40,11 @@ export interface CniOptions {
   /** Run the plugins inside this named netns (the lab node's "host"); default: this process's netns. */
   hostNetns?: string
   capabilityArgs?: CapabilityArgs
+  /**
+   * The CNI conventions' `args` a runtime puts in every plugin's config (e.g. pod labels:
+   * `{ cni: { labels: [{ key, value }] } }`); ADD keeps them for the matching DEL.
+   */
+  args?: Record<string, unknown>
   /** Where ADD keeps its result and capability args for the matching DEL (the spec's cached prevResult). */
   cacheDir?: string
   /** Per plugin invocation; default 30 s. */
@@ -116,7 +121,7 @@ async function findPlugin (type: string, dirs: readonly string[]): Promise<strin
 }
 
 /** The stdin a plugin gets: its own config plus name, cniVersion, prevResult and the capability args it declared. */
-function pluginStdin (list: ConflistDoc, plugin: PluginConf, prevResult: CniResult | undefined, caps: CapabilityArgs): string {
+function pluginStdin (list: ConflistDoc, plugin: PluginConf, prevResult: CniResult | undefined, caps: CapabilityArgs, args: Record<string, unknown> | undefined): string {
   const runtimeConfig: Record<string, unknown> = {}
   for (const [cap, on] of Object.entries(plugin.capabilities ?? {})) {
     if (on && caps[cap] !== undefined) runtimeConfig[cap] = caps[cap]
@@ -125,6 +130,7 @@ function pluginStdin (list: ConflistDoc, plugin: PluginConf, prevResult: CniResu
     ...plugin,
     name: list.name,
     cniVersion: list.cniVersion,
+    ...(args !== undefined ? { args } : {}),
     ...(Object.keys(runtimeConfig).length > 0 ? { runtimeConfig } : {}),
     ...(prevResult !== undefined ? { prevResult } : {})
   })
@@ -180,7 +186,7 @@ async function runPlugin (inv: Invocation): Promise<string> {
   })
 }
 
-interface CacheEntry { result: CniResult, capabilityArgs: CapabilityArgs }
+interface CacheEntry { result: CniResult, capabilityArgs: CapabilityArgs, args?: Record<string, unknown> }
 const cacheFile = (dir: string, list: ConflistDoc, opts: CniOptions): string =>
   join(dir, `${list.name}-${opts.containerId}-${opts.ifName ?? 'eth0'}.json`)
 
@@ -192,10 +198,11 @@ export async function cniAdd (opts: CniOptions): Promise<CniResult> {
   const list = await loadConflist(opts)
   const dirs = opts.pluginDirs ?? DEFAULT_PLUGIN_DIRS
   const caps = opts.capabilityArgs ?? {}
+  const args = opts.args
   let prev: CniResult | undefined
   for (const plugin of list.plugins) {
     const pluginPath = await findPlugin(plugin.type, dirs)
-    const out = await runPlugin({ command: 'ADD', pluginPath, type: plugin.type, stdin: pluginStdin(list, plugin, prev, caps), opts })
+    const out = await runPlugin({ command: 'ADD', pluginPath, type: plugin.type, stdin: pluginStdin(list, plugin, prev, caps, args), opts })
     try {
       prev = JSON.parse(out) as CniResult
     } catch (e) {
@@ -205,7 +212,7 @@ export async function cniAdd (opts: CniOptions): Promise<CniResult> {
   const result = prev as CniResult
   if (opts.cacheDir !== undefined) {
     await fs.mkdir(opts.cacheDir, { recursive: true })
-    const entry: CacheEntry = { result, capabilityArgs: caps }
+    const entry: CacheEntry = { result, capabilityArgs: caps, ...(args !== undefined ? { args } : {}) }
     await fs.writeFile(cacheFile(opts.cacheDir, list, opts), JSON.stringify(entry))
   }
   return result
@@ -226,11 +233,12 @@ export async function cniDel (opts: CniOptions & { prevResult?: CniResult }): Pr
   }
   const prev = opts.prevResult ?? cached?.result
   const caps = opts.capabilityArgs ?? cached?.capabilityArgs ?? {}
+  const args = opts.args ?? cached?.args
   const errors: unknown[] = []
   for (const plugin of [...list.plugins].reverse()) {
     try {
       const pluginPath = await findPlugin(plugin.type, dirs)
-      await runPlugin({ command: 'DEL', pluginPath, type: plugin.type, stdin: pluginStdin(list, plugin, prev, caps), opts })
+      await runPlugin({ command: 'DEL', pluginPath, type: plugin.type, stdin: pluginStdin(list, plugin, prev, caps, args), opts })
     } catch (e) {
       errors.push(e)
     }

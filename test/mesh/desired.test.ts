@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { Test } from 'tap'
-import { desiredState, tunnelAddress } from '../../lib/mesh/desired'
+import { desiredState, serviceRoutes, tunnelAddress } from '../../lib/mesh/desired'
 import { config, key, node, nodes, self } from '../fixtures/mesh'
 
 t.test('tunnel address is the network address of the pod subnet', async t => {
@@ -196,3 +196,18 @@ const cases = [
 for (const c of cases) {
   t.test(c.name, async t => c.check(t, desiredState(c.config, c.nodes, c.self ?? self())))
 }
+
+t.test('service ranges: a route per range on the primary device, from the pod gateway of that family', async t => {
+  const services = { ipv4: '10.96.0.0/16', ipv6: 'fd00:96::/112', nodePortRange: { min: 30000, max: 32767 } }
+  const wg = serviceRoutes({ ...config(), services }, self())
+  t.strictSame(wg, [
+    { family: 4, dst: '10.96.0.0/16', dev: 'pm-wg', src: '10.244.1.1' },
+    { family: 6, dst: 'fd00:96::/112', dev: 'pm-wg', src: 'fd00:10:244:1::1' }
+  ], 'wireguard: on the WireGuard device')
+  t.strictSame(serviceRoutes({ ...config({ type: 'vxlan' }), services }, self()).map(r => r.dev), ['pm-vx', 'pm-vx'], 'vxlan only: on the VXLAN device')
+  t.strictSame(serviceRoutes({ ...config(), services }, self({ podCIDRs: ['10.244.1.0/24'] })).map(r => r.dst), ['10.96.0.0/16'], 'no IPv6 pod subnet: no IPv6 service route (no source for it)')
+  t.strictSame(serviceRoutes(config(), self()), [], 'no service ranges: no route')
+  const d = desiredState({ ...config(), services }, nodes.slice(0, 2), self())
+  t.strictSame(d.state.routes.filter(r => r.dst === '10.96.0.0/16'), [{ family: 4, dst: '10.96.0.0/16', dev: 'pm-wg', src: '10.244.1.1' }], 'part of the desired state')
+  t.strictSame(serviceRoutes({ ...config(), services }, self({ podCIDRs: [] })), [], 'no pod subnet yet: nothing')
+})

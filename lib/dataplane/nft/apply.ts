@@ -72,3 +72,12 @@ export async function listServiceTable (): Promise<unknown[] | undefined> {
   if (!Array.isArray(parsed.nftables)) throw new NftError(`${NFT} -j list table ${SERVICE_TABLE.family} ${SERVICE_TABLE.name}`, 'output has no nftables array', 0, undefined)
   return parsed.nftables
 }
+
+/**
+ * Whether table inet podmesh exists: the resync's drift check. `nft list tables` names tables
+ * only, so this stays cheap however large the table is (listing it would cost a full dump).
+ */
+export async function serviceTableExists (): Promise<boolean> {
+  const out = await nft(['list', 'tables', SERVICE_TABLE.family])
+  return out.split('\n').some(l => l.trim() === `table ${SERVICE_TABLE.family} ${SERVICE_TABLE.name}`)
+}
