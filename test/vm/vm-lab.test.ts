@@ -55,7 +55,9 @@ t.test('VM lab: up, every check, down', async t => {
     rmSync(dir, { recursive: true, force: true })
   })
 
-  const up = await run(['up', '--state', stateFile], 25 * 60_000)
+  // scripts/test builds the package beside the namespace suite and names it here; alone, `up` builds it.
+  const deb = process.env.PODMESH_VM_DEB
+  const up = await run(['up', '--state', stateFile, ...(deb !== undefined && deb !== '' ? ['--deb', deb] : [])], 25 * 60_000)
   if (existsSync(stateFile)) lab = JSON.parse(readFileSync(stateFile, 'utf8')) as LabState
   t.equal(up.code, 0, `scripts/vm-lab up (${up.seconds.toFixed(0)} s)`, { output: tail(up.stdout + up.stderr) })
   if (up.code !== 0) return
