@@ -1,6 +1,7 @@
 // `podmeshctl diff [node]`, run on a node (in its network namespace): the desired state the
 // daemon would compute from etcd — identity taken from the node's own record — against what the
-// kernel holds, planned with pruning on, one line per difference. Exit 1 when they differ.
+// kernel holds, planned with pruning on, one line per difference; in a cluster with service
+// ranges, also the service table (service-diff.ts). Exit 1 when they differ.
 import { hostname } from 'node:os'
 import type { StoreClient } from '../store/client'
 import { Rtnl } from '../dataplane/rtnl'
@@ -9,6 +10,7 @@ import { plan, describePlan } from '../mesh/plan'
 import { desiredState } from '../mesh/desired'
 import { readCluster } from './cluster-read'
 import { identityOf } from './mesh-view'
+import { serviceDifferences } from './service-diff'
 import { type OutputFormat, formatJson } from './output'
 import { NodeNotFoundError } from './node-not-found'
 import { NODE_FLAGS } from '../config/node-flags'
@@ -17,7 +19,7 @@ import { nodeArgOptions, nodeFlagsHelp } from './node-flags'
 /** The daemon's device flags, so diff looks at the devices podmeshd made. */
 export const DIFF_FLAGS = ['wgInterface', 'vxlanInterface'] as const
 
-export const diffHelp = `podmeshctl diff [node]   on a node: desired state (etcd) vs. the kernel; exit 1 when they differ
+export const diffHelp = `podmeshctl diff [node]   on a node: desired state (etcd) vs. the kernel (routes, tunnels, service table); exit 1 when they differ
 ${nodeFlagsHelp(DIFF_FLAGS)}`
 
 export const diffOptions = nodeArgOptions(DIFF_FLAGS)
@@ -42,6 +44,7 @@ export async function computeDiff (client: StoreClient, prefix: string, o: DiffO
   try {
     const observed = await new Kernel({ rtnl, devices, wgMode: 'auto' }).observe()
     const differences = describePlan(plan(d.state, observed, { prune: true }))
+    if (c.config.services !== undefined) differences.push(...await serviceDifferences(client, prefix, c.nodes, own))
     return { node: name, revision: c.revision, inSync: differences.length === 0, differences, skipped: d.skipped }
   } finally {
     rtnl.close()

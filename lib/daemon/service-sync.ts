@@ -2,7 +2,7 @@
 // services/ and pods/ read whole, the pods judged against the node records (pod-trust.ts), the
 // endpoints resolved, the ruleset computed, and one `nft -f` brings the kernel there — a diff
 // against the last ruleset that landed, or a full sync when that is unknown (the first pass,
-// after a failed apply, after the table went missing). Level-triggered: watch events, node
+// after a failed apply, after the table went missing) or an hour old (drift inside the table). Level-triggered: watch events, node
 // record changes, a periodic resync (which also checks the table is there) and retries after a
 // failure all run the same pass, serialized and coalesced. Library code: it emits, never logs.
 import { EventEmitter } from 'node:events'
@@ -17,6 +17,8 @@ import { resolveEndpoints } from '../service/endpoints'
 import { serviceRuleset, type ServiceRuleset } from '../service/rules'
 import { trustedPods, type NodeSubnets } from '../service/pod-trust'
 
+export const DEFAULT_FULL_SYNC_MS = 3_600_000
+
 export type ServiceSyncReason = 'start' | 'watch' | 'nodes' | 'resync' | 'retry'
 
 export interface ServiceSyncOptions {
@@ -29,6 +31,12 @@ export interface ServiceSyncOptions {
   nodeAddresses: () => { 4?: readonly string[], 6?: readonly string[] }
   /** Period of the pass that re-reads etcd and checks the table exists. */
   resyncIntervalMs: number
+  /**
+   * A pass after this long since the last full sync is a full sync: a change made by hand inside
+   * the table (an element deleted) is repaired then; `podmeshctl diff` shows it meanwhile.
+   * Default 1 h, kube-proxy's choice for its nftables mode: a full sync of 10,000 services costs seconds.
+   */
+  fullSyncIntervalMs?: number
   /** Triggers within this window make one pass. Default 10 ms. */
   coalesceMs?: number
   /** Delays before a failed pass or watch is tried again. Default 100 ms → 5 s. */
@@ -68,6 +76,7 @@ export class ServiceSync extends EventEmitter<ServiceSyncEvents> {
   private wake: (() => void) | undefined
   private watching: Promise<void> | undefined
   private reported = new Map<string, string>()
+  private lastFullAt = 0
 
   constructor (o: ServiceSyncOptions) {
     super()
@@ -183,11 +192,13 @@ export class ServiceSync extends EventEmitter<ServiceSyncEvents> {
       this.applied = undefined
       this.emit('drift')
     }
+    if (Date.now() - this.lastFullAt >= (this.o.fullSyncIntervalMs ?? DEFAULT_FULL_SYNC_MS)) this.applied = undefined
     const previous = this.applied
     // Unknown until this apply is known to have landed.
     this.applied = undefined
     const kind = await applyServiceRules(next, previous)
     this.applied = next
+    if (kind === 'full') this.lastFullAt = Date.now()
     let count = 0
     for (const eps of endpoints.values()) count += eps.length
     this.emit('applied', { reason, kind, services: services.length, endpoints: count, durationMs: Date.now() - t0 })

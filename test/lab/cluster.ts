@@ -5,7 +5,7 @@
 // kills every process the lab started (by PID) and every wireguard-go of its interfaces.
 // Usable from tap tests and from scripts/lab (the demo).
 
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { REPO_ROOT, sh as harnessSh } from '../harness/netns'
 import { mkdtempSync, rmSync, existsSync, openSync, closeSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -226,6 +226,15 @@ export class LabNode {
   /** Runs podmeshctl (compiled) inside this node's namespace, as an operator on the node would. */
   async ctl (...args: string[]): Promise<string> {
     return await nsExec(this.ns, [process.execPath, CTL, '--etcd-endpoints', this.lab.etcdUrl, ...this.lab.etcdTlsFlags, ...args])
+  }
+
+  /** podmeshctl in this node's namespace with its exit code and both outputs (for commands whose non-zero exit is a finding: diff, doctor). */
+  async ctlRun (...args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
+    return await new Promise(resolve => {
+      execFile('ip', ['netns', 'exec', this.ns, process.execPath, CTL, '--etcd-endpoints', this.lab.etcdUrl, ...this.lab.etcdTlsFlags, ...args], { timeout: 30_000 }, (err, stdout, stderr) => {
+        resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr })
+      })
+    })
   }
 
   async routes (): Promise<string> { return await nsExec(this.ns, ['ip', '-d', 'route', 'show', 'table', 'main']) }

@@ -1,0 +1,79 @@
+// The service table's summary and its comparison (podmeshctl diff): from a ruleset, from nft's
+// JSON (as nft 1.0.6 prints it for a table render.ts wrote), and one line per difference.
+import t from 'tap'
+import { serviceRuleset } from '../../lib/service/rules'
+import type { ServiceSpec } from '../../lib/service/types'
+import { compareTables, rulesetSummary, type TableSummary } from '../../lib/service/table-summary'
+import { summarizeTable, TableReadError } from '../../lib/dataplane/nft/table-read'
+
+const web: ServiceSpec = {
+  v: 1, name: 'web', type: 'NodePort', clusterIPs: ['10.96.0.10'], ports: [{ protocol: 'tcp', port: 80, targetPort: 8080, nodePort: 30080 }],
+  selector: { app: 'web' }, sessionAffinity: 'ClientIP', externalTrafficPolicy: 'Cluster'
+}
+const idle: ServiceSpec = { ...web, name: 'idle', type: 'ClusterIP', clusterIPs: ['10.96.0.11'], ports: [{ protocol: 'udp', port: 53, targetPort: 53 }], sessionAffinity: 'None' }
+const ruleset = serviceRuleset({
+  services: [web, idle],
+  endpoints: new Map([['web', [{ ip: '10.244.1.2', node: 'n1', pod: 'p1', local: true }]], ['idle', []]]),
+  node: 'n1',
+  nodeAddresses: { 4: ['192.0.2.11'] }
+})
+
+t.test('a ruleset summarized: chains with rule counts, affinity sets, elements with their targets', async t => {
+  const s = rulesetSummary(ruleset)
+  const svc = [...s.chains.keys()].filter(n => n.startsWith('svc-'))
+  const ep = [...s.chains.keys()].filter(n => n.startsWith('ep-'))
+  t.equal(svc.length, 1, 'one service chain (web, v4)')
+  t.equal(ep.length, 1, 'one endpoint chain')
+  t.equal([...s.chains.keys()].filter(n => n.startsWith('ext-')).length, 1, 'one NodePort chain')
+  t.equal(s.sets.size, 1, 'one affinity set')
+  t.strictSame([...(s.elements.get('cluster-ips-v4') ?? new Map())], [['10.96.0.10 . tcp . 80', svc[0]]])
+  t.strictSame([...(s.elements.get('no-endpoints-v4') ?? new Map())], [['10.96.0.11 . udp . 53', 'reject-no-endpoints']])
+  t.equal(s.elements.get('node-ports-v4')?.size, 1)
+  t.strictSame(compareTables(s, s), [], 'a summary equals itself')
+})
+
+t.test('nft JSON summarized', async t => {
+  const json = [
+    { metainfo: { version: '1.0.6', json_schema_version: 1 } },
+    { table: { family: 'inet', name: 'podmesh', handle: 1 } },
+    { map: { family: 'inet', name: 'cluster-ips-v4', table: 'podmesh', type: ['ipv4_addr', 'inet_proto', 'inet_service'], map: 'verdict', elem: [[{ concat: ['10.96.0.11', 'udp', 53] }, { goto: { target: 'reject-no-endpoints' } }], [{ concat: ['10.96.0.10', 'tcp', 80] }, { goto: { target: 'svc-a' } }]] } },
+    { map: { family: 'inet', name: 'node-ports-v6', table: 'podmesh', type: ['inet_proto', 'inet_service'], map: 'verdict' } },
+    { set: { family: 'inet', name: 'aff', table: 'podmesh', type: 'ipv4_addr', flags: ['timeout'], timeout: 10 } },
+    { chain: { family: 'inet', table: 'podmesh', name: 'svc-a', handle: 5 } },
+    { chain: { family: 'inet', table: 'podmesh', name: 'ep-b', handle: 7 } },
+    { rule: { family: 'inet', table: 'podmesh', chain: 'svc-a', handle: 10, expr: [] } },
+    { rule: { family: 'inet', table: 'podmesh', chain: 'svc-a', handle: 11, expr: [] } }
+  ]
+  const s = summarizeTable(json)
+  t.strictSame([...s.chains], [['svc-a', 2], ['ep-b', 0]])
+  t.strictSame([...s.sets], ['aff'])
+  t.strictSame([...(s.elements.get('cluster-ips-v4') ?? new Map())], [['10.96.0.11 . udp . 53', 'reject-no-endpoints'], ['10.96.0.10 . tcp . 80', 'svc-a']])
+  t.equal(s.elements.get('node-ports-v6')?.size, 0, 'a map without elements')
+  t.throws(() => summarizeTable([{ map: { name: 'cluster-ips-v4', elem: [[{ concat: ['10.96.0.10', 'tcp', 80] }, { accept: null }]] } }]),
+    new TableReadError('map cluster-ips-v4: an element verdict of unknown shape: {"accept":null}'), 'a verdict podmesh never writes is an error, named')
+  t.throws(() => summarizeTable([{ map: { name: 'x', elem: [{}] } }]), TableReadError, 'an element of unknown shape too')
+})
+
+t.test('differences, one line each', async t => {
+  const want: TableSummary = {
+    chains: new Map([['svc-a', 1], ['ep-a', 2]]),
+    sets: new Set(['aff-a']),
+    elements: new Map([['cluster-ips-v4', new Map([['10.96.0.10 . tcp . 80', 'svc-a'], ['10.96.0.12 . tcp . 80', 'svc-a']])], ['node-ports-v4', new Map()]])
+  }
+  const have: TableSummary = {
+    chains: new Map([['svc-a', 3], ['ep-x', 2], ['services', 4], ['nat-prerouting', 1]]),
+    sets: new Set(['aff-x', 'node-addresses-v4']),
+    elements: new Map([['cluster-ips-v4', new Map([['10.96.0.10 . tcp . 80', 'svc-b'], ['10.96.0.13 . udp . 53', 'reject-no-endpoints']])]])
+  }
+  t.strictSame(compareTables(want, have), [
+    'service chain svc-a has 3 rules, want 1',
+    'service chain ep-a missing',
+    'service chain ep-x not wanted',
+    'service set aff-a missing',
+    'service set aff-x not wanted',
+    'service map cluster-ips-v4: 10.96.0.10 . tcp . 80 goes to svc-b, want svc-a',
+    'service map cluster-ips-v4: 10.96.0.12 . tcp . 80 → svc-a missing',
+    'service map cluster-ips-v4: 10.96.0.13 . udp . 53 → reject-no-endpoints not wanted',
+    'service map node-ports-v4 missing'
+  ], 'the frame\'s chains and NodePort address sets are not differences')
+})
