@@ -219,10 +219,11 @@ export class Rtnl {
     await this.call('delete link', name, () => this.sock.delLink({ index }))
   }
 
-  async setLink (index: number, name: string, change: { up?: boolean, mtu?: number, master?: number }): Promise<void> {
+  async setLink (index: number, name: string, change: { up?: boolean, mtu?: number, master?: number, mac?: string }): Promise<void> {
     const attrs = {
       ...(change.mtu !== undefined ? { mtu: change.mtu } : {}),
-      ...(change.master !== undefined ? { master: change.master } : {})
+      ...(change.master !== undefined ? { master: change.master } : {}),
+      ...(change.mac !== undefined ? { address: macBuffer(change.mac) } : {})
     }
     // `change` masks which flags to touch; `flags` holds their new values (an absent flag is off).
     const up = change.up === undefined ? {} : { change: { up: true as const }, flags: change.up ? { up: true as const } : {} }

@@ -98,3 +98,32 @@ t.test('the bridge follows the pod MTU down and up, but never above its smallest
   await ensure(ns, [spec(1440)])
   t.equal((await addrs(ns, br)).mtu, 1440)
 })
+
+t.test('the bridge keeps its MAC when the port with the lowest MAC leaves (pods keep their gateway)', async t => {
+  const tag = runTag()
+  const ns = await addNetns(t, tag, 'mac')
+  const br = `pmbm${tag}`.slice(0, 15)
+  const mac = async (dev: string): Promise<string> => (await ipJson<Array<{ address: string }>>(ns, ['link', 'show', 'dev', dev]))[0]?.address ?? ''
+  await ensure(ns, [{ name: br, addresses: ['10.31.2.1/24'], mtu: 1500 }])
+  const before = await mac(br)
+  // Two ports; the low one has a MAC below the bridge's, which an unpinned bridge would take, and give back when it leaves.
+  for (const [port, address] of [['pa', '02:00:00:00:00:01'], ['pb', '02:00:00:00:00:09']] as const) {
+    await run('ip', ['-n', ns, 'link', 'add', port, 'address', address, 'type', 'veth', 'peer', 'name', `${port}x`])
+    await run('ip', ['-n', ns, 'link', 'set', port, 'master', br, 'up'])
+  }
+  t.equal(await mac(br), before, 'ports joining do not change it')
+  await run('ip', ['-n', ns, 'link', 'del', 'pa'])
+  t.equal(await mac(br), before, 'the lowest port leaving does not change it')
+
+  // A bridge made by someone else (MAC following its ports) is pinned where it stands.
+  const foreign = `pmbf${tag}`.slice(0, 15)
+  await run('ip', ['-n', ns, 'link', 'add', foreign, 'type', 'bridge'])
+  await run('ip', ['-n', ns, 'link', 'add', 'pc', 'address', '02:00:00:00:00:02', 'type', 'veth', 'peer', 'name', 'pcx'])
+  await run('ip', ['-n', ns, 'link', 'add', 'pd', 'address', '02:00:00:00:00:08', 'type', 'veth', 'peer', 'name', 'pdx'])
+  await run('ip', ['-n', ns, 'link', 'set', 'pc', 'master', foreign])
+  await run('ip', ['-n', ns, 'link', 'set', 'pd', 'master', foreign])
+  t.equal(await mac(foreign), '02:00:00:00:00:02', 'an unpinned bridge follows its lowest port')
+  await ensure(ns, [{ name: foreign, addresses: ['10.31.3.1/24'], mtu: 1500 }])
+  await run('ip', ['-n', ns, 'link', 'del', 'pc'])
+  t.equal(await mac(foreign), '02:00:00:00:00:02', 'after ensureBridge it stays when that port leaves')
+})

@@ -113,9 +113,28 @@ export async function ensureBridge (rtnl: BridgeRtnl, spec: BridgeSpec): Promise
     change.addedAddresses.push(addressText(a))
   }
 
+  await pinMac(rtnl, spec.name, link)
+
   if (!link.up) {
     await kernel(spec.name, () => rtnl.setLink(link.index, spec.name, { up: true }))
     change.broughtUp = true
   }
   return change
+}
+
+/** Bridges (name and index) whose MAC this process has pinned. */
+const pinned = new Set<string>()
+
+/**
+ * A bridge whose MAC was never set takes the lowest MAC among its ports, so deleting one pod can
+ * change the gateway's MAC under every other pod of the node: their neighbour entries go stale and
+ * their traffic is lost until they probe again (seconds, up to half a minute). Setting the MAC
+ * it has now, once, makes the kernel keep it (addr_assign_type "set"), whatever ports come and go.
+ */
+async function pinMac (rtnl: BridgeRtnl, name: string, link: Link): Promise<void> {
+  const key = `${name}#${link.index}`
+  if (pinned.has(key) || link.mac === undefined) return
+  const mac = link.mac
+  await kernel(name, () => rtnl.setLink(link.index, name, { mac }))
+  pinned.add(key)
 }
