@@ -3,7 +3,7 @@
 // etcd — missing, unexpected, wrong-endpoint and stale peers stand out. A record every node skips
 // (it claims what an earlier record holds) is a row of its own that says so, with no peers.
 import type { StoreClient } from '../store/client'
-import type { MtuStatus, NodeStatus } from '../store/status-value'
+import type { MtuStatus, NodeStatus, ServiceStatus } from '../store/status-value'
 import { readCluster, type ClusterRead } from './cluster-read'
 // The node and the CLI agree on what is stale: one threshold, the status writer's.
 import { HANDSHAKE_STALE_SECONDS } from '../store/status-value'
@@ -56,11 +56,13 @@ export interface NodeStatusRow {
   conflicts?: Array<Omit<Conflict, 'node'>>
   /** The node's tunnel device MTUs, the peer that holds one down, and its pods' MTU (from its status). */
   mtu?: MtuStatus
+  /** The node's service rules (from its status; clusters with service ranges). */
+  services?: ServiceStatus
 }
 
 const statusFields = (s: NodeStatus | undefined): Partial<NodeStatusRow> => s === undefined
   ? {}
-  : { version: s.version, generation: s.generation, revision: s.revision, degraded: s.degraded, ready: s.ready, updatedAt: s.updatedAt, ...(s.lastDegraded !== undefined ? { lastDegraded: s.lastDegraded } : {}), ...(s.mtu !== undefined ? { mtu: s.mtu } : {}) }
+  : { version: s.version, generation: s.generation, revision: s.revision, degraded: s.degraded, ready: s.ready, updatedAt: s.updatedAt, ...(s.lastDegraded !== undefined ? { lastDegraded: s.lastDegraded } : {}), ...(s.mtu !== undefined ? { mtu: s.mtu } : {}), ...(s.services !== undefined ? { services: s.services } : {}) }
 
 /** Which config the node runs, against the one etcd holds (two configs in one cluster must show). */
 const configFields = (s: NodeStatus | undefined, current: string): Pick<NodeStatusRow, 'configRevision' | 'configCurrent'> =>
@@ -165,6 +167,8 @@ export function renderStatus (c: ClusterRead, format: OutputFormat, now: number,
     }
     const mtu = mtuLine(r.mtu)
     if (mtu !== undefined) text += `${r.node}: ${mtu}\n`
+    const services = servicesLine(r.services)
+    if (services !== undefined) text += `${r.node}: ${services}\n`
     if (r.health === 'stale' && r.updatedAt !== undefined) text += `${r.node}: last status ${formatAge((now - Date.parse(r.updatedAt)) / 1000)} ago\n`
   }
   return text
@@ -183,4 +187,12 @@ export function mtuLine (m: MtuStatus | undefined): string | undefined {
     parts.push(`narrow paths: ${narrow.map(n => `${n.node} ${n.pathMtu} (routes ${n.routeMtu})`).join(', ')}${m.narrowOmitted !== undefined ? ` and ${m.narrowOmitted} more` : ''}`)
   }
   return `${parts.join('; ')}; pods ${m.pod}`
+}
+
+/** A line for a node with service rules: what they hold and when they last matched etcd, or why they do not. */
+export function servicesLine (s: ServiceStatus | undefined): string | undefined {
+  if (s === undefined) return undefined
+  const held = `${s.services} service${s.services === 1 ? '' : 's'}, ${s.endpoints} endpoint${s.endpoints === 1 ? '' : 's'}`
+  if (s.failing !== undefined) return `!! service rules not updated: ${s.failing} (last in sync: ${s.syncedAt ?? 'never'}; ${held})`
+  return `service rules: ${held}, in sync with etcd at ${s.syncedAt ?? '?'}`
 }

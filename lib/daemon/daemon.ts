@@ -18,7 +18,7 @@ import { ensurePodNetwork, removePodNetwork, repairPodNetwork, type PodNetworkSp
 import type { LocalIdentity, MtuPlan } from '../mesh/desired'
 import { DesiredMemo } from '../mesh/desired-memo'
 import { mtuChanges } from '../mesh/mtu-change'
-import { MAX_STATUS_NARROW, type MtuStatus } from '../store/status-value'
+import { MAX_STATUS_NARROW, type MtuStatus, type ServiceStatus } from '../store/status-value'
 import { plan, describePlan } from '../mesh/plan'
 import { afterApply } from '../mesh/expected'
 import { formatEndpoint } from '../store/endpoint'
@@ -99,6 +99,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private services: ServiceSync | undefined
   private podPublisher: PodPublisher | undefined
   private nodeSubnetsOf: { of: ReadonlyMap<string, NodeRecord>, subnets: NodeSubnets } | undefined
+  /** The service rules as the status value says them. */
+  private serviceStatus: ServiceStatus | undefined
   /** The node records last handed to the path MTU prober, and the known path MTUs at a prober revision. */
   private pathPeersOf: ReadonlyMap<string, NodeRecord> | undefined
   private knownPaths: { revision: number, mtus: ReadonlyMap<string, number> } | undefined
@@ -272,6 +274,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       resyncIntervalMs: o.resyncIntervalMs
     })
     sync.on('applied', a => {
+      this.serviceStatus = { services: a.services, endpoints: a.endpoints, syncedAt: new Date().toISOString() }
       this.metrics.serviceSyncs.inc({ kind: a.kind })
       this.metrics.services.set(a.services)
       this.metrics.serviceEndpoints.set(a.endpoints)
@@ -280,6 +283,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     sync.on('skipped', s => { this.metrics.rejectedRecords.inc(); this.log.warn({ key: s.key, reason: s.reason }, 'etcd value skipped for services') })
     sync.on('drift', () => this.log.warn('table inet podmesh was gone; writing it whole'))
     sync.on('failed', f => {
+      this.serviceStatus = { ...(this.serviceStatus ?? { services: 0, endpoints: 0 }), failing: `${f.step}: ${f.error.message}` }
       this.metrics.serviceSyncs.inc({ kind: 'failed' })
       this.log.warn({ step: f.step, error: f.error.message, retryInMs: f.retryInMs }, 'service rules not updated; will retry')
     })
@@ -501,6 +505,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         ...(this.lastDegraded !== undefined ? { lastDegraded: this.lastDegraded } : {}),
         observed: this.lastObserved,
         ...(this.mtu !== undefined ? { mtu: this.mtuStatus(this.mtu) } : {}),
+        ...(this.serviceStatus !== undefined ? { services: this.serviceStatus } : {}),
         nodes: this.recordList(),
         conflicts: this.conflicts,
         ...(this.pathMtu !== undefined ? { pathMtus: this.knownPathMtus() } : {})

@@ -81,7 +81,22 @@ export interface NodeStatus {
   configPending?: string
   /** The tunnel devices' MTUs and the pods' (absent in values from before it existed). */
   mtu?: MtuStatus
+  /** The node's service rules (clusters with service ranges; issue #11). */
+  services?: ServiceStatus
 }
+
+/** What a node's last service-rule pass did: counts when it landed, the error while passes fail. */
+export interface ServiceStatus {
+  services: number
+  endpoints: number
+  /** ISO time of the last pass that left the kernel equal to etcd; absent before the first. */
+  syncedAt?: string
+  /** The last pass failed (etcd or nft): its error, at most MAX_STATUS_ERROR characters. */
+  failing?: string
+}
+
+/** An error in a status value is cut to this many characters (nft's stderr can be long). */
+export const MAX_STATUS_ERROR = 300
 
 /**
  * A status value lists at most this many peers: one etcd value per node, rewritten every few
@@ -97,7 +112,7 @@ export const MAX_STATUS_CONFLICTS = 16
 const INDEX_SPAN = 2 ** 21
 
 /** What the daemon knows when it writes: the status fields it decides, and its kernel and etcd view. */
-export type StatusInput = Pick<NodeStatus, 'node' | 'version' | 'generation' | 'revision' | 'degraded' | 'ready' | 'lastDegraded' | 'configRevision' | 'configPending' | 'mtu'> & {
+export type StatusInput = Pick<NodeStatus, 'node' | 'version' | 'generation' | 'revision' | 'degraded' | 'ready' | 'lastDegraded' | 'configRevision' | 'configPending' | 'mtu' | 'services'> & {
   observed: ObservedState | undefined
   /** The records. Memoised on identity: hand the same, unmutated object while the records are the same. */
   nodes: Iterable<NodeRecord>
@@ -240,9 +255,17 @@ export function buildStatus (input: StatusInput, now: Date): NodeStatus {
     ...(conflicts.length > MAX_STATUS_CONFLICTS ? { conflictsOmitted: conflicts.length - MAX_STATUS_CONFLICTS } : {}),
     ...(input.configRevision !== undefined ? { configRevision: input.configRevision } : {}),
     ...(input.configPending !== undefined ? { configPending: input.configPending } : {}),
-    ...(input.mtu !== undefined ? { mtu: input.mtu } : {})
+    ...(input.mtu !== undefined ? { mtu: input.mtu } : {}),
+    ...(input.services !== undefined ? { services: serviceStatusOf(input.services) } : {})
   }
 }
+
+const serviceStatusOf = (x: ServiceStatus): ServiceStatus => ({
+  services: x.services,
+  endpoints: x.endpoints,
+  ...(x.syncedAt !== undefined ? { syncedAt: x.syncedAt } : {}),
+  ...(x.failing !== undefined ? { failing: x.failing.slice(0, MAX_STATUS_ERROR) } : {})
+})
 
 export class StatusValueError extends Error {
   readonly code = 'ESTATUSVALUE'
@@ -294,6 +317,7 @@ export function parseStatus (key: string, text: string): NodeStatus {
   if (v.configRevision !== undefined && !revisionText(v.configRevision)) bad('configRevision')
   if (v.configPending !== undefined && !revisionText(v.configPending)) bad('configPending')
   const mtu = v.mtu === undefined ? undefined : parseMtu(v.mtu, bad)
+  const services = v.services === undefined ? undefined : parseServiceStatus(v.services, bad)
   const ld = v.lastDegraded
   let lastDegraded: NodeStatus['lastDegraded']
   if (ld !== undefined) {
@@ -318,8 +342,17 @@ export function parseStatus (key: string, text: string): NodeStatus {
     ...(v.conflictsOmitted !== undefined ? { conflictsOmitted: v.conflictsOmitted as number } : {}),
     ...(v.configRevision !== undefined ? { configRevision: v.configRevision as string } : {}),
     ...(v.configPending !== undefined ? { configPending: v.configPending as string } : {}),
-    ...(mtu !== undefined ? { mtu } : {})
+    ...(mtu !== undefined ? { mtu } : {}),
+    ...(services !== undefined ? { services } : {})
   }
+}
+
+function parseServiceStatus (x: unknown, bad: (field: string) => never): ServiceStatus {
+  const count = (n: unknown): n is number => typeof n === 'number' && Number.isInteger(n) && n >= 0
+  if (!isObj(x) || !count(x.services) || !count(x.endpoints)) return bad('services')
+  if (x.syncedAt !== undefined && (typeof x.syncedAt !== 'string' || Number.isNaN(Date.parse(x.syncedAt)))) return bad('services.syncedAt')
+  if (x.failing !== undefined && (typeof x.failing !== 'string' || x.failing.length > MAX_STATUS_ERROR)) return bad('services.failing')
+  return serviceStatusOf(x as unknown as ServiceStatus)
 }
 
 const mtuNum = (x: unknown): x is number => typeof x === 'number' && Number.isInteger(x) && x >= 68 && x <= 65535

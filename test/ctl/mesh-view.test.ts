@@ -3,7 +3,7 @@
 import t from 'tap'
 import { config, key, node, nodes } from '../fixtures/mesh'
 import { healthOf, topology, topologyDot } from '../../lib/ctl/mesh-view'
-import { mtuLine, statusRows } from '../../lib/ctl/status'
+import { mtuLine, servicesLine, statusRows } from '../../lib/ctl/status'
 import { nodeRows } from '../../lib/ctl/nodes'
 import type { ClusterRead } from '../../lib/ctl/cluster-read'
 import type { NodeStatus, PeerStatus } from '../../lib/store/status-value'
@@ -115,4 +115,11 @@ t.test('topology', async t => {
   const noKey = topology(config(), [node(1), node(2, { publicKey: undefined })])
   t.same(noKey.edges, [])
   t.same(noKey.skipped.map(x => [x.from, x.to]), [['node-1', 'node-2']], 'a node without a key is no edge, and the planner says why')
+})
+
+t.test('the services line of podmeshctl status', async t => {
+  t.equal(servicesLine(undefined), undefined, 'no services in the cluster: no line')
+  t.equal(servicesLine({ services: 1, endpoints: 3, syncedAt: '2026-12-06T06:00:00.000Z' }), 'service rules: 1 service, 3 endpoints, in sync with etcd at 2026-12-06T06:00:00.000Z')
+  t.equal(servicesLine({ services: 2, endpoints: 1, failing: 'apply: nft -f - failed (exit 1): Error: No such file' }),
+    '!! service rules not updated: apply: nft -f - failed (exit 1): Error: No such file (last in sync: never; 2 services, 1 endpoint)')
 })

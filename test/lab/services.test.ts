@@ -99,7 +99,7 @@ t.test('services across nodes: ClusterIP, affinity, hairpin, NodePort, endpoints
     t.strictSame(await requests(outside, 'tcp', n3.underlayIp, 30081, 2), ['ERR:ECONNREFUSED', 'ERR:ECONNREFUSED'], 'Local on node-3 (no endpoint there): refused')
   })
 
-  await t.test('podmeshctl diff covers the service table: in sync, then an element deleted by hand is named', async t => {
+  await t.test('podmeshctl diff and status cover the service table: in sync, an element deleted by hand named, counts per node', async t => {
     const diff = async (n: LabNode): Promise<{ code: number, out: string }> => {
       const r = await n.ctlRun('diff', n.name, '--wg-interface', n.wgIf, '--vxlan-interface', `${n.wgIf}x`)
       return { code: r.code, out: r.stdout + r.stderr }
@@ -116,6 +116,12 @@ t.test('services across nodes: ClusterIP, affinity, hairpin, NodePort, endpoints
     // Put it back as podmeshd had it (a full sync would, within the hour).
     await nsExec(n1.ns, ['nft', 'add', 'element', 'inet', 'podmesh', 'cluster-ips-v4', `{ ${vip4} . tcp . 80 : goto ${line?.[1] ?? ''} }`])
     t.equal((await diff(n1)).code, 0, 'node-1: in sync again')
+    // Each node's status says what its rules hold (4 services; 3 pods × 2 addresses behind each).
+    await waitFor('podmeshctl status to show every node\'s service rules', 20_000, async () => {
+      const status = await lab.ctl('status')
+      return lab.nodes.every(n => new RegExp(`^${n.name}: service rules: 4 services, 24 endpoints, in sync with etcd at \\S+$`, 'm').test(status))
+    })
+    t.pass('podmeshctl status: every node has 4 services, 24 endpoints, in sync')
   })
 
   await t.test('4. a pod deleted, then a node killed with its lease expired: no new connection to them 2 s after etcd has it', async t => {

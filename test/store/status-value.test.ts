@@ -2,7 +2,7 @@
 // with validation (podmeshctl reads other nodes' status).
 import t from 'tap'
 import { node, nodes } from '../fixtures/mesh'
-import { buildStatus, parseStatus, isStatusValueError } from '../../lib/store/status-value'
+import { buildStatus, parseStatus, isStatusValueError, MAX_STATUS_ERROR } from '../../lib/store/status-value'
 import type { ObservedState } from '../../lib/mesh/types'
 
 const observed: ObservedState = {
@@ -205,4 +205,24 @@ t.test('the listing is in name order as a string sort gives it: unknown peers ("
     t.equal(s.peerCount, 402, `${name}: every kernel peer counted`)
     t.equal(s.peersOmitted, 402 - MAX_STATUS_PEERS, `${name}: the rest omitted`)
   }
+})
+
+t.test('the service rules round-trip; a long error is cut; malformed ones are rejected', async t => {
+  const services = { services: 3, endpoints: 7, syncedAt: '2026-12-06T06:00:00.000Z' }
+  const s = buildStatus({ node: 'node-1', version: '0.1.0', generation: 3, revision: '42', degraded: false, ready: true, services, observed, nodes }, new Date(0))
+  t.strictSame(s.services, services)
+  t.strictSame(parseStatus('k', JSON.stringify(s)), s)
+  const failing = buildStatus({ node: 'node-1', version: '0.1.0', generation: 3, revision: '42', degraded: false, ready: true, services: { ...services, failing: `apply: ${'x'.repeat(1000)}` }, observed, nodes }, new Date(0))
+  t.equal(failing.services?.failing?.length, MAX_STATUS_ERROR, 'the error is cut to MAX_STATUS_ERROR characters')
+  t.strictSame(parseStatus('k', JSON.stringify(failing)), failing)
+  const bads = [
+    { services: { services: -1, endpoints: 0 } },
+    { services: { services: 1 } },
+    { services: { services: 1, endpoints: 1.5 } },
+    { services: { services: 1, endpoints: 1, syncedAt: 'yesterday' } },
+    { services: { services: 1, endpoints: 1, failing: 'x'.repeat(MAX_STATUS_ERROR + 1) } },
+    { services: 'many' }
+  ]
+  for (const bad of bads) t.throws(() => parseStatus('k', JSON.stringify({ ...s, ...bad })), { message: /field "services/ }, JSON.stringify(bad).slice(0, 80))
+  t.notOk('services' in buildStatus({ node: 'node-1', version: '0.1.0', generation: 3, revision: '42', degraded: false, ready: true, observed, nodes }, new Date(0)), 'no services: the field is absent')
 })
