@@ -17,6 +17,7 @@ const OUTSIDE_V4 = '203.0.113.10'
 interface Added { clusterIPs: string[], ports: Array<{ nodePort?: number }> }
 
 t.test('services across nodes: ClusterIP, affinity, hairpin, NodePort, endpoints going away', { timeout: 600_000 }, async t => {
+  const top = t
   const lab = await Lab.create({ nodes: 3, services: true, resyncInterval: '5s' })
   t.teardown(async () => await lab.destroy())
   const [n1, n2, n3] = lab.nodes as [LabNode, LabNode, LabNode]
@@ -122,6 +123,38 @@ t.test('services across nodes: ClusterIP, affinity, hairpin, NodePort, endpoints
       return lab.nodes.every(n => new RegExp(`^${n.name}: service rules: 4 services, 24 endpoints, in sync with etcd at \\S+$`, 'm').test(status))
     })
     t.pass('podmeshctl status: every node has 4 services, 24 endpoints, in sync')
+  })
+
+  await t.test('hostile values in etcd are skipped and logged; the rest goes on', async t => {
+    const put = async (key: string, value: string): Promise<void> => { await lab.etcdctl('put', `/podmesh/default/${key}`, value) }
+    await put('services/evil', '{"v":1,"name":"evil","ports":"all"}')
+    const pod = (node: string, id: string, ip: string): string => JSON.stringify({ v: 1, id, node, ifname: 'eth0', ips: [ip], labels: { app: 'web' } })
+    // A pod record naming an underlay address, and one of a node that has no record.
+    await put('pods/node-1/forged', pod('node-1', 'forged', '192.0.2.1'))
+    await put('pods/ghost/forged', pod('ghost', 'forged', '10.244.77.5'))
+    const logged = (key: string, why: RegExp) => async (): Promise<boolean> =>
+      lab.nodes.every(n => n.logTail(400).split('\n').some(l => l.includes('etcd value skipped for services') && l.includes(key) && why.test(l)))
+    await waitFor('every node to log the bad service', 20_000, logged('/podmesh/default/services/evil', /evil/))
+    await waitFor('every node to log the forged pod', 20_000, logged('/podmesh/default/pods/node-1/forged', /192\.0\.2\.1 is outside node node-1's pod subnets/))
+    await waitFor('every node to log the pod of a node without a record', 20_000, logged('/podmesh/default/pods/ghost/forged', /node ghost has no record/))
+    t.pass('each node logged each bad value with its key and why')
+    const as = await requests(c1.ns, 'tcp', vip4, 80, 30, { timeoutMs: 2000 })
+    t.strictSame(as.filter(a => typeof a === 'string'), [], 'web still answers every request')
+    t.strictSame(answerNames(as), ['a1', 'a2', 'a3'], 'from its real endpoints only')
+    await lab.etcdctl('del', '/podmesh/default/services/evil')
+    await lab.etcdctl('del', '/podmesh/default/pods/ghost/forged')
+    await lab.etcdctl('del', '/podmesh/default/pods/node-1/forged')
+  })
+
+  await t.test('a pod added while podmeshd is down is published when it is back', async t => {
+    await n2.stop()
+    const a4 = await n2.addPod(3, { labels: web })
+    t.equal(a4.ips.length, 2, 'the CNI ADD succeeded without the daemon (the plugin only writes the spool)')
+    // Serves until the lab goes (the subtest's teardown would end it with the subtest).
+    await startEchoServer(top, a4.ns, 'a4', TARGET)
+    await n2.start()
+    await waitFor('a4 to answer through the cluster IP', 30_000, async () => answerNames(await requests(c1.ns, 'tcp', vip4, 80, 20, { timeoutMs: 1000 })).includes('a4'))
+    t.pass('a4 answers once node-2\'s podmeshd is back')
   })
 
   await t.test('4. a pod deleted, then a node killed with its lease expired: no new connection to them 2 s after etcd has it', async t => {
