@@ -28,8 +28,9 @@ export const ETCD_URL = `http://${vmAddress(1).ip}:2379`
 export const CLUSTER_PREFIX = '/podmesh/default/'
 /** README step 4: podmeshctl reads the PODMESH_ETCD_* settings of the env file. */
 export const ENV = 'set -a && . /etc/default/podmeshd && set +a'
-/** README step 5, once per cluster on the first node. */
-const INIT = 'podmeshctl init --ipv4-cidr 10.244.0.0/16 --ipv6-cidr fd00:10:244::/56'
+/** README step 5, once per cluster on the first node; with service ranges (issue #11, the `services` check). */
+export const SERVICE_CIDRS = ['10.96.0.0/16', 'fd00:10:96::/112'] as const
+const INIT = `podmeshctl init --ipv4-cidr 10.244.0.0/16 --ipv6-cidr fd00:10:244::/56 ${SERVICE_CIDRS.map(c => `--service-cidr ${c}`).join(' ')}`
 
 export interface Outcome { code: number, stdout: string, stderr: string }
 
@@ -363,7 +364,8 @@ export class VmLab {
       PODMESH_MASQUERADE: 'true'
     }
     const edits = Object.entries(settings).map(([k, v]) => `-e 's|^#\\?${k}=.*|${k}=${v}|'`).join(' ')
-    const out = await this.ssh(vm, `set -e; sed -i ${edits} /etc/default/podmeshd; grep '^PODMESH_' /etc/default/podmeshd`)
+    // Services: br_netfilter loaded now and at every boot (README, "Services"; podmeshd's sandbox may not load modules).
+    const out = await this.ssh(vm, `set -e; echo br_netfilter > /etc/modules-load.d/podmesh.conf; modprobe br_netfilter; sed -i ${edits} /etc/default/podmeshd; grep '^PODMESH_' /etc/default/podmeshd`)
     for (const [k, v] of Object.entries(settings)) {
       if (!out.split('\n').includes(`${k}=${v}`)) throw new VmLabError(`${vm.name}: /etc/default/podmeshd has no line ${k}= to set (got:\n${out})`)
     }
@@ -388,8 +390,9 @@ export class VmLab {
   }
 
   /** A pod: a network namespace attached through the conflist podmeshd wrote (guest/pod). */
-  async addPod (vm: VmState, name: string): Promise<PodState> {
-    const out = await this.ssh(vm, `pod add ${name}`, { timeoutMs: 60_000 })
+  /** A pod through podmeshd's conflist; `labels` ("app=web,tier=x") go to the plugins as args.cni.labels. */
+  async addPod (vm: VmState, name: string, labels?: string): Promise<PodState> {
+    const out = await this.ssh(vm, `${labels !== undefined ? `PODMESH_POD_LABELS=${labels} ` : ''}pod add ${name}`, { timeoutMs: 60_000 })
     const ips = out.trim().split('\n').filter(l => l !== '')
     if (ips.length !== 2) throw new VmLabError(`${vm.name}: pod ${name} got ${ips.length} addresses (want one per family): ${out}`)
     return { node: vm.name, name, ips }
