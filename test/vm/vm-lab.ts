@@ -30,6 +30,8 @@ export const CLUSTER_PREFIX = '/podmesh/default/'
 export const ENV = 'set -a && . /etc/default/podmeshd && set +a'
 /** README step 5, once per cluster on the first node; with service ranges (issue #11, the `services` check). */
 export const SERVICE_CIDRS = ['10.96.0.0/16', 'fd00:10:96::/112'] as const
+/** The labels of each node's first pod, which the `services` check selects. */
+export const WEB_LABELS = 'app=web'
 const INIT = `podmeshctl init --ipv4-cidr 10.244.0.0/16 --ipv6-cidr fd00:10:244::/56 ${SERVICE_CIDRS.map(c => `--service-cidr ${c}`).join(' ')}`
 
 export interface Outcome { code: number, stdout: string, stderr: string }
@@ -205,7 +207,8 @@ export class VmLab {
     await phase('pods', async () => {
       const pods = await Promise.all(state.vms.map(async vm => {
         const made: PodState[] = []
-        for (let j = 1; j <= (o.podsPerNode ?? 2); j++) made.push(await lab.addPod(vm, `p${j}`))
+        // p1 of every node is labelled app=web: the `services` check puts a service in front of them.
+        for (let j = 1; j <= (o.podsPerNode ?? 2); j++) made.push(await lab.addPod(vm, `p${j}`, j === 1 ? WEB_LABELS : undefined))
         return made
       }))
       state.pods = pods.flat()
@@ -389,8 +392,7 @@ export class VmLab {
     await waitFor(`${vm.name}: podmeshctl diff clean`, 60_000, async () => (await this.sshRun(vm, `${ENV} && podmeshctl diff "$(hostname)"`, { timeoutMs: 60_000 })).code === 0, 2000)
   }
 
-  /** A pod: a network namespace attached through the conflist podmeshd wrote (guest/pod). */
-  /** A pod through podmeshd's conflist; `labels` ("app=web,tier=x") go to the plugins as args.cni.labels. */
+  /** A pod: a network namespace attached through the conflist podmeshd wrote (guest/pod); `labels` ("app=web,tier=x") go to the plugins as args.cni.labels. */
   async addPod (vm: VmState, name: string, labels?: string): Promise<PodState> {
     const out = await this.ssh(vm, `${labels !== undefined ? `PODMESH_POD_LABELS=${labels} ` : ''}pod add ${name}`, { timeoutMs: 60_000 })
     const ips = out.trim().split('\n').filter(l => l !== '')
