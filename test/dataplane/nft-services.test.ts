@@ -8,7 +8,8 @@
 import t, { type Test } from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
-import { serviceRuleset, type ServiceRuleset } from '../../lib/service/rules'
+import type { ServiceRuleset } from '../../lib/service/rules'
+import { serviceRuleset } from '../../lib/service/ruleset'
 import type { Endpoint, ServiceSpec } from '../../lib/service/types'
 import { Lab, type Netns } from '../harness/netns'
 
