@@ -138,7 +138,7 @@ async function measure (n: number, clientNs: string, dir: string): Promise<Row[]
       renderFullSync(rs)
       fullPure.push(built + ms(t2))
     } catch (e) {
-      // Kept as a figure: podmesh's apply has a timeout (exec.ts's 30 s) that a slow nft can pass.
+      // Kept as a figure: podmesh's apply has a timeout (apply.ts, nftTimeoutMs) that a slow nft can pass.
       refused = `podmesh's apply failed after ${ms(t0).toFixed(0)} ms: ${(e as Error).message.slice(0, 60)}`
     }
     await removeServiceTable()
