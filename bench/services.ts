@@ -2,7 +2,10 @@
 // in namespaces of its own (a node, a pod serving TCP on ten addresses, a client behind the
 // node). For each N: (1) a full sync along podmesh's path (ruleset → render → one `nft -f`)
 // against the floor, the same script written to a file beforehand and loaded by one `nft -f`;
-// (2) one endpoint change (ruleset → diff → render → apply) and the processes it spawned;
+// (2) one endpoint change (ruleset → diff → render → apply) and the processes it spawned, the
+// ruleset built incrementally as the daemon would (RulesetBuilder); the same for an endpoint
+// added and removed again (the service's element moves to another pick chain), each against
+// the floor of one spawn of `nft -f -` with an empty script from the same process;
 // (3) TCP connection setup from the client to a ClusterIP with 10 and with N services present,
 // beside an iptables-style linear chain of N `ip daddr … dnat` rules (the VIP under test last)
 // in a table of its own, measured in the same run. Prints figures; never fails on them.
@@ -13,12 +16,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { serviceRuleset, type ServiceRuleset } from '../lib/service/rules'
+import type { ServiceRuleset } from '../lib/service/rules'
+import { RulesetBuilder } from '../lib/service/ruleset'
 import type { Endpoint, ServiceSpec } from '../lib/service/types'
 import { diffRulesets } from '../lib/service/rules-diff'
 import { renderChange, renderFullSync } from '../lib/dataplane/nft/render'
 import { applyNftScript, applyServiceRules, removeServiceTable } from '../lib/dataplane/nft/apply'
-import { spawnCount } from '../lib/dataplane/exec'
+import { run, spawnCount } from '../lib/dataplane/exec'
 import { printReport, ms, now, percentile, type Row } from './report'
 import { benchTag, TS_LOADER } from './netns-run'
 import { sized } from './smoke'
@@ -32,6 +36,8 @@ const ROUNDS = Number(arg('--rounds', sized('3', '1')))
 const CONNECTS = Number(arg('--connects', sized('200', '30')))
 const ENDPOINTS = 10
 const BASELINE = 10
+/** Changes measured per kind (alternating there and back), at least: cheap enough now to take a median of several. */
+const CHANGE_ROUNDS = 9
 
 const NODE_SIDE = '10.244.1.1'
 const POD_IPS = Array.from({ length: ENDPOINTS }, (_, i) => `10.244.1.${i + 2}`)
@@ -58,8 +64,9 @@ function services (n: number): { services: ServiceSpec[], endpoints: Map<string,
   svcs.push(spec(TESTED, TESTED_VIP))
   return { services: svcs, endpoints: new Map(svcs.map(s => [s.name, endpoints(POD_IPS)])) }
 }
-const ruleset = (input: ReturnType<typeof services>): ServiceRuleset =>
-  serviceRuleset({ ...input, node: 'n1', nodeAddresses: { 4: ['192.0.2.1'] } })
+type Input = ReturnType<typeof services>
+const ruleset = (input: Input, builder = new RulesetBuilder()): ServiceRuleset =>
+  builder.build({ ...input, node: 'n1', nodeAddresses: { 4: ['192.0.2.1'] } })
 
 /** An iptables-style chain: one rule per service, tested in order; the tested VIP is last. */
 function linearTable (n: number): string {
@@ -112,7 +119,7 @@ async function measure (n: number, clientNs: string, dir: string): Promise<Row[]
   const input = services(n)
 
   // (1) Full sync from an empty namespace, podmesh's path against one load of the same script.
-  const path: number[] = []; const floor: number[] = []
+  const path: number[] = []; const floor: number[] = []; const fullPure: number[] = []
   let rs = ruleset(input)
   const script = renderFullSync(rs)
   const file = join(dir, `full-${n}.nft`)
@@ -123,10 +130,15 @@ async function measure (n: number, clientNs: string, dir: string): Promise<Row[]
     const t0 = now()
     try {
       rs = ruleset(input)
+      const built = ms(t0)
       await applyServiceRules(rs)
       path.push(ms(t0))
+      // The pure share: the build above, and the render applyServiceRules did, timed again here.
+      const t2 = now()
+      renderFullSync(rs)
+      fullPure.push(built + ms(t2))
     } catch (e) {
-      // Kept as a figure: podmesh's apply has exec.ts's 30 s timeout, which a large table can pass.
+      // Kept as a figure: podmesh's apply has a timeout (apply.ts, nftTimeoutMs) that a slow nft can pass.
       refused = `podmesh's apply failed after ${ms(t0).toFixed(0)} ms: ${(e as Error).message.slice(0, 60)}`
     }
     await removeServiceTable()
@@ -135,33 +147,52 @@ async function measure (n: number, clientNs: string, dir: string): Promise<Row[]
     floor.push(ms(t1))
   }
   const p = path.length > 0 ? median(path) : NaN; const f = median(floor)
-  rows.push({ metric: `N=${n}: full sync, podmesh (ruleset+render+nft -f)`, value: p, unit: 'ms', floor: f, note: `median of ${path.length}/${ROUNDS}; ${script.split('\n').length - 1} script lines${refused !== undefined ? `; ${refused}` : ''}` })
+  rows.push({ metric: `N=${n}: full sync, podmesh (ruleset+render+nft -f)`, value: p, unit: 'ms', floor: f, note: `median of ${path.length}/${ROUNDS}; pure part (ruleset+render) ${fullPure.length > 0 ? median(fullPure).toFixed(0) : '-'} ms; ${script.length >= 1e5 ? `${(script.length / 1e6).toFixed(1)} MB` : `${(script.length / 1e3).toFixed(0)} kB`} script${refused !== undefined ? `; ${refused}` : ''}` })
   rows.push({ metric: `N=${n}: full sync / floor (one nft -f of the same script)`, value: p / f, unit: 'x', target: 1.5 })
 
-  // (2) One endpoint change among N services: the tested service's last endpoint swapped, and back.
-  const change: number[] = []; const pure: number[] = []; const spawns: number[] = []; const kinds = new Set<string>()
-  let previous = rs
-  for (let r = 0; r < Math.max(ROUNDS, 3); r++) {
-    const ips = r % 2 === 0 ? [...POD_IPS.slice(0, -1), SPARE_IP] : POD_IPS
-    const changed = { services: input.services, endpoints: new Map(input.endpoints).set(TESTED, endpoints(ips)) }
-    const s0 = spawnCount()
+  // (2) One endpoint change among N services: the tested service's last endpoint swapped, and back;
+  // then one endpoint added and removed again. The builder has built `input` once (as the daemon's
+  // would have at its full sync); the pure share is measured on a twin builder in the same state,
+  // repeating the same steps.
+  const builder = new RulesetBuilder()
+  const twin = new RulesetBuilder()
+  let previous = ruleset(input, builder)
+  let twinPrevious = ruleset(input, twin)
+  // The floor of a change from this process: one `nft -f -` of an empty script (a fork of this
+  // process, now large, and nft's start), which no apply can go below.
+  const spawnFloor: number[] = []
+  for (let r = 0; r < CHANGE_ROUNDS; r++) {
     const t0 = now()
-    const next = ruleset(changed)
-    const kind = await applyServiceRules(next, previous)
-    change.push(ms(t0))
-    spawns.push(spawnCount() - s0)
-    kinds.add(kind)
-    const t1 = now()
-    const d = diffRulesets(previous, ruleset(changed))
-    if (d !== 'full') renderChange(d)
-    pure.push(ms(t1))
-    previous = next
+    await run('nft', ['-f', '-'], { input: '' })
+    spawnFloor.push(ms(t0))
   }
-  rows.push({ metric: `N=${n}: one endpoint change (ruleset+diff+render+apply)`, value: median(change), unit: 'ms', target: 50, note: `median of ${change.length}, max ${Math.max(...change).toFixed(1)} ms; apply: ${[...kinds].join(',')}` })
-  rows.push({ metric: `N=${n}: one endpoint change: pure part (ruleset+diff+render)`, value: median(pure), unit: 'ms', note: `the rest is the one nft -f: ~${(median(change) - median(pure)).toFixed(0)} ms` })
-  rows.push({ metric: `N=${n}: one endpoint change: processes spawned`, value: Math.max(...spawns), unit: 'spawns', target: 1 })
+  const changes = async (label: string, variants: string[][]): Promise<void> => {
+    const change: number[] = []; const pure: number[] = []; const spawns: number[] = []; const kinds = new Set<string>()
+    for (let r = 0; r < Math.max(ROUNDS, CHANGE_ROUNDS); r++) {
+      const changed = { services: input.services, endpoints: new Map(input.endpoints).set(TESTED, endpoints(variants[r % variants.length] as string[])) }
+      const s0 = spawnCount()
+      const t0 = now()
+      const next = ruleset(changed, builder)
+      const kind = await applyServiceRules(next, previous)
+      change.push(ms(t0))
+      spawns.push(spawnCount() - s0)
+      kinds.add(kind)
+      const t1 = now()
+      const twinNext = ruleset(changed, twin)
+      const d = diffRulesets(twinPrevious, twinNext)
+      if (d !== 'full') renderChange(d)
+      pure.push(ms(t1))
+      previous = next
+      twinPrevious = twinNext
+    }
+    rows.push({ metric: `N=${n}: ${label} (ruleset+diff+render+apply)`, value: median(change), unit: 'ms', floor: median(spawnFloor), target: 50, note: `median of ${change.length}, max ${Math.max(...change).toFixed(1)} ms; apply: ${[...kinds].join(',')}` })
+    rows.push({ metric: `N=${n}: ${label}: pure part (ruleset+diff+render)`, value: median(pure), unit: 'ms', note: `the rest is the one nft -f: ~${(median(change) - median(pure)).toFixed(0)} ms` })
+    rows.push({ metric: `N=${n}: ${label}: processes spawned`, value: Math.max(...spawns), unit: 'spawns', target: 1 })
+  }
+  await changes('one endpoint change', [[...POD_IPS.slice(0, -1), SPARE_IP], POD_IPS])
+  await changes('one endpoint added/removed', [[...POD_IPS, SPARE_IP], POD_IPS])
   // Leave the tested service with the pod's ten addresses.
-  if (previous !== rs) await applyServiceRules(ruleset(input), previous)
+  await applyServiceRules(ruleset(input, builder), previous)
   const fewFile = join(dir, `full-${BASELINE}.nft`)
   writeFileSync(fewFile, renderFullSync(ruleset(services(BASELINE))))
 

@@ -14,7 +14,8 @@ import { podKey } from '../store/service-keys'
 import { currentRevision, watchServiceInputs } from '../store/service-watch'
 import { applyServiceRules, serviceTableExists, type ApplyKind } from '../dataplane/nft/apply'
 import { resolveEndpoints } from '../service/endpoints'
-import { serviceRuleset, type ServiceRuleset } from '../service/rules'
+import type { ServiceRuleset } from '../service/rules'
+import { RulesetBuilder } from '../service/ruleset'
 import { trustedPods, type NodeSubnets } from '../service/pod-trust'
 
 export const DEFAULT_FULL_SYNC_MS = 3_600_000
@@ -77,6 +78,11 @@ export class ServiceSync extends EventEmitter<ServiceSyncEvents> {
   private watching: Promise<void> | undefined
   private reported = new Map<string, string>()
   private lastFullAt = 0
+  /**
+   * Kept across passes: an unchanged service's part of the ruleset is reused (compared field by
+   * field, since each pass reads fresh objects from etcd), so a change costs what it changes.
+   */
+  private readonly builder = new RulesetBuilder()
 
   constructor (o: ServiceSyncOptions) {
     super()
@@ -186,7 +192,7 @@ export class ServiceSync extends EventEmitter<ServiceSyncEvents> {
     for (const r of rejected) skipped.push([podKey(prefix, r.pod.node, r.pod.id), r.reason])
     this.report(skipped)
     const endpoints = resolveEndpoints(services, accepted, node)
-    const next = serviceRuleset({ services, endpoints, node, nodeAddresses: this.o.nodeAddresses() })
+    const next = this.builder.build({ services, endpoints, node, nodeAddresses: this.o.nodeAddresses() })
     if (this.stopped) return
     if (checkTable && this.applied !== undefined && !(await serviceTableExists())) {
       this.applied = undefined

@@ -1,34 +1,43 @@
 // Desired service rules (issue #11), as plain data: what podmesh's nftables table must hold for
 // a set of services and their endpoints on one node. Pure — no nft text (lib/dataplane/nft/render
-// writes that) and no I/O — so that two rulesets can be diffed (rules-diff.ts) into the few
-// chains and map elements one endpoint change touches.
+// writes that) and no I/O — so that two rulesets can be diffed (rules-diff.ts) into the few map
+// elements one endpoint change touches. This file is the model and its names; service-rules.ts
+// computes one service's part, ruleset.ts puts the parts together.
 //
-// The shape follows kube-proxy's nftables mode: a verdict map per family keyed by
-// (cluster IP, protocol, port) sends a packet to its service port's chain in one lookup, whatever
-// the number of services; that chain picks an endpoint chain at random; the endpoint chain DNATs.
-// NodePorts are a second map keyed by (protocol, port) for packets to the node's own addresses.
+// The shape follows kube-proxy's nftables mode where it can: a verdict map per family keyed by
+// (cluster IP, protocol, port) sends a packet on in one lookup, whatever the number of services.
+// It departs from it where nft 1.0.6 and the kernel made a per-endpoint layout cost O(table) per
+// change (docs/services.md, "Cost"): a service without ClientIP affinity has no chain of its own.
+// Its map element goes to a chain shared by every service with the same protocol and number of
+// endpoints, whose one rule DNATs to `endpoints-<protocol>-vN[cluster IP . port . random slot]`,
+// a data map.
+// So an endpoint change is a few data-map elements: no rule, no chain, no verdict changes.
 
 import { createHash } from 'node:crypto'
 import { isIP } from 'node:net'
-import type { Endpoint, Protocol, ServicePort, ServiceSpec } from './types'
+import { PROTOCOLS, type Endpoint, type Protocol, type ServiceSpec } from './types'
 
 export type Family = 4 | 6
 export const FAMILIES: readonly Family[] = [4, 6]
 
-/** One rule of a service, NodePort or endpoint chain. */
+/** One rule of a pick chain or of a ClientIP-affinity service's chain. */
 export type Rule =
-  /** Hairpin: a packet from the endpoint itself is masqueraded, or its reply would never come back through the node. */
-  | { kind: 'masqueradeFrom', family: Family, saddr: string }
   /** Mark the packet for masquerade (SNAT to the node) in postrouting. */
   | { kind: 'masquerade' }
-  /** ClientIP affinity: remember the client in the endpoint's set (its timeout restarts). */
-  | { kind: 'affinityUpdate', family: Family, set: string }
-  /** ClientIP affinity: a client already in an endpoint's set goes to that endpoint. */
-  | { kind: 'affinityCheck', family: Family, set: string, chain: string }
-  /** Goes to one of the endpoint chains, chosen uniformly at random. */
-  | { kind: 'randomEndpoint', chains: string[] }
-  | { kind: 'dnat', family: Family, protocol: Protocol, ip: string, port: number }
   | { kind: 'goto', chain: string }
+  /**
+   * DNAT to one of `count` endpoints chosen uniformly at random: the endpoint map's element for
+   * the packet's service address (cluster IP and port, or NodePort) and the random slot.
+   */
+  | { kind: 'pickEndpoint', family: Family, protocol: Protocol, via: 'clusterIP' | 'nodePort', count: number }
+  /** ClientIP affinity: a client in the endpoint's set goes back to that endpoint. */
+  | { kind: 'affinityDnat', family: Family, set: string, protocol: Protocol, ip: string, port: number }
+  /**
+   * ClientIP affinity, the random choice: one step of a cascade that takes this endpoint with
+   * probability 1/`among` (the last step, `among` 1, always), remembers the client in the
+   * endpoint's set and DNATs. Steps of 1/n, 1/(n−1), … 1/1 give each endpoint 1/n.
+   */
+  | { kind: 'chooseDnat', family: Family, among: number, set: string, protocol: Protocol, ip: string, port: number }
 
 /** A dynamic set of client addresses for ClientIP affinity, one per endpoint. */
 export interface AffinitySet { family: Family, timeoutSeconds: number }
@@ -39,7 +48,18 @@ export type Verdict = { goto: string } | 'reject'
 /** One element of a dispatch map; `ip` is absent in the NodePort maps. */
 export interface MapElement { ip?: string, protocol: Protocol, port: number, verdict: Verdict }
 
-/** The table's maps: per family, cluster IPs and NodePorts, each with endpoints (nat) or without (filter: reject). */
+/** One slot of a service address's endpoints: (cluster IP,) protocol, port, slot → endpoint address and port. */
+export interface EndpointElement { ip?: string, protocol: Protocol, port: number, slot: number, endpoint: string, targetPort: number }
+
+/** A service address's endpoints in slot order: element `slot` of the endpoint map is `endpoints[slot]:targetPort`. */
+export interface EndpointSlots { ip?: string, protocol: Protocol, port: number, targetPort: number, endpoints: readonly string[] }
+
+export const endpointElements = (s: EndpointSlots): EndpointElement[] => s.endpoints.map((endpoint, slot) =>
+  s.ip === undefined
+    ? { protocol: s.protocol, port: s.port, slot, endpoint, targetPort: s.targetPort }
+    : { ip: s.ip, protocol: s.protocol, port: s.port, slot, endpoint, targetPort: s.targetPort })
+
+/** The table's dispatch maps: per family, cluster IPs and NodePorts, each with endpoints (nat) or without (filter: reject). */
 export const MAP_NAMES = [
   'cluster-ips-v4', 'cluster-ips-v6',
   'node-ports-v4', 'node-ports-v6',
@@ -48,11 +68,25 @@ export const MAP_NAMES = [
 ] as const
 export type MapName = typeof MAP_NAMES[number]
 
+/**
+ * The endpoint maps (data maps: address and port, no verdict), for cluster IPs and for NodePorts,
+ * per protocol and family: `endpoints-tcp-v4`, `node-port-endpoints-udp-v6`, … One per protocol
+ * because nft derives the DNAT's protocol from the map's declared port (render.ts).
+ */
+export type EndpointMapName = `${'endpoints' | 'node-port-endpoints'}-${Protocol}-v${Family}`
+export const endpointMapName = (via: 'clusterIP' | 'nodePort', protocol: Protocol, f: Family): EndpointMapName =>
+  `${via === 'clusterIP' ? 'endpoints' : 'node-port-endpoints'}-${protocol}-v${f}`
+export const ENDPOINT_MAP_NAMES: readonly EndpointMapName[] = (['clusterIP', 'nodePort'] as const).flatMap(via =>
+  PROTOCOLS.flatMap(p => FAMILIES.map(f => endpointMapName(via, p, f))))
+
 /** What a map is keyed by: the family of its address (if any). */
-export const mapKeyed = (name: MapName): { family: Family, byAddress: boolean } => ({
+export const mapKeyed = (name: MapName | EndpointMapName): { family: Family, byAddress: boolean } => ({
   family: name.endsWith('v6') ? 6 : 4,
-  byAddress: !name.includes('node-ports')
+  byAddress: !name.includes('node-port')
 })
+
+/** The protocol of an endpoint map. */
+export const endpointMapProtocol = (name: EndpointMapName): Protocol => PROTOCOLS.find(p => name.includes(`-${p}-`)) as Protocol
 
 /** The table's fixed part: base chains and helpers depend only on these. */
 export interface RulesetFrame {
@@ -61,18 +95,55 @@ export interface RulesetFrame {
   nodePortAddresses: { 4: string[], 6: string[] }
 }
 
+/** What one service puts in the table. */
+export interface ServiceRules {
+  /** Its own chains (ClientIP affinity only), each with its rules in order. */
+  readonly chains: Readonly<Record<string, readonly Rule[]>>
+  /** Pick chains its elements go to, by name; shared with every service that has the same protocol and number of endpoints. */
+  readonly picks: Readonly<Record<string, PickChain>>
+  readonly sets: Readonly<Record<string, AffinitySet>>
+  // Elements are lists, not records by key: a record per service with keys no other service has
+  // (its cluster IP is in each) gives V8 a hidden class per service and made a full build 10×
+  // slower. Keys (`mapElementKey`) are unique within a list.
+  /** Dispatch map elements, by map. */
+  readonly maps: Readonly<Partial<Record<MapName, readonly MapElement[]>>>
+  /** Endpoint map elements, by map, as one entry per service address. */
+  readonly endpoints: Readonly<Partial<Record<EndpointMapName, readonly EndpointSlots[]>>>
+  /** Its endpoints on this node, per family: a pod that reaches the service and lands on itself is masqueraded (hairpin). */
+  readonly hairpin: { readonly 4: readonly string[], readonly 6: readonly string[] }
+}
+
 export interface ServiceRuleset {
   frame: RulesetFrame
-  /** Service, NodePort and endpoint chains by name, each with its rules in order. */
-  chains: Record<string, Rule[]>
-  sets: Record<string, AffinitySet>
-  /** Elements by a key unique within the map (`mapElementKey`). */
-  maps: Record<MapName, Record<string, MapElement>>
+  /** Each service's part, by name, in name order (where two claim one map key, the first by name has it: ruleset.ts). */
+  services: Readonly<Record<string, ServiceRules>>
+  /** The pick chains: the union of the services' `picks`, and the preset ones (ruleset.ts). */
+  chains: Readonly<Record<string, readonly Rule[]>>
+  /** Local endpoint addresses per family, sorted: `hairpin-vN` holds (address . address) for each. */
+  hairpin: { readonly 4: readonly string[], readonly 6: readonly string[] }
 }
+
+/** A service that puts nothing in the table (the other side of a diff for a service that comes or goes). */
+export const NO_SERVICE_RULES: ServiceRules = { chains: {}, picks: {}, sets: {}, maps: {}, endpoints: {}, hairpin: { 4: [], 6: [] } }
+
+const sameList = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i])
+export const sameFrame = (a: RulesetFrame, b: RulesetFrame): boolean => a === b || (
+  a.masqueradeMark === b.masqueradeMark && sameList(a.nodePortAddresses[4], b.nodePortAddresses[4]) && sameList(a.nodePortAddresses[6], b.nodePortAddresses[6]))
 
 export interface RulesetOptions {
   /** The packet mark bit that asks postrouting to masquerade; default 0x4000 (kube-proxy's). */
   masqueradeMark?: number
+}
+
+export interface RulesetInput {
+  services: readonly ServiceSpec[]
+  /** Endpoints by service name (svc-model's resolveEndpoints). */
+  endpoints: ReadonlyMap<string, readonly Endpoint[]>
+  /** This node's name: an endpoint on it is local (for externalTrafficPolicy Local and hairpin). */
+  node: string
+  /** The node's own underlay addresses per family: where NodePorts answer. */
+  nodeAddresses: { 4?: readonly string[], 6?: readonly string[] }
+  options?: RulesetOptions
 }
 
 export const DEFAULT_MASQUERADE_MARK = 0x4000
@@ -103,7 +174,7 @@ export function objectName (prefix: string, parts: readonly string[]): string {
   const known = nameMemo.get(key)
   if (known !== undefined) return known
   const name = hashedName(prefix, parts)
-  // A resync recomputes every name; hashing 100,000 of them each time costs more than the rest.
+  // A full rebuild names every affinity chain and set; hashing each every time costs more than the rest.
   if (nameMemo.size >= NAME_MEMO_LIMIT) nameMemo.clear()
   nameMemo.set(key, name)
   return name
@@ -130,110 +201,58 @@ function hashedName (prefix: string, parts: readonly string[]): string {
   return `${prefix}-${hash}-${readable}`
 }
 
-const familyTag = (f: Family): string => `v${f}`
-const portParts = (svc: ServiceSpec, p: ServicePort, f: Family): string[] => [svc.name, p.protocol, String(p.port), familyTag(f)]
-export const serviceChainName = (svc: ServiceSpec, p: ServicePort, f: Family): string => objectName('svc', portParts(svc, p, f))
-export const nodePortChainName = (svc: ServiceSpec, p: ServicePort, f: Family): string => objectName('ext', portParts(svc, p, f))
-export const endpointChainName = (svc: ServiceSpec, p: ServicePort, ip: string): string =>
-  objectName('ep', [svc.name, p.protocol, String(p.port), ip, String(p.targetPort)])
-export const affinitySetName = (svc: ServiceSpec, p: ServicePort, ip: string, timeoutSeconds: number): string =>
+export const familyTag = (f: Family): string => `v${f}`
+const portParts = (svc: ServiceSpec, p: ServiceSpec['ports'][number], f: Family): string[] => [svc.name, p.protocol, String(p.port), familyTag(f)]
+/** A ClientIP-affinity service's chain for one port and family. */
+export const serviceChainName = (svc: ServiceSpec, p: ServiceSpec['ports'][number], f: Family): string => objectName('svc', portParts(svc, p, f))
+/** A ClientIP-affinity service's NodePort chain for one port and family. */
+export const nodePortChainName = (svc: ServiceSpec, p: ServiceSpec['ports'][number], f: Family): string => objectName('ext', portParts(svc, p, f))
+export const affinitySetName = (svc: ServiceSpec, p: ServiceSpec['ports'][number], ip: string, timeoutSeconds: number): string =>
   objectName('aff', [svc.name, p.protocol, String(p.port), ip, String(timeoutSeconds)])
 
-export interface RulesetInput {
-  services: readonly ServiceSpec[]
-  /** Endpoints by service name (svc-model's resolveEndpoints). */
-  endpoints: ReadonlyMap<string, readonly Endpoint[]>
-  /** This node's name: an endpoint on it is local (for externalTrafficPolicy Local). */
-  node: string
-  /** The node's own underlay addresses per family: where NodePorts answer. */
-  nodeAddresses: { 4?: readonly string[], 6?: readonly string[] }
-  options?: RulesetOptions
+/** What a pick chain does: choose among a cluster IP's endpoints, a NodePort's, or a NodePort's after marking for masquerade. */
+export type PickKind = 'cluster-ip' | 'node-port' | 'node-port-masquerade'
+
+/** A shared chain that picks one of `count` endpoints of a service address. */
+export interface PickChain { kind: PickKind, protocol: Protocol, family: Family, count: number }
+
+/** `pick-tcp-3-v4`, `pick-node-port-udp-1-v6`, `pick-node-port-masquerade-tcp-2-v4`, … */
+export const pickChainName = (kind: PickKind, protocol: Protocol, f: Family, count: number): string =>
+  `pick-${kind === 'cluster-ip' ? '' : `${kind}-`}${protocol}-${count}-${familyTag(f)}`
+
+/** A pick chain's rules; one array per chain name, shared by every ruleset that has the chain. */
+export function pickChainRules (p: PickChain): readonly Rule[] {
+  const name = pickChainName(p.kind, p.protocol, p.family, p.count)
+  let rules = pickRules.get(name)
+  if (rules === undefined) {
+    const pick: Rule = { kind: 'pickEndpoint', family: p.family, protocol: p.protocol, via: p.kind === 'cluster-ip' ? 'clusterIP' : 'nodePort', count: p.count }
+    rules = p.kind === 'node-port-masquerade' ? [{ kind: 'masquerade' }, pick] : [pick]
+    pickRules.set(name, rules)
+  }
+  return rules
+}
+const pickRules = new Map<string, readonly Rule[]>()
+
+/** The whole table as flat maps (what a full sync writes, and what tests read): services in name order. */
+export interface RulesetTable {
+  chains: Record<string, readonly Rule[]>
+  sets: Record<string, AffinitySet>
+  maps: Record<MapName, MapElement[]>
+  endpoints: Record<EndpointMapName, EndpointSlots[]>
 }
 
-const emptyMaps = (): Record<MapName, Record<string, MapElement>> =>
-  Object.fromEntries(MAP_NAMES.map(n => [n, {}])) as unknown as Record<MapName, Record<string, MapElement>>
-
-/** The whole ruleset for this node. Services are taken in name order: on a clash of keys the first wins. */
-export function serviceRuleset (input: RulesetInput): ServiceRuleset {
-  const r: ServiceRuleset = {
-    frame: {
-      masqueradeMark: input.options?.masqueradeMark ?? DEFAULT_MASQUERADE_MARK,
-      nodePortAddresses: {
-        4: [...new Set(input.nodeAddresses[4] ?? [])].filter(a => familyOf(a) === 4).sort(),
-        6: [...new Set(input.nodeAddresses[6] ?? [])].filter(a => familyOf(a) === 6).sort()
-      }
-    },
-    chains: {},
+export function rulesetTable (r: ServiceRuleset): RulesetTable {
+  const t: RulesetTable = {
+    chains: { ...r.chains },
     sets: {},
-    maps: emptyMaps()
+    maps: Object.fromEntries(MAP_NAMES.map(n => [n, []])) as unknown as RulesetTable['maps'],
+    endpoints: Object.fromEntries(ENDPOINT_MAP_NAMES.map(n => [n, []])) as unknown as RulesetTable['endpoints']
   }
-  const services = [...input.services].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-  for (const svc of services) addService(r, svc, input.endpoints.get(svc.name) ?? [], input.node)
-  return r
-}
-
-function addElement (r: ServiceRuleset, map: MapName, e: MapElement): void {
-  const key = mapElementKey(e)
-  if (r.maps[map][key] === undefined) r.maps[map][key] = e
-}
-
-function addService (r: ServiceRuleset, svc: ServiceSpec, endpoints: readonly Endpoint[], node: string): void {
-  for (const f of FAMILIES) {
-    const clusterIP = svc.clusterIPs.find(ip => familyOf(ip) === f)
-    if (clusterIP === undefined) continue
-    // One endpoint per address, in address order, so that the ruleset is the same whatever order etcd gave.
-    const byIp = new Map<string, Endpoint>()
-    for (const e of endpoints) if (familyOf(e.ip) === f && !byIp.has(e.ip)) byIp.set(e.ip, e)
-    const eps = [...byIp.values()].sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : 0))
-    const local = eps.filter(e => e.local || e.node === node)
-    const v = familyTag(f)
-    for (const p of svc.ports) {
-      const nodePort = svc.type === 'NodePort' ? p.nodePort : undefined
-      if (eps.length === 0) {
-        addElement(r, `no-endpoints-${v}` as MapName, { ip: clusterIP, protocol: p.protocol, port: p.port, verdict: 'reject' })
-        if (nodePort !== undefined) addElement(r, `no-endpoint-node-ports-${v}` as MapName, { protocol: p.protocol, port: nodePort, verdict: 'reject' })
-        continue
-      }
-      const timeout = svc.affinityTimeoutSeconds ?? DEFAULT_AFFINITY_TIMEOUT_S
-      const affinity = svc.sessionAffinity === 'ClientIP'
-      const epChains = new Map<string, { chain: string, set?: string }>()
-      for (const e of eps) {
-        const chain = endpointChainName(svc, p, e.ip)
-        const rules: Rule[] = [{ kind: 'masqueradeFrom', family: f, saddr: e.ip }]
-        let set: string | undefined
-        if (affinity) {
-          set = affinitySetName(svc, p, e.ip, timeout)
-          r.sets[set] = { family: f, timeoutSeconds: timeout }
-          rules.push({ kind: 'affinityUpdate', family: f, set })
-        }
-        rules.push({ kind: 'dnat', family: f, protocol: p.protocol, ip: e.ip, port: p.targetPort })
-        r.chains[chain] = rules
-        epChains.set(e.ip, set === undefined ? { chain } : { chain, set })
-      }
-      const choose = (among: readonly Endpoint[]): Rule[] => {
-        const picked = among.map(e => epChains.get(e.ip)).filter((x): x is { chain: string, set?: string } => x !== undefined)
-        const checks: Rule[] = picked.flatMap(x => (x.set === undefined ? [] : [{ kind: 'affinityCheck', family: f, set: x.set, chain: x.chain } satisfies Rule]))
-        return [...checks, { kind: 'randomEndpoint', chains: picked.map(x => x.chain) }]
-      }
-      const svcChain = serviceChainName(svc, p, f)
-      r.chains[svcChain] = choose(eps)
-      addElement(r, `cluster-ips-${v}` as MapName, { ip: clusterIP, protocol: p.protocol, port: p.port, verdict: { goto: svcChain } })
-      if (nodePort === undefined) continue
-      if (svc.externalTrafficPolicy === 'Local') {
-        // Only this node's endpoints, and no masquerade: the endpoint sees the client's address.
-        if (local.length === 0) {
-          addElement(r, `no-endpoint-node-ports-${v}` as MapName, { protocol: p.protocol, port: nodePort, verdict: 'reject' })
-          continue
-        }
-        const ext = nodePortChainName(svc, p, f)
-        r.chains[ext] = choose(local)
-        addElement(r, `node-ports-${v}` as MapName, { protocol: p.protocol, port: nodePort, verdict: { goto: ext } })
-      } else {
-        // Any endpoint, maybe on another node: SNAT to this node so that the reply comes back through it.
-        const ext = nodePortChainName(svc, p, f)
-        r.chains[ext] = [{ kind: 'masquerade' }, { kind: 'goto', chain: svcChain }]
-        addElement(r, `node-ports-${v}` as MapName, { protocol: p.protocol, port: nodePort, verdict: { goto: ext } })
-      }
-    }
+  for (const s of Object.values(r.services)) {
+    Object.assign(t.chains, s.chains)
+    Object.assign(t.sets, s.sets)
+    for (const [map, es] of Object.entries(s.maps) as Array<[MapName, readonly MapElement[]]>) for (const e of es) t.maps[map].push(e)
+    for (const [map, es] of Object.entries(s.endpoints) as Array<[EndpointMapName, readonly EndpointSlots[]]>) for (const e of es) t.endpoints[map].push(e)
   }
+  return t
 }

@@ -6,7 +6,8 @@
 // partial update (one spawn) gets no new connection, ClientIP affinity holds a client to one endpoint, NodePort masquerades under Cluster and keeps
 // the client under Local, and another table in the namespace is never touched.
 import t, { type Test } from 'tap'
-import { serviceRuleset, type ServiceRuleset } from '../../lib/service/rules'
+import type { ServiceRuleset } from '../../lib/service/rules'
+import { serviceRuleset } from '../../lib/service/ruleset'
 import type { Endpoint, ServiceSpec } from '../../lib/service/types'
 import { Lab, type Netns } from '../harness/netns'
 import { type Answer, answerNames, answerSources, requests as echoRequests, startEchoServer } from '../harness/echo'

@@ -112,7 +112,7 @@ t.test('services across nodes: ClusterIP, affinity, hairpin, NodePort, endpoints
     await nsExec(n1.ns, ['nft', 'delete', 'element', 'inet', 'podmesh', 'cluster-ips-v4', `{ ${vip4} . tcp . 80 }`])
     const d = await diff(n1)
     t.not(d.code, 0, 'node-1: diff exits non-zero')
-    const line = new RegExp(`service map cluster-ips-v4: ${vip4.replace(/\./g, '\\.')} \\. tcp \\. 80 → (svc-\\S+) missing`).exec(d.out)
+    const line = new RegExp(`service map cluster-ips-v4: ${vip4.replace(/\./g, '\\.')} \\. tcp \\. 80 → (\\S+) missing`).exec(d.out)
     t.ok(line, `node-1: the missing element named: ${d.out.trim()}`)
     // Put it back as podmeshd had it (a full sync would, within the hour).
     await nsExec(n1.ns, ['nft', 'add', 'element', 'inet', 'podmesh', 'cluster-ips-v4', `{ ${vip4} . tcp . 80 : goto ${line?.[1] ?? ''} }`])

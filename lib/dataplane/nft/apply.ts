@@ -20,9 +20,18 @@ export class NftError extends Error {
 }
 export const isNftError = (e: unknown): e is NftError => e instanceof NftError
 
+/**
+ * How long one `nft -f` may run: exec.ts's 30 s for any command, plus 10 ms per KiB of script.
+ * nft loads podmesh's scripts here at 2.5–4 MB/s (a full sync of 10,000 services × 10 endpoints
+ * is 4.7 MB and takes 1.1–2 s on the shared 2-core machine, bench/README.md), so this allows a
+ * machine some 30 times slower before a full sync is called stuck: 76 s for those 4.7 MB, 30 s
+ * for a partial update of a few lines.
+ */
+export const nftTimeoutMs = (script: string): number => 30_000 + Math.ceil(Buffer.byteLength(script) / 1024) * 10
+
 async function nft (args: readonly string[], input?: string): Promise<string> {
   try {
-    return (await run(NFT, args, input === undefined ? {} : { input })).stdout
+    return (await run(NFT, args, input === undefined ? {} : { input, timeoutMs: nftTimeoutMs(input) })).stdout
   } catch (e) {
     if (isCommandError(e)) throw new NftError(e.command, e.stderr, e.exitCode, e)
     throw e

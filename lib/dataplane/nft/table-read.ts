@@ -1,7 +1,8 @@
 // The kernel's service table as `podmeshctl diff` compares it (lib/service/table-summary.ts):
-// `nft -j list table inet podmesh` read into chains with their rule counts, set names and every
-// map's elements with the chain each goes to. The JSON is nft's (libnftables' schema 1); what
-// does not have the shape podmesh writes is an error naming the object, never skipped silently.
+// `nft -j list table inet podmesh` read into chains with their rule counts, set names, every
+// map's elements with what each maps to (a chain, an endpoint) and set elements (with ''). The
+// JSON is nft's (libnftables' schema 1); what does not have the shape podmesh writes is an error
+// naming the object, never skipped silently.
 import { listServiceTable } from './apply'
 import type { TableSummary } from '../../service/table-summary'
 
@@ -20,10 +21,12 @@ function keyText (k: unknown, map: string): string {
   throw new TableReadError(`map ${map}: an element key of unknown shape: ${JSON.stringify(k)}`)
 }
 
-function verdictTarget (v: unknown, map: string): string {
+/** What an element maps to: a verdict's chain, or data (an endpoint's address and port) as render.ts writes it. */
+function valueText (v: unknown, map: string): string {
   const go = isObject(v) ? (v.goto ?? v.jump) : undefined
   if (isObject(go) && typeof go.target === 'string') return go.target
-  throw new TableReadError(`map ${map}: an element verdict of unknown shape: ${JSON.stringify(v)}`)
+  if (isObject(v) && Array.isArray(v.concat) && v.concat.every(p => typeof p === 'string' || typeof p === 'number')) return v.concat.join(' . ')
+  throw new TableReadError(`map ${map}: an element value of unknown shape: ${JSON.stringify(v)}`)
 }
 
 /** The summary of the `nftables` array of `nft -j list table inet podmesh`. Pure. */
@@ -38,13 +41,15 @@ export function summarizeTable (objects: readonly unknown[]): TableSummary {
     } else if (isObject(o.rule) && typeof o.rule.chain === 'string') {
       chains.set(o.rule.chain, (chains.get(o.rule.chain) ?? 0) + 1)
     } else if (isObject(o.set) && typeof o.set.name === 'string') {
-      sets.add(o.set.name)
+      const name = o.set.name
+      sets.add(name)
+      if (Array.isArray(o.set.elem)) elements.set(name, new Map(o.set.elem.map(e => [keyText(e, name), ''])))
     } else if (isObject(o.map) && typeof o.map.name === 'string') {
       const name = o.map.name
       const elems = new Map<string, string>()
       for (const e of Array.isArray(o.map.elem) ? o.map.elem : []) {
         if (!Array.isArray(e) || e.length !== 2) throw new TableReadError(`map ${name}: an element of unknown shape: ${JSON.stringify(e)}`)
-        elems.set(keyText(e[0], name), verdictTarget(e[1], name))
+        elems.set(keyText(e[0], name), valueText(e[1], name))
       }
       elements.set(name, elems)
     }
