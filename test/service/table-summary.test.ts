@@ -47,8 +47,9 @@ t.test('nft JSON summarized', async t => {
     { table: { family: 'inet', name: 'podmesh', handle: 1 } },
     { map: { family: 'inet', name: 'cluster-ips-v4', table: 'podmesh', type: ['ipv4_addr', 'inet_proto', 'inet_service'], map: 'verdict', elem: [[{ concat: ['10.96.0.11', 'udp', 53] }, { goto: { target: 'reject-no-endpoints' } }], [{ concat: ['10.96.0.10', 'tcp', 80] }, { goto: { target: 'svc-a' } }]] } },
     { map: { family: 'inet', name: 'node-ports-v6', table: 'podmesh', type: ['inet_proto', 'inet_service'], map: 'verdict' } },
-    { set: { family: 'inet', name: 'aff', table: 'podmesh', type: 'ipv4_addr', flags: ['timeout'], timeout: 10 } },
+    { set: { family: 'inet', name: 'aff', table: 'podmesh', type: 'ipv4_addr', flags: ['timeout'], timeout: 10, elem: [{ elem: { val: '10.244.9.9', expires: 7 } }] } },
     { set: { family: 'inet', name: 'hairpin-v4', table: 'podmesh', type: ['ipv4_addr', 'ipv4_addr'], elem: [{ concat: ['10.244.1.2', '10.244.1.2'] }] } },
+    { set: { family: 'inet', name: 'hairpin-v6', table: 'podmesh', type: ['ipv6_addr', 'ipv6_addr'] } },
     { map: { family: 'inet', name: 'endpoints-tcp-v4', table: 'podmesh', type: ['ipv4_addr', 'inet_service', 'integer'], map: 'ipv4_addr . inet_service', elem: [[{ concat: ['10.96.0.10', 80, 0] }, { concat: ['10.244.1.2', 8080] }]] } },
     { chain: { family: 'inet', table: 'podmesh', name: 'svc-a', handle: 5 } },
     { chain: { family: 'inet', table: 'podmesh', name: 'ep-b', handle: 7 } },
@@ -57,8 +58,10 @@ t.test('nft JSON summarized', async t => {
   ]
   const s = summarizeTable(json)
   t.strictSame([...s.chains], [['svc-a', 2], ['ep-b', 0]])
-  t.strictSame([...s.sets], ['aff', 'hairpin-v4'])
+  t.strictSame([...s.sets], ['aff', 'hairpin-v4', 'hairpin-v6'])
+  t.equal(s.elements.get('hairpin-v6')?.size, 0, 'an empty set (nft leaves out its elem) has no elements, and is there')
   t.strictSame([...(s.elements.get('hairpin-v4') ?? new Map())], [['10.244.1.2 . 10.244.1.2', '']], 'a set\'s elements, with nothing mapped')
+  t.strictSame([...(s.elements.get('aff') ?? new Map())], [['10.244.9.9', '']], 'a dynamic set\'s element, unwrapped from its timeout')
   t.strictSame([...(s.elements.get('endpoints-tcp-v4') ?? new Map())], [['10.96.0.10 . 80 . 0', '10.244.1.2 . 8080']], 'an endpoint map: slot → address . port')
   t.strictSame([...(s.elements.get('cluster-ips-v4') ?? new Map())], [['10.96.0.11 . udp . 53', 'reject-no-endpoints'], ['10.96.0.10 . tcp . 80', 'svc-a']])
   t.equal(s.elements.get('node-ports-v6')?.size, 0, 'a map without elements')

@@ -16,6 +16,8 @@ const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null 
 
 /** An element key as render.ts writes it: concatenated parts joined by " . ". */
 function keyText (k: unknown, map: string): string {
+  // An element with a timeout (a dynamic affinity set's client) comes wrapped: {"elem": {"val": …, "expires": …}}.
+  if (isObject(k) && isObject(k.elem) && 'val' in k.elem) return keyText(k.elem.val, map)
   if (typeof k === 'string' || typeof k === 'number') return String(k)
   if (isObject(k) && Array.isArray(k.concat) && k.concat.every(p => typeof p === 'string' || typeof p === 'number')) return k.concat.join(' . ')
   throw new TableReadError(`map ${map}: an element key of unknown shape: ${JSON.stringify(k)}`)
@@ -43,7 +45,8 @@ export function summarizeTable (objects: readonly unknown[]): TableSummary {
     } else if (isObject(o.set) && typeof o.set.name === 'string') {
       const name = o.set.name
       sets.add(name)
-      if (Array.isArray(o.set.elem)) elements.set(name, new Map(o.set.elem.map(e => [keyText(e, name), ''])))
+      // nft leaves `elem` out of an empty set.
+      elements.set(name, new Map((Array.isArray(o.set.elem) ? o.set.elem : []).map(e => [keyText(e, name), ''])))
     } else if (isObject(o.map) && typeof o.map.name === 'string') {
       const name = o.map.name
       const elems = new Map<string, string>()
