@@ -1,17 +1,18 @@
 // Keeps this node's service rules (table inet podmesh) equal to what etcd says (issue #11):
-// services/ and pods/ read whole, the pods judged against the node records (pod-trust.ts), the
-// endpoints resolved, the ruleset computed, and one `nft -f` brings the kernel there — a diff
-// against the last ruleset that landed, or a full sync when that is unknown (the first pass,
-// after a failed apply, after the table went missing) or an hour old (drift inside the table). Level-triggered: watch events, node
-// record changes, a periodic resync (which also checks the table is there) and retries after a
-// failure all run the same pass, serialized and coalesced. Library code: it emits, never logs.
+// services/ and pods/ read once and then followed change by change (service-inputs.ts), the pods
+// judged against the node records (pod-trust.ts), the endpoints resolved, the ruleset computed
+// (one builder across passes: an unchanged service's part is reused), and one `nft -f` brings the
+// kernel there — a diff against the last ruleset that landed, or a full sync when that is unknown
+// (the first pass, after a failed apply, after the table went missing) or an hour old (drift
+// inside the table). Each pass works from the whole in-memory view: watch events, node record
+// changes, a periodic resync (which also checks the table is there) and retries after a failure
+// all run the same pass, serialized and coalesced. Library code: it emits, never logs.
 import { EventEmitter } from 'node:events'
 import type { StoreClient } from '../store/client'
 import { Backoff, type BackoffOptions } from '../store/backoff'
-import { listServices } from '../store/service-read'
-import { listPods } from '../store/pods'
 import { podKey } from '../store/service-keys'
-import { currentRevision, watchServiceInputs } from '../store/service-watch'
+import { watchServiceInputs } from '../store/service-watch'
+import { ServiceInputs } from '../store/service-inputs'
 import { applyServiceRules, serviceTableExists, type ApplyKind } from '../dataplane/nft/apply'
 import { resolveEndpoints } from '../service/endpoints'
 import type { ServiceRuleset } from '../service/rules'
@@ -83,10 +84,13 @@ export class ServiceSync extends EventEmitter<ServiceSyncEvents> {
    * field, since each pass reads fresh objects from etcd), so a change costs what it changes.
    */
   private readonly builder = new RulesetBuilder()
+  /** services/ and pods/ as last read and watched: a pass reads them from memory. */
+  private readonly inputs: ServiceInputs
 
   constructor (o: ServiceSyncOptions) {
     super()
     this.o = o
+    this.inputs = new ServiceInputs(o.client, o.prefix)
     this.passBackoff = new Backoff(o.retryBackoff)
     this.watchBackoff = new Backoff(o.retryBackoff)
   }
@@ -134,16 +138,16 @@ export class ServiceSync extends EventEmitter<ServiceSyncEvents> {
   /** The last ruleset that landed (podmeshctl-like readers and tests). */
   get current (): ServiceRuleset | undefined { return this.applied }
 
-  /** Reads the revision, asks for a pass, watches from there; a failed or compacted watch starts over. */
+  /** Reads services/ and pods/, asks for a pass, watches from there; a failed or compacted watch starts over. */
   private async watch (): Promise<void> {
     while (!this.stopped) {
       try {
-        const revision = await currentRevision(this.o.client, this.o.prefix)
+        const revision = await this.inputs.load()
         this.trigger('start')
         const outcome = await watchServiceInputs(this.o.client, this.o.prefix, {
           fromRevision: revision + 1n,
           signal: this.stopper.signal,
-          onChange: () => { this.watchBackoff.reset(); this.trigger('watch') }
+          onChange: (_revision, events) => { this.inputs.apply(events); this.watchBackoff.reset(); this.trigger('watch') }
         })
         if (outcome === 'stopped') return
       } catch (e) {
@@ -182,13 +186,10 @@ export class ServiceSync extends EventEmitter<ServiceSyncEvents> {
 
   private async passOnce (reason: ServiceSyncReason, checkTable: boolean): Promise<void> {
     const t0 = Date.now()
-    const { client, prefix, node } = this.o
-    const skipped: Array<[string, string]> = []
-    const [services, pods] = await Promise.all([
-      listServices(client, prefix, (key, e) => skipped.push([key, e.message])),
-      listPods(client, prefix, (key, e) => skipped.push([key, e.message]))
-    ])
-    const { accepted, rejected } = trustedPods(pods, this.o.nodeSubnets())
+    const { prefix, node } = this.o
+    const skipped: Array<[string, string]> = [...this.inputs.skipped()]
+    const services = this.inputs.serviceList()
+    const { accepted, rejected } = trustedPods(this.inputs.podList(), this.o.nodeSubnets())
     for (const r of rejected) skipped.push([podKey(prefix, r.pod.node, r.pod.id), r.reason])
     this.report(skipped)
     const endpoints = resolveEndpoints(services, accepted, node)

@@ -9,7 +9,7 @@ import { type StoreClient, storeCall } from './client'
 import { isKeyError } from './keys'
 import { parseServiceKey, serviceKey, servicesPrefix } from './service-keys'
 import { ServiceStoreError } from './service-store-error'
-import { type BadValue, listValid } from './value-list'
+import { type BadValue, type ValueReader, listValid } from './value-list'
 
 /** Values per page: at most 64 KiB each (MAX_SERVICE_VALUE_BYTES), so a page stays within 4 MiB. */
 export const SERVICE_LIST_PAGE = 64
@@ -45,9 +45,12 @@ export const serviceNotFound = (name: string, prefix: string): ServiceStoreError
 
 /** Every valid service, in name order, read at one revision. */
 export async function listServices (client: StoreClient, prefix: string, onBad: BadValue): Promise<ServiceSpec[]> {
-  return await listValid(client, servicesPrefix(prefix), {
-    pageLimit: SERVICE_LIST_PAGE,
-    parseKey: key => parseServiceKey(prefix, key),
-    parseValue: parseServiceValue
-  }, onBad)
+  return await listValid(client, servicesPrefix(prefix), serviceReader(prefix), onBad)
 }
+
+/** How a services/ key and value are read and checked (the list above, and the daemon's watch). */
+export const serviceReader = (prefix: string): ValueReader<string, ServiceSpec> => ({
+  pageLimit: SERVICE_LIST_PAGE,
+  parseKey: key => parseServiceKey(prefix, key),
+  parseValue: parseServiceValue
+})

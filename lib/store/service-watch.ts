@@ -1,11 +1,11 @@
 // What a node's service rules are made of changes under two folders: services/ (what the
 // operator wants) and pods/ (what the nodes' CNI plugins report). The daemon reads both whole and
-// watches both from the revision it read at: level-triggered, so a watch says only that something
-// changed. Both watches share one end: the first to end (stopped, compacted, failed) ends the other.
+// watches both from the revision it read at (service-inputs.ts folds each change in). Both
+// watches share one end: the first to end (stopped, compacted, failed) ends the other.
 import type { StoreClient } from './client'
 import { storeCall } from './client'
 import { prefixEnd } from './keys'
-import { watchPrefix } from './prefix-watch'
+import { type PrefixEvent, watchPrefix } from './prefix-watch'
 import { podsPrefix, servicesPrefix } from './service-keys'
 
 /** etcd's current revision (a count-only read of services/: a linearizable read, no values). */
@@ -19,7 +19,7 @@ export interface ServiceInputWatch {
   /** The first revision to report: the revision of the read plus one. */
   fromRevision: bigint
   signal: AbortSignal
-  onChange: (revision: bigint) => void
+  onChange: (revision: bigint, events: readonly PrefixEvent[]) => void
 }
 
 /** Watches services/ and pods/ until the signal aborts ('stopped'), etcd compacted past the start ('compacted'), or a watch fails (throws its StoreError). */

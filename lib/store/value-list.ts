@@ -21,17 +21,29 @@ export interface ValueReader<K, V> {
 
 /** Every valid value under `folder`, in key order, read at one revision. */
 export async function listValid<K, V> (client: StoreClient, folder: string, reader: ValueReader<K, V>, onBad: BadValue): Promise<V[]> {
-  const out: V[] = []
-  for await (const page of rangePages(client, folder, { limit: reader.pageLimit })) {
+  return (await listValidEntries(client, folder, reader, onBad)).map(([, v]) => v)
+}
+
+/** The same, with each value's key, read at `revision` when given (else the current one). */
+export async function listValidEntries<K, V> (client: StoreClient, folder: string, reader: ValueReader<K, V>, onBad: BadValue, revision?: string): Promise<Array<[string, V]>> {
+  const out: Array<[string, V]> = []
+  for await (const page of rangePages(client, folder, { limit: reader.pageLimit, ...(revision !== undefined ? { revision } : {}) })) {
     for (const kv of page.kvs) {
       const key = kv.key.toString()
-      try {
-        out.push(reader.parseValue(key, reader.parseKey(key), kv.value.toString()))
-      } catch (e) {
-        if (!isKeyError(e) && !isServiceValueError(e)) throw e
-        onBad(key, e)
-      }
+      const v = parseValid(reader, key, kv.value.toString(), onBad)
+      if (v !== undefined) out.push([key, v])
     }
   }
   return out
+}
+
+/** One key and value through the reader's parsers; a bad one goes to `onBad` and gives undefined. */
+export function parseValid<K, V> (reader: ValueReader<K, V>, key: string, text: string, onBad: BadValue): V | undefined {
+  try {
+    return reader.parseValue(key, reader.parseKey(key), text)
+  } catch (e) {
+    if (!isKeyError(e) && !isServiceValueError(e)) throw e
+    onBad(key, e)
+    return undefined
+  }
 }
