@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync, existsSync, openSync, closeSync, mkdirSync, readFi
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
-import { cniAdd, cniDel, type CniResult } from './cni-runtime'
+import { cniAdd, cniDel, type CniResult, type PortMapping } from './cni-runtime'
 
 export { waitFor, waitForValue } from '../harness/wait'
 
@@ -197,8 +197,8 @@ export class LabNode {
     try { return readFileSync(this.logFile, 'utf8').trim().split('\n').slice(-lines).join('\n') } catch { return '(no log)' }
   }
 
-  /** A pod through the node's conflist; `labels` go to the plugins as the CNI conventions' args.cni.labels. */
-  async addPod (j: number, o: { labels?: Readonly<Record<string, string>> } = {}): Promise<LabPod> {
+  /** A pod through the node's conflist; `labels` go to the plugins as the CNI conventions' args.cni.labels, `portMappings` to portmap (hostPorts). */
+  async addPod (j: number, o: { labels?: Readonly<Record<string, string>>, portMappings?: PortMapping[] } = {}): Promise<LabPod> {
     const name = `${this.name}-p${j}`
     const ns = `${this.lab.id}${this.index}p${j}`
     await sh('ip', ['netns', 'add', ns])
@@ -207,7 +207,8 @@ export class LabNode {
     const labels = Object.entries(o.labels ?? {}).map(([key, value]) => ({ key, value }))
     const result: CniResult = await cniAdd({
       ...this.cniCall(ns),
-      ...(labels.length > 0 ? { args: { cni: { labels } } } : {})
+      ...(labels.length > 0 ? { args: { cni: { labels } } } : {}),
+      ...(o.portMappings !== undefined ? { capabilityArgs: { portMappings: o.portMappings } } : {})
     })
     const ips = (result.ips ?? []).map(i => i.address.split('/')[0] as string)
     const pod = { name, node: this, ns, ips }

@@ -83,8 +83,9 @@ t.test('services across nodes: ClusterIP, affinity, hairpin, NodePort, endpoints
     t.ok(answerNames(hairpin).includes('a1'), 'hairpin: a1 answered its own call')
   })
 
+  let outside = ''
   await t.test('3. NodePort from outside the cluster on every node; Local keeps the client address and refuses without a local endpoint', async t => {
-    const outside = await outsideClient(lab)
+    outside = await outsideClient(lab)
     for (const n of lab.nodes) {
       const cluster = await requests(outside, 'tcp', n.underlayIp, 30080, 30)
       t.strictSame(cluster.filter(a => typeof a === 'string'), [], `Cluster policy on ${n.name}: every request answered`)
@@ -98,6 +99,13 @@ t.test('services across nodes: ClusterIP, affinity, hairpin, NodePort, endpoints
     t.strictSame(answerNames(on2), ['a2', 'a3'], 'Local on node-2: its two endpoints')
     t.strictSame([...answerSources(on2, 'a2'), ...answerSources(on2, 'a3')], [OUTSIDE_V4, OUTSIDE_V4], 'Local on node-2: the client address preserved')
     t.strictSame(await requests(outside, 'tcp', n3.underlayIp, 30081, 2), ['ERR:ECONNREFUSED', 'ERR:ECONNREFUSED'], 'Local on node-3 (no endpoint there): refused')
+  })
+
+  await t.test('6. a hostPort from the conflist (portmap, before podmesh\'s plugin) answers on the node', async t => {
+    const h1 = await n1.addPod(3, { portMappings: [{ hostPort: 31080, containerPort: TARGET, protocol: 'tcp' }] })
+    await startEchoServer(top, h1.ns, 'h1', TARGET)
+    const as = await requests(outside, 'tcp', n1.underlayIp, 31080, 5)
+    t.strictSame(answerNames(as), ['h1'], 'node-1:31080 answered by the pod behind the hostPort')
   })
 
   await t.test('podmeshctl diff and status cover the service table: in sync, an element deleted by hand named, counts per node', async t => {
