@@ -1,6 +1,7 @@
 // Echo servers and clients for service tests, in network namespaces (by name): a server answers
 // a TCP connection or a UDP datagram with "<name> <source address it saw>", so a test sees which
-// endpoint answered and whether the client's address was kept.
+// endpoint answered and whether the client's address was kept; on port + 1 it keeps a TCP
+// connection open and answers each line with "<name> <line>" (held connections).
 import type { Test } from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
@@ -10,8 +11,10 @@ const SERVER = `
 const net = require('net'), dgram = require('dgram')
 const [name, port] = [process.argv[1], Number(process.argv[2])]
 let ready = 0
-const up = () => { if (++ready === 3) console.log('ready') }
+const up = () => { if (++ready === 4) console.log('ready') }
 net.createServer(s => s.end(name + ' ' + s.remoteAddress.replace(/^::ffff:/, '') + '\\n')).listen({ port, host: '::', ipv6Only: false }, up)
+// port + 1: a connection that stays, answering each line with the server's name and the line.
+net.createServer(s => { s.setEncoding('utf8'); s.on('data', d => s.write(name + ' ' + d)); s.on('error', () => {}) }).listen({ port: port + 1, host: '::', ipv6Only: false }, up)
 for (const type of ['udp4', 'udp6']) {
   const u = dgram.createSocket({ type, ipv6Only: type === 'udp6' })
   u.on('message', (m, r) => u.send(name + ' ' + r.address, r.port, r.address))
@@ -67,3 +70,35 @@ export const answerNames = (as: Array<Answer | string>): string[] => [...new Set
 /** The source addresses endpoint `name` saw, sorted. */
 export const answerSources = (as: Array<Answer | string>, name: string): string[] =>
   [...new Set(as.flatMap(a => (typeof a !== 'string' && a.name === name ? [a.source] : [])))].sort()
+
+// Connects once and keeps the connection: each line on stdin is sent, each answer printed.
+const HOLD = `
+const net = require('net'), rl = require('readline')
+const s = net.connect({ host: process.argv[1], port: Number(process.argv[2]) })
+s.setEncoding('utf8')
+s.on('data', d => process.stdout.write(d))
+s.on('error', e => { console.log('ERR:' + e.code); process.exit(1) })
+s.on('close', () => { console.log('ERR:closed'); process.exit(1) })
+rl.createInterface({ input: process.stdin }).on('line', l => s.write(l + '\\n'))`
+
+export interface HeldConnection {
+  /** Sends a line; resolves with the answer ("<endpoint> <line>") or "ERR:<why>" (ERR:timeout after `timeoutMs`). */
+  ask: (line: string, timeoutMs?: number) => Promise<string>
+}
+
+/** A TCP connection from namespace `ns` to host:port that stays open (ended in teardown). */
+export async function holdConnection (t: Test, ns: string, host: string, port: number): Promise<HeldConnection> {
+  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', HOLD, host, String(port)], { stdio: ['pipe', 'pipe', 'inherit'], detached: true })
+  t.teardown(() => { try { if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL') } catch {} })
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream })
+  const waiting: Array<(l: string) => void> = []
+  lines.on('line', l => waiting.shift()?.(l.trim()))
+  return {
+    ask: async (line, timeoutMs = 5000) => await new Promise<string>(resolve => {
+      const timer = setTimeout(() => { waiting.splice(waiting.indexOf(done), 1); resolve('ERR:timeout') }, timeoutMs)
+      const done = (l: string): void => { clearTimeout(timer); resolve(l) }
+      waiting.push(done)
+      child.stdin?.write(line + '\n')
+    })
+  }
+}

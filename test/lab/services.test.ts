@@ -8,7 +8,7 @@
 // expired, get no new connection 2 s after etcd has the change.
 import t from 'tap'
 import { Lab, LabNode, type LabPod, SERVICE_CIDR4, SERVICE_CIDR6, nsExec, sh, sleep, waitFor } from './cluster'
-import { answerNames, answerSources, requests, startEchoServer } from '../harness/echo'
+import { type HeldConnection, answerNames, answerSources, holdConnection, requests, startEchoServer } from '../harness/echo'
 
 const TARGET = 8080
 const ROUTER_V4 = '192.0.2.254'
@@ -37,6 +37,8 @@ t.test('services across nodes: ClusterIP, affinity, hairpin, NodePort, endpoints
   const svc = await add('web', '--port', `80:${TARGET}/tcp`, '--port', `53:${TARGET}/udp`, '--selector', 'app=web')
   const sticky = await add('sticky', '--port', `53:${TARGET}/udp`, '--selector', 'app=web', '--session-affinity', 'ClientIP')
   const np = await add('web-np', '--type', 'NodePort', '--port', `80:${TARGET}`, '--node-port', '30080', '--selector', 'app=web')
+  // The servers' held-connection port (TARGET + 1), for an established connection across endpoint changes.
+  const long = await add('long', '--port', `81:${TARGET + 1}/tcp`, '--selector', 'app=web')
   const local = await add('web-local', '--type', 'NodePort', '--port', `80:${TARGET}`, '--node-port', '30081', '--selector', 'app=web', '--external-traffic-policy', 'Local')
   t.equal(svc.clusterIPs.length, 2, `web has a cluster IP per family: ${svc.clusterIPs.join(', ')}`)
   t.equal(np.ports[0]?.nodePort, 30080)
@@ -125,12 +127,12 @@ t.test('services across nodes: ClusterIP, affinity, hairpin, NodePort, endpoints
     // Put it back as podmeshd had it (a full sync would, within the hour).
     await nsExec(n1.ns, ['nft', 'add', 'element', 'inet', 'podmesh', 'cluster-ips-v4', `{ ${vip4} . tcp . 80 : goto ${line?.[1] ?? ''} }`])
     t.equal((await diff(n1)).code, 0, 'node-1: in sync again')
-    // Each node's status says what its rules hold (4 services; 3 pods × 2 addresses behind each).
+    // Each node's status says what its rules hold (5 services; 3 pods × 2 addresses behind each).
     await waitFor('podmeshctl status to show every node\'s service rules', 20_000, async () => {
       const status = await lab.ctl('status')
-      return lab.nodes.every(n => new RegExp(`^${n.name}: service rules: 4 services, 24 endpoints, in sync with etcd at \\S+$`, 'm').test(status))
+      return lab.nodes.every(n => new RegExp(`^${n.name}: service rules: 5 services, 30 endpoints, in sync with etcd at \\S+$`, 'm').test(status))
     })
-    t.pass('podmeshctl status: every node has 4 services, 24 endpoints, in sync')
+    t.pass('podmeshctl status: every node has 5 services, 30 endpoints, in sync')
   })
 
   await t.test('hostile values in etcd are skipped and logged; the rest goes on', async t => {
@@ -182,6 +184,16 @@ t.test('services across nodes: ClusterIP, affinity, hairpin, NodePort, endpoints
       t.comment(`${what}: gone from etcd; asking 2 s later (${Date.now() - at} ms)`)
     }
 
+    // An established connection to an endpoint that stays (not a3) must survive the change.
+    let held: HeldConnection | undefined
+    let first = ''
+    for (let i = 0; i < 20 && held === undefined; i++) {
+      const c = await holdConnection(t, c1.ns, long.clusterIPs[0] as string, 81)
+      first = await c.ask('hello')
+      if (/^a[124] hello$/.test(first) || /^b1 hello$/.test(first)) held = c
+    }
+    t.ok(held !== undefined, `a held connection to an endpoint other than a3: ${first}`)
+
     const before = (await podKeys('node-2')).length
     await n2.delPod(a3)
     await gone('a3 (CNI DEL)', 'node-2', keys => keys.length === before - 1)
@@ -190,6 +202,8 @@ t.test('services across nodes: ClusterIP, affinity, hairpin, NodePort, endpoints
       t.strictSame(as.filter(a => typeof a === 'string'), [], `after a3's DEL, ${vip}: every request answered`)
       t.notOk(answerNames(as).includes('a3'), `after a3's DEL, ${vip}: a3 gets none (${answerNames(as).join(', ')})`)
     }
+    const endpoint = first.split(' ')[0] ?? ''
+    t.equal(await held?.ask('again'), `${endpoint} again`, `the established connection to ${endpoint} still answers after the endpoint set changed`)
 
     const pid = n3.daemon?.pid
     t.ok(pid !== undefined, 'node-3 runs podmeshd')
